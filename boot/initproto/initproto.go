@@ -1,0 +1,189 @@
+// Package initproto is the contract between the host and kitinit, the guest's
+// PID 1: the configuration the assembler writes into the image (ConfigPath),
+// the events kitinit reports on its event channel, and the commands the host
+// may send back on that channel. Both sides import it, so it must stay free of
+// host-only or guest-only dependencies.
+package initproto
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ConfigPath is where the assembler puts kitinit's configuration.
+const ConfigPath = "/etc/kitinit.json"
+
+// Kernel command-line parameters the hypervisor sets for kitinit.
+const (
+	// ParamChannel names the guest device of the event channel, e.g.
+	// kitrun.channel=/dev/ttyS1. Absent: kitinit reports on no channel.
+	ParamChannel = "kitrun.channel"
+	// ParamChannelModules lists modules (comma separated, in load order) that
+	// must be loaded before the channel device exists, e.g. virtio_console.
+	ParamChannelModules = "kitrun.chanmods"
+)
+
+// Config is kitinit's whole configuration. It is derived from the spec by the
+// assembler; kitinit never sees YAML.
+type Config struct {
+	Hostname string   `json:"hostname"`
+	Modules  []string `json:"modules,omitempty"` // absolute .ko paths in load order
+	// LateModules are loaded after all-ready (e.g. the power button), so
+	// they cost nothing on the path to ready.
+	LateModules []string `json:"late_modules,omitempty"`
+	Network     *Network  `json:"network,omitempty"`
+	Onboot      []Task    `json:"onboot,omitempty"`
+	Onshutdown  []Task    `json:"onshutdown,omitempty"`
+	Services    []Service `json:"services,omitempty"`
+	SSH         *SSH      `json:"ssh,omitempty"`
+}
+
+// Network is a static configuration of the first non-loopback interface.
+type Network struct {
+	Address string `json:"address"` // CIDR
+	Gateway string `json:"gateway,omitempty"`
+	DNS     string `json:"dns,omitempty"`
+}
+
+// Exec is how to run one program.
+type Exec struct {
+	Path string            `json:"path"` // absolute path in the image
+	Args []string          `json:"args,omitempty"`
+	Env  map[string]string `json:"env,omitempty"`
+	Dir  string            `json:"dir,omitempty"`
+	UID  uint32            `json:"uid"`
+	GID  uint32            `json:"gid"`
+}
+
+// Task is an onboot or onshutdown step, run to completion.
+type Task struct {
+	Name    string   `json:"name"`
+	Exec    Exec     `json:"exec"`
+	Timeout Duration `json:"timeout"`
+}
+
+// Service is a supervised long-running program.
+type Service struct {
+	Name    string  `json:"name"`
+	Exec    Exec    `json:"exec"`
+	Restart Restart `json:"restart"`
+	Ready   *Ready  `json:"ready,omitempty"`
+}
+
+// Restart policies.
+const (
+	RestartAlways    = "always"
+	RestartOnFailure = "on-failure"
+	RestartNever     = "never"
+)
+
+// Restart is a restart policy with exponential backoff.
+type Restart struct {
+	Policy      string   `json:"policy"`
+	Backoff     Duration `json:"backoff"`
+	MaxBackoff  Duration `json:"max_backoff"`
+	MaxRestarts int      `json:"max_restarts,omitempty"`
+}
+
+// Ready is a readiness probe; exactly one kind is set.
+type Ready struct {
+	TCP      string   `json:"tcp,omitempty"` // host:port
+	Unix     string   `json:"unix,omitempty"`
+	File     string   `json:"file,omitempty"`
+	Exec     []string `json:"exec,omitempty"`
+	Log      string   `json:"log,omitempty"`
+	Timeout  Duration `json:"timeout"`
+	Interval Duration `json:"interval"`
+}
+
+// SSH configures kitinit's SSH server.
+type SSH struct {
+	Port           int    `json:"port"`
+	HostKeyPath    string `json:"host_key"`        // PEM private key in the image
+	AuthorizedKeys string `json:"authorized_keys"` // path in the image
+}
+
+// Duration is a time.Duration that reads and writes as a Go duration string.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Event kinds, in the order a healthy boot reports them.
+const (
+	EvInitStart     = "init-start"
+	EvModulesLoaded = "modules-loaded"
+	EvNetworkUp     = "network-up"
+	EvTaskDone      = "task-done"
+	EvTaskFailed    = "task-failed"
+	EvServiceStart  = "service-started"
+	EvServiceReady  = "service-ready"
+	EvServiceFailed = "service-failed" // exited and will not be restarted, or probe timed out
+	EvServiceExit   = "service-exited" // exited, will be restarted
+	EvAllReady      = "all-ready"
+	EvShutdown      = "shutdown"     // shutdown started (Detail says why)
+	EvShutdownDone  = "shutdown-done" // about to power off
+	EvError         = "error"         // kitinit itself hit a problem (Detail)
+	EvMemory        = "memory"        // answer to CmdMemory
+)
+
+// Event is one line on the event channel. Uptime is the guest's
+// CLOCK_BOOTTIME in seconds when the event happened: comparable between
+// events, never with host clocks.
+type Event struct {
+	Uptime float64  `json:"t"`
+	Kind   string   `json:"ev"`
+	Name   string   `json:"name,omitempty"`   // task or service
+	Detail string   `json:"detail,omitempty"` // human-readable
+	Status *int     `json:"status,omitempty"` // exit status, when a process ended
+	Log    []string `json:"log,omitempty"`    // last output lines, on failures
+	// Data carries kind-specific figures (e.g. memory in bytes).
+	Data map[string]int64 `json:"data,omitempty"`
+}
+
+// Prefix starts every event line, so that the host can tell events from noise
+// (a kernel message that strays onto the channel, a half line after reset).
+const Prefix = "@kitrun "
+
+// Encode renders an event as one line, Prefix included, newline terminated.
+func (e Event) Encode() []byte {
+	b, _ := json.Marshal(e)
+	return append(append([]byte(Prefix), b...), '\n')
+}
+
+// DecodeEvent parses a line written by Encode (with or without its newline).
+func DecodeEvent(line string) (Event, error) {
+	line = strings.TrimRight(line, "\r\n")
+	i := strings.Index(line, Prefix)
+	if i < 0 {
+		return Event{}, fmt.Errorf("not an event line: %q", line)
+	}
+	var e Event
+	if err := json.Unmarshal([]byte(line[i+len(Prefix):]), &e); err != nil {
+		return Event{}, fmt.Errorf("bad event line %q: %w", line, err)
+	}
+	return e, nil
+}
+
+// Commands the host writes to the channel, one per line.
+const (
+	CmdPoweroff = "poweroff" // run onshutdown, stop services, power off
+	CmdReboot   = "reboot"
+	CmdMemory   = "memory" // answer with an EvMemory event
+)
