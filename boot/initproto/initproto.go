@@ -32,7 +32,7 @@ type Config struct {
 	Modules  []string `json:"modules,omitempty"` // absolute .ko paths in load order
 	// LateModules are loaded after all-ready (e.g. the power button), so
 	// they cost nothing on the path to ready.
-	LateModules []string `json:"late_modules,omitempty"`
+	LateModules []string  `json:"late_modules,omitempty"`
 	Network     *Network  `json:"network,omitempty"`
 	Onboot      []Task    `json:"onboot,omitempty"`
 	Onshutdown  []Task    `json:"onshutdown,omitempty"`
@@ -137,7 +137,7 @@ const (
 	EvServiceFailed = "service-failed" // exited and will not be restarted, or probe timed out
 	EvServiceExit   = "service-exited" // exited, will be restarted
 	EvAllReady      = "all-ready"
-	EvShutdown      = "shutdown"     // shutdown started (Detail says why)
+	EvShutdown      = "shutdown"      // shutdown started (Detail says why)
 	EvShutdownDone  = "shutdown-done" // about to power off
 	EvError         = "error"         // kitinit itself hit a problem (Detail)
 	EvMemory        = "memory"        // answer to CmdMemory
