@@ -20,8 +20,11 @@ const (
 	// ParamChannel names the guest device of the event channel, e.g.
 	// kitrun.channel=/dev/ttyS1. Absent: kitinit reports on no channel.
 	ParamChannel = "kitrun.channel"
-	// ParamChannelModules lists modules (comma separated, in load order) that
-	// must be loaded before the channel device exists, e.g. virtio_console.
+	// ParamChannelModules names the modules (comma separated) this machine
+	// type needs for its channel and NIC, e.g. virtio_mmio,virtio_console.
+	// kitinit loads each, dependencies first, from Config.Available, before
+	// it opens the channel. The image holds the union for every machine of
+	// its arch; only the booted machine's share is loaded.
 	ParamChannelModules = "kitrun.chanmods"
 )
 
@@ -30,6 +33,9 @@ const (
 type Config struct {
 	Hostname string   `json:"hostname"`
 	Modules  []string `json:"modules,omitempty"` // absolute .ko paths in load order
+	// Available lists every module in the image by name, for the
+	// machine-specific ones named on the kernel command line.
+	Available map[string]Module `json:"available,omitempty"`
 	// LateModules are loaded after all-ready (e.g. the power button), so
 	// they cost nothing on the path to ready.
 	LateModules []string  `json:"late_modules,omitempty"`
@@ -38,6 +44,12 @@ type Config struct {
 	Onshutdown  []Task    `json:"onshutdown,omitempty"`
 	Services    []Service `json:"services,omitempty"`
 	SSH         *SSH      `json:"ssh,omitempty"`
+}
+
+// Module is a kernel module in the image.
+type Module struct {
+	Path    string   `json:"path"`
+	Depends []string `json:"depends,omitempty"` // names, each in Available
 }
 
 // Network is a static configuration of the first non-loopback interface.

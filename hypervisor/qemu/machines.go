@@ -29,8 +29,10 @@ func virtconsoleMMIO(chardev string) []string {
 	return []string{"-device", "virtio-serial-device", "-device", "virtconsole,chardev=" + chardev}
 }
 
-func nicPCI(netdev string) []string  { return []string{"-device", "virtio-net-pci,netdev=" + netdev} }
-func nicMMIO(netdev string) []string { return []string{"-device", "virtio-net-device,netdev=" + netdev} }
+func nicPCI(netdev string) []string { return []string{"-device", "virtio-net-pci,netdev=" + netdev} }
+func nicMMIO(netdev string) []string {
+	return []string{"-device", "virtio-net-device,netdev=" + netdev}
+}
 
 // machines is keyed by arch name, then machine name.
 var machines = map[string]map[string]machineType{

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -180,7 +181,7 @@ func commandLine(cfg hypervisor.Config, mt machineType, hw archHardware, accel, 
 		"-m", strconv.Itoa(mem),
 		"-smp", strconv.Itoa(cpus),
 		"-kernel", cfg.Kernel,
-		"-append", kernelCmdline(cfg.Cmdline, hw),
+		"-append", kernelCmdline(cfg.Cmdline, hw, cfg.Network),
 		"-chardev", "socket,id=con,fd=3",
 		"-serial", "chardev:con",
 		"-chardev", "socket,id=chan,fd=4",
@@ -204,7 +205,7 @@ func commandLine(cfg hypervisor.Config, mt machineType, hw archHardware, accel, 
 
 // kernelCmdline appends the wiring kitinit and the kernel need to the
 // image's own command line.
-func kernelCmdline(image string, hw archHardware) string {
+func kernelCmdline(image string, hw archHardware, network bool) string {
 	parts := []string{}
 	if s := strings.TrimSpace(image); s != "" {
 		parts = append(parts, s)
@@ -215,8 +216,16 @@ func kernelCmdline(image string, hw archHardware) string {
 		// QEMU's exit: a panic never hangs a run.
 		"panic=-1",
 		initproto.ParamChannel+"="+hw.Channel)
-	if len(hw.ChannelModules) > 0 {
-		parts = append(parts, initproto.ParamChannelModules+"="+strings.Join(hw.ChannelModules, ","))
+	mods := append([]string(nil), hw.ChannelModules...)
+	if network {
+		for _, m := range hw.NICModules {
+			if !slices.Contains(mods, m) {
+				mods = append(mods, m)
+			}
+		}
+	}
+	if len(mods) > 0 {
+		parts = append(parts, initproto.ParamChannelModules+"="+strings.Join(mods, ","))
 	}
 	return strings.Join(parts, " ")
 }
@@ -458,7 +467,9 @@ func (m *machine) stop(ctx context.Context, grace time.Duration) error {
 		}
 		return nil
 	})
-	result = multierror.Append(result, errs.Wait().Errors...)
+	if err := errs.Wait(); err != nil {
+		result = multierror.Append(result, err.Errors...)
+	}
 	cancel()
 	if m.waitDone(ctx, grace) {
 		return nil // a clean power-off forgives a failed request

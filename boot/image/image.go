@@ -1,0 +1,126 @@
+// Package image owns the on-disk form of an assembled image: a directory
+// holding the kernel, the compressed initramfs, the kernel command line and a
+// JSON manifest that accounts for every byte in the initramfs.
+package image
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/kitrun/kitrun/boot/arch"
+)
+
+// File names inside an image directory.
+const (
+	KernelFile   = "kernel"
+	InitrdFile   = "initrd.img"
+	CmdlineFile  = "cmdline"
+	ManifestFile = "manifest.json"
+)
+
+// ManifestVersion is the schema version of manifest.json.
+const ManifestVersion = 1
+
+// Manifest describes an image. It holds no timestamps or host paths that
+// vary between builds, so identical inputs give an identical manifest.
+type Manifest struct {
+	Version int    `json:"version"`
+	Name    string `json:"name"`
+	Arch    string `json:"arch"`
+	Kernel  Blob   `json:"kernel"`
+	// KernelVersion is the kernel release (uname -r of the guest).
+	KernelVersion string `json:"kernel_version"`
+	Initrd        Initrd `json:"initrd"`
+	Cmdline       string `json:"cmdline"`
+	// Network is the spec's network mode: "none" or "user".
+	Network string `json:"network"`
+	// SSH is the guest port of kitinit's SSH server, 0 when off.
+	SSH      int      `json:"ssh,omitempty"`
+	Services []string `json:"services,omitempty"`
+	Modules  []string `json:"modules,omitempty"`
+	Files    []Entry  `json:"files"`
+}
+
+// Blob is a file of the image directory.
+type Blob struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// Initrd is the initramfs: compressed on disk, its content listed in Files.
+type Initrd struct {
+	Blob
+	Compression      string `json:"compression"`
+	UncompressedSize int64  `json:"uncompressed_size"`
+}
+
+// Entry is one file in the initramfs and what put it there.
+type Entry struct {
+	Path   string `json:"path"`
+	Type   string `json:"type"` // file, dir, symlink, chardev
+	Mode   string `json:"mode"` // octal permission bits
+	UID    int    `json:"uid"`
+	GID    int    `json:"gid"`
+	Size   int64  `json:"size,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	Target string `json:"target,omitempty"` // symlink target
+	// Origin says what put the entry there: "kitinit", "kernel module
+	// virtio_net", "service web", "onboot task prepare", "files[2]",
+	// "shared library of service web", "kitrun" (skeleton).
+	Origin string `json:"origin"`
+}
+
+// Image is an image directory, loaded.
+type Image struct {
+	Dir      string
+	Kernel   string
+	Initrd   string
+	Cmdline  string
+	Arch     arch.Arch
+	Manifest Manifest
+}
+
+// Load reads the image in dir.
+func Load(dir string) (*Image, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s is not a kitrun image (no %s); build one with `kitrun build SPEC -o DIR`", dir, ManifestFile)
+		}
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%s: corrupt manifest: %v", filepath.Join(dir, ManifestFile), err)
+	}
+	if m.Version != ManifestVersion {
+		return nil, fmt.Errorf("%s: manifest version %d, this kitrun reads %d", dir, m.Version, ManifestVersion)
+	}
+	a, err := arch.Lookup(m.Arch)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", dir, err)
+	}
+	img := &Image{
+		Dir:      dir,
+		Kernel:   filepath.Join(dir, KernelFile),
+		Initrd:   filepath.Join(dir, InitrdFile),
+		Cmdline:  m.Cmdline,
+		Arch:     a,
+		Manifest: m,
+	}
+	for _, p := range []string{img.Kernel, img.Initrd} {
+		if _, err := os.Stat(p); err != nil {
+			return nil, fmt.Errorf("image %s is incomplete: %v", dir, err)
+		}
+	}
+	return img, nil
+}
+
+// Exists reports whether dir holds an image.
+func Exists(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, ManifestFile))
+	return err == nil
+}

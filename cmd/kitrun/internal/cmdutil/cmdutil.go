@@ -1,0 +1,184 @@
+// Package cmdutil holds what kitrun's commands share: exit codes, the
+// mapping of library errors to them, and loading a spec or an image from a
+// command-line argument.
+package cmdutil
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/assemble"
+	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/spec"
+	"github.com/kitrun/kitrun/hypervisor/vm"
+)
+
+// Exit codes, each distinct and documented in README.md.
+const (
+	ExitOK            = 0
+	ExitFailure       = 1 // usage or any other error
+	ExitBuild         = 2 // the spec or the build failed
+	ExitBootTimeout   = 3 // the boot deadline passed
+	ExitServiceFailed = 4 // a service or onboot task failed
+	ExitPanic         = 5 // the guest kernel panicked
+	ExitEarlyExit     = 6 // the machine exited before all-ready
+	ExitInterrupted   = 130
+)
+
+// ExitError carries an exit code through cobra.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string { return e.Err.Error() }
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// WithCode wraps err with an exit code.
+func WithCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ExitError{Code: code, Err: err}
+}
+
+// CodeOf maps an error to kitrun's exit code.
+func CodeOf(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		return ee.Code
+	}
+	var (
+		te *vm.TimeoutError
+		se *vm.ServiceError
+		ke *vm.TaskError
+		pe *vm.PanicError
+		xe *vm.ExitedError
+		sp *spec.Errors
+	)
+	switch {
+	case errors.As(err, &sp):
+		return ExitBuild
+	case errors.As(err, &te):
+		return ExitBootTimeout
+	case errors.As(err, &se), errors.As(err, &ke):
+		return ExitServiceFailed
+	case errors.As(err, &pe):
+		return ExitPanic
+	case errors.As(err, &xe):
+		return ExitEarlyExit
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	}
+	return ExitFailure
+}
+
+// IsSpecPath says whether a command-line argument names a spec file rather
+// than an image directory.
+func IsSpecPath(p string) bool {
+	ext := strings.ToLower(filepath.Ext(p))
+	return ext == ".yml" || ext == ".yaml"
+}
+
+// BuildOptions are the flags every command that may build shares.
+type BuildOptions struct {
+	Arch        string
+	Compression string
+	CacheDir    string
+}
+
+// AssembleOptions turns flags into assembler options.
+func (o BuildOptions) AssembleOptions() (assemble.Options, error) {
+	a := arch.Host()
+	if o.Arch != "" {
+		var err error
+		if a, err = arch.Lookup(o.Arch); err != nil {
+			return assemble.Options{}, err
+		}
+	}
+	return assemble.Options{Arch: a, Compression: o.Compression, CacheDir: o.CacheDir}, nil
+}
+
+// Build parses and assembles a spec into outDir. Errors carry ExitBuild.
+func Build(ctx context.Context, specPath, outDir string, o BuildOptions) (*assemble.Result, error) {
+	opts, err := o.AssembleOptions()
+	if err != nil {
+		return nil, WithCode(ExitFailure, err)
+	}
+	s, err := spec.Parse(specPath)
+	if err != nil {
+		return nil, WithCode(ExitBuild, err)
+	}
+	res, err := assemble.Build(ctx, s, outDir, opts)
+	if err != nil {
+		return nil, WithCode(ExitBuild, err)
+	}
+	return res, nil
+}
+
+// LoadImage takes a spec (built into the cache, a no-op when unchanged) or
+// an image directory.
+func LoadImage(ctx context.Context, arg string, o BuildOptions, log io.Writer) (*image.Image, error) {
+	if !IsSpecPath(arg) {
+		if st, err := os.Stat(arg); err == nil && !st.IsDir() {
+			return nil, WithCode(ExitFailure, fmt.Errorf("%s: expected a spec (.yml) or an image directory", arg))
+		}
+		img, err := image.Load(arg)
+		if err != nil {
+			return nil, WithCode(ExitFailure, err)
+		}
+		if o.Arch != "" {
+			if a, err := arch.Lookup(o.Arch); err == nil && a.Name != img.Arch.Name {
+				return nil, WithCode(ExitFailure, fmt.Errorf("image %s is for %s, not %s", arg, img.Arch.Name, a.Name))
+			}
+		}
+		return img, nil
+	}
+	opts, err := o.AssembleOptions()
+	if err != nil {
+		return nil, WithCode(ExitFailure, err)
+	}
+	cache := opts.CacheDir
+	if cache == "" {
+		cache = assemble.DefaultCacheDir()
+	}
+	res, err := Build(ctx, arg, filepath.Join(cache, "images", opts.Arch.Name), o)
+	if err != nil {
+		return nil, err
+	}
+	if log != nil {
+		how := "built"
+		if res.Cached {
+			how = "up to date"
+		}
+		fmt.Fprintf(log, "kitrun: image %s (%s) %s in %s\n", res.Image.Manifest.Name, res.Image.Arch.Name, how, res.Took.Round(1e6))
+	}
+	return res.Image, nil
+}
+
+// ParseMemory reads a memory size in MiB: "256", "256M", "1G".
+func ParseMemory(s string) (int, error) {
+	t := strings.ToUpper(strings.TrimSpace(s))
+	mult := 1
+	switch {
+	case strings.HasSuffix(t, "G"), strings.HasSuffix(t, "GB"), strings.HasSuffix(t, "GIB"):
+		mult = 1024
+		t = strings.TrimRight(t, "GIB")
+	case strings.HasSuffix(t, "M"), strings.HasSuffix(t, "MB"), strings.HasSuffix(t, "MIB"):
+		t = strings.TrimRight(t, "MIB")
+	}
+	var n int
+	if _, err := fmt.Sscanf(t, "%d", &n); err != nil || n <= 0 || fmt.Sprint(n) != t {
+		return 0, fmt.Errorf("bad memory size %q; use e.g. 128M or 1G", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,45 @@
+// Package root wires kitrun's commands together and maps their errors to
+// exit codes.
+package root
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/run"
+)
+
+// New returns the root command.
+func New(stdout, stderr io.Writer) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:           "kitrun",
+		Short:         "Assemble, boot, measure and test minimal Linux images",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	cmd.AddCommand(build.New(), run.New())
+	return cmd
+}
+
+// Main runs kitrun with args and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	cmd := New(stdout, stderr)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	if err == nil {
+		return cmdutil.ExitOK
+	}
+	code := cmdutil.CodeOf(err)
+	var ee *cmdutil.ExitError
+	if !(errors.As(err, &ee) && ee.Err == nil) {
+		fmt.Fprintf(stderr, "kitrun: %v\n", err)
+	}
+	return code
+}

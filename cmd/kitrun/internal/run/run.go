@@ -1,0 +1,162 @@
+// Package run is `kitrun run`: boot a spec or an image and follow it.
+package run
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
+	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/qemu"
+	"github.com/kitrun/kitrun/hypervisor/vm"
+)
+
+// Options are run's flags and arguments.
+type Options struct {
+	Target     string // spec or image directory
+	Timeout    time.Duration
+	Memory     string
+	CPUs       int
+	Accel      string
+	Machine    string
+	Publish    []string
+	ConsoleLog string
+	UntilReady bool
+	Grace      time.Duration
+	cmdutil.BuildOptions
+}
+
+// New returns the command.
+func New() *cobra.Command {
+	o := &Options{}
+	cmd := &cobra.Command{
+		Use:   "run SPEC|IMAGE",
+		Short: "Boot a spec (built if needed) or an image directory",
+		Long: `Boot a spec (built into kitrun's cache first when it changed) or an image
+directory made by kitrun build. The console streams to stdout (or to
+--console-log); at all-ready kitrun prints the boot timeline to stderr. The VM
+stays up until the guest powers off or you press Ctrl-C, which powers it off
+gracefully; with --until-ready kitrun powers it off as soon as every service
+is ready.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Target = args[0]
+			return Run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "deadline for reaching all-ready")
+	f.StringVar(&o.Memory, "mem", "256M", "guest memory (e.g. 128M, 1G)")
+	f.IntVar(&o.CPUs, "cpus", 1, "virtual CPUs")
+	f.StringVar(&o.Accel, "accel", "auto", "accelerator: auto (probe KVM, else TCG), kvm or tcg")
+	f.StringVar(&o.Machine, "machine", "", "machine type (x86_64: q35, microvm; aarch64: virt)")
+	f.StringArrayVar(&o.Publish, "publish", nil, "forward a host port to a guest port: [ADDR:]HOSTPORT:GUESTPORT (ADDR defaults to 127.0.0.1)")
+	f.StringVar(&o.ConsoleLog, "console-log", "", "write the console to this file instead of stdout")
+	f.BoolVar(&o.UntilReady, "until-ready", false, "power off once every service is ready and exit 0")
+	f.DurationVar(&o.Grace, "grace", 10*time.Second, "how long a graceful power-off may take before it is forced")
+	build.AddBuildFlags(cmd, &o.BuildOptions)
+	return cmd
+}
+
+// Run boots the target and follows it until it ends.
+func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
+	mem, err := cmdutil.ParseMemory(o.Memory)
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
+	var publish []hypervisor.PortForward
+	for _, p := range o.Publish {
+		pf, err := hypervisor.ParsePortForward(p)
+		if err != nil {
+			return cmdutil.WithCode(cmdutil.ExitFailure, err)
+		}
+		publish = append(publish, pf)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	img, err := cmdutil.LoadImage(ctx, o.Target, o.BuildOptions, stderr)
+	if err != nil {
+		return err
+	}
+	console := stdout
+	if o.ConsoleLog != "" {
+		f, err := os.Create(o.ConsoleLog)
+		if err != nil {
+			return cmdutil.WithCode(cmdutil.ExitFailure, err)
+		}
+		defer f.Close()
+		console = f
+	}
+
+	// The first Ctrl-C powers the guest off gracefully; kitrun's own exit
+	// then takes QEMU with it in any case.
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	v, err := vm.Boot(ctx, &qemu.Backend{}, img, vm.Options{
+		Machine: o.Machine, Accel: o.Accel, MemoryMiB: mem, CPUs: o.CPUs,
+		Publish: publish, Console: console,
+	})
+	if err != nil {
+		return err
+	}
+	info := v.Machine.Info()
+	fmt.Fprintf(stderr, "kitrun: booting %s on %s/%s, accel %s (%s)\n", img.Manifest.Name, info.Arch, info.Machine, info.Accel, info.AccelReason)
+	for _, p := range info.Publish {
+		fmt.Fprintf(stderr, "kitrun: guest port %d published on %s:%d\n", p.GuestPort, p.HostAddr, p.HostPort)
+	}
+
+	waitErr := v.WaitReady(sigCtx, o.Timeout)
+	if waitErr != nil {
+		shutdownErr := v.Shutdown(context.Background(), o.Grace)
+		if errors.Is(waitErr, context.Canceled) {
+			return cmdutil.WithCode(cmdutil.ExitInterrupted, errors.Join(errors.New("interrupted"), shutdownErr))
+		}
+		return waitErr
+	}
+	PrintTimeline(stderr, v.Timeline())
+	if o.UntilReady {
+		start := time.Now()
+		if err := v.Shutdown(context.Background(), o.Grace); err != nil {
+			return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("ready, but the shutdown was not clean: %w", err))
+		}
+		fmt.Fprintf(stderr, "kitrun: ready; powered off cleanly in %s\n", time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	select {
+	case <-v.Exited():
+		if err := v.Machine.Err(); err != nil {
+			return cmdutil.WithCode(cmdutil.ExitEarlyExit, fmt.Errorf("machine exited: %w", err))
+		}
+		fmt.Fprintln(stderr, "kitrun: guest powered off")
+		return nil
+	case <-sigCtx.Done():
+		fmt.Fprintln(stderr, "kitrun: powering off")
+		if err := v.Shutdown(context.Background(), o.Grace); err != nil {
+			return cmdutil.WithCode(cmdutil.ExitFailure, err)
+		}
+		return nil
+	}
+}
+
+// PrintTimeline writes the boot stages on both clocks.
+func PrintTimeline(w io.Writer, marks []vm.Mark) {
+	fmt.Fprintf(w, "%-32s %10s %10s\n", "stage", "host", "guest")
+	for _, m := range marks {
+		guest := "-"
+		if m.Guest >= 0 {
+			guest = fmt.Sprintf("%.3fs", m.Guest)
+		}
+		fmt.Fprintf(w, "%-32s %9.3fs %10s\n", m.Stage, m.Host.Seconds(), guest)
+	}
+}
