@@ -1,0 +1,41 @@
+# kitrun's Makefile: every target installs what it needs on a fresh Debian
+# machine (QEMU from Debian's packages, Debian kernels into the cache).
+
+GO          ?= go
+KITRUN_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kitrun
+KERNEL_DIR  := $(KITRUN_CACHE)/kernels
+SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+QEMU_PKGS   := qemu-system-x86 qemu-system-arm qemu-utils
+TEST_TIMEOUT ?= 40m
+
+export KITRUN_CACHE
+
+.PHONY: all build deps qemu kernels test run bench clean
+
+all: build
+
+build: bin/kitrun
+
+bin/kitrun: $(shell find . -name '*.go' -not -path './out/*') go.mod go.sum
+	$(GO) build -o $@ ./cmd/kitrun
+
+deps: qemu kernels
+
+qemu:
+	@if ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-system-aarch64 >/dev/null; then \
+		echo "installing QEMU: $(QEMU_PKGS)"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(QEMU_PKGS); \
+	fi
+
+kernels:
+	@scripts/fetch-kernels.sh "$(KERNEL_DIR)" amd64 arm64
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+
+run: deps build
+	bin/kitrun run examples/minimal.yml --until-ready
+
+clean:
+	rm -rf bin out
