@@ -152,11 +152,12 @@ func (b *Backend) Start(ctx context.Context, cfg hypervisor.Config) (hypervisor.
 		if err != nil {
 			detail = err.Error()
 		}
-		m.emit(hypervisor.Event{Kind: hypervisor.EvExited, Detail: detail})
-		close(m.done)
 		m.closeMonitor()
 		m.closeFiles()
 		m.removeRuntimeDir()
+		m.emit(hypervisor.Event{Kind: hypervisor.EvExited, Detail: detail})
+		// Done means gone: process reaped, sockets closed, files removed.
+		close(m.done)
 		m.closeEvents()
 	}()
 	return m, nil

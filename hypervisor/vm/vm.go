@@ -40,16 +40,17 @@ type VM struct {
 	Image   *image.Image
 	Machine hypervisor.Machine
 
-	mu       sync.Mutex
-	stage    string
-	marks    []Mark
-	ready    chan struct{}
-	failure  error
-	failed   chan struct{}
-	exited   chan struct{}
-	services map[string]*ServiceState
-	waiters  []waiter
-	tail     func(int) []string
+	mu        sync.Mutex
+	stage     string
+	guestSeen bool
+	marks     []Mark
+	ready     chan struct{}
+	failure   error
+	failed    chan struct{}
+	exited    chan struct{}
+	services  map[string]*ServiceState
+	waiters   []waiter
+	tail      func(int) []string
 }
 
 // ServiceState is what the host knows of a guest service.
@@ -141,14 +142,21 @@ func (v *VM) handle(ev hypervisor.Event) {
 	}
 	if ev.Guest == nil {
 		switch ev.Kind {
-		case hypervisor.EvVMMReady, hypervisor.EvKernelStart:
+		case hypervisor.EvVMMReady:
 			v.markLocked(ev.Kind, ev.Host, -1)
+		case hypervisor.EvKernelStart:
+			// With `quiet` the first printk line may come at power-off;
+			// only one before init is the kernel's start.
+			if !v.guestSeen {
+				v.markLocked(ev.Kind, ev.Host, -1)
+			}
 		case hypervisor.EvGuestPanic:
 			v.failLocked(&PanicError{Stage: v.stage, Line: ev.Detail, Console: v.consoleTail(20)})
 		}
 		return
 	}
 	g := ev.Guest
+	v.guestSeen = true
 	stage := g.Kind
 	if g.Name != "" {
 		stage += " " + g.Name
@@ -180,6 +188,12 @@ func (v *VM) handle(ev hypervisor.Event) {
 	case initproto.EvTaskFailed:
 		if !isClosed(v.ready) {
 			v.failLocked(&TaskError{Task: g.Name, Detail: g.Detail, Log: g.Log, Status: g.Status})
+		}
+	case initproto.EvError:
+		// kitinit could not do something the image asks for (bring up
+		// the network, say): before all-ready that fails the boot.
+		if !isClosed(v.ready) {
+			v.failLocked(&GuestError{Stage: v.stage, Detail: g.Detail})
 		}
 	case initproto.EvAllReady:
 		v.markLocked(stage, ev.Host, g.Uptime)
@@ -360,6 +374,16 @@ type TaskError struct {
 
 func (e *TaskError) Error() string {
 	return fmt.Sprintf("onboot task %s failed: %s%s", e.Task, e.Detail, logBlock("its last output", e.Log))
+}
+
+// GuestError: kitinit reported a problem before all-ready.
+type GuestError struct {
+	Stage  string
+	Detail string
+}
+
+func (e *GuestError) Error() string {
+	return fmt.Sprintf("kitinit failed after stage %s: %s", e.Stage, e.Detail)
 }
 
 // PanicError: the guest kernel panicked.

@@ -25,7 +25,7 @@ const (
 	ExitFailure       = 1 // usage or any other error
 	ExitBuild         = 2 // the spec or the build failed
 	ExitBootTimeout   = 3 // the boot deadline passed
-	ExitServiceFailed = 4 // a service or onboot task failed
+	ExitServiceFailed = 4 // a service, an onboot task or kitinit itself failed
 	ExitPanic         = 5 // the guest kernel panicked
 	ExitEarlyExit     = 6 // the machine exited before all-ready
 	ExitInterrupted   = 130
@@ -61,6 +61,7 @@ func CodeOf(err error) int {
 		te *vm.TimeoutError
 		se *vm.ServiceError
 		ke *vm.TaskError
+		ge *vm.GuestError
 		pe *vm.PanicError
 		xe *vm.ExitedError
 		sp *spec.Errors
@@ -70,7 +71,7 @@ func CodeOf(err error) int {
 		return ExitBuild
 	case errors.As(err, &te):
 		return ExitBootTimeout
-	case errors.As(err, &se), errors.As(err, &ke):
+	case errors.As(err, &se), errors.As(err, &ke), errors.As(err, &ge):
 		return ExitServiceFailed
 	case errors.As(err, &pe):
 		return ExitPanic
