@@ -111,7 +111,7 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		return err
 	}
 	info := v.Machine.Info()
-	fmt.Fprintf(stderr, "kitrun: booting %s on %s/%s, accel %s (%s)\n", img.Manifest.Name, info.Arch, info.Machine, info.Accel, info.AccelReason)
+	fmt.Fprintf(stderr, "kitrun: booting %s on %s/%s (qemu pid %d), accel %s (%s)\n", img.Manifest.Name, info.Arch, info.Machine, info.PID, info.Accel, info.AccelReason)
 	for _, p := range info.Publish {
 		fmt.Fprintf(stderr, "kitrun: guest port %d published on %s:%d\n", p.GuestPort, p.HostAddr, p.HostPort)
 	}
