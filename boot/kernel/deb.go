@@ -1,0 +1,411 @@
+package kernel
+
+import (
+	"archive/tar"
+	"bufio"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/blakesmith/ar"
+	"github.com/ulikunitz/xz"
+)
+
+// Layout of an extraction directory, cacheDir/<first 16 hex digits of the
+// .deb's SHA-256>/:
+//
+//	boot/vmlinuz-<ver>, boot/config-<ver>
+//	lib/modules/<ver>/...        (as in the package)
+//	kitrun-kernel.json           (manifest, see below)
+//	kitrun-modindex.json         (module index cache, written by Modules)
+//
+// An extraction is built in a temporary sibling directory ".tmp-<key>-*" and
+// renamed into place when complete, so the existence of cacheDir/<key> means
+// a finished extraction. Concurrent FromDeb calls for the same package
+// serialise on the lock file cacheDir/<key>.lock; the loser of the race finds
+// the winner's extraction.
+const (
+	manifestName   = "kitrun-kernel.json"
+	indexCacheName = "kitrun-modindex.json"
+	manifestFormat = 1
+	keyLen         = 16
+)
+
+type manifest struct {
+	Format     int
+	SHA256     string
+	Deb        string // the .deb it was extracted from (informational)
+	Version    string
+	Image      string // relative to the extraction directory
+	Config     string `json:",omitempty"`
+	ModulesDir string
+}
+
+// FromDeb returns the kernel in a Debian linux-image .deb, extracting the
+// kernel image, its config and lib/modules/ into cacheDir/<key>/ on first use
+// (key: the first 16 hex digits of the package's SHA-256). Later calls find
+// the finished extraction and return without reading the package (the hash
+// is remembered per path, size and mtime in cacheDir/.debsums/).
+//
+// Extraction is pure Go; everything but boot/vmlinuz*, boot/config* and
+// lib/modules/** (also usr/lib/modules/**) is skipped, as are symlinks and
+// hard links. Entries whose names are absolute or escape with ".." make the
+// package invalid.
+func FromDeb(ctx context.Context, debPath, cacheDir string) (*Kernel, error) {
+	if cacheDir == "" {
+		return nil, errors.New("kernel: FromDeb needs a cache directory")
+	}
+	deb, err := filepath.Abs(debPath)
+	if err != nil {
+		return nil, err
+	}
+	if cacheDir, err = filepath.Abs(cacheDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("kernel cache: %w", err)
+	}
+	sum, err := debSum(deb, cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	key := sum[:keyLen]
+	dest := filepath.Join(cacheDir, key)
+	if k, err := loadExtraction(dest); err == nil {
+		return k, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+
+	unlock, err := lock(ctx, filepath.Join(cacheDir, key+".lock"))
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Someone may have finished while we waited for the lock.
+	if k, err := loadExtraction(dest); err == nil {
+		return k, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	// Leftovers of interrupted extractions: nobody else can be writing them
+	// while we hold the lock.
+	if lockWorks {
+		stale, _ := filepath.Glob(filepath.Join(cacheDir, ".tmp-"+key+"-*"))
+		for _, s := range stale {
+			os.RemoveAll(s)
+		}
+	}
+	tmp, err := os.MkdirTemp(cacheDir, ".tmp-"+key+"-")
+	if err != nil {
+		return nil, fmt.Errorf("kernel cache: %w", err)
+	}
+	m, err := extractDeb(ctx, deb, tmp)
+	if err == nil {
+		m.SHA256, m.Deb = sum, deb
+		err = writeJSON(filepath.Join(tmp, manifestName), m)
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o755) // MkdirTemp made it private
+	}
+	if err == nil {
+		if err = os.Rename(tmp, dest); err != nil {
+			// Without a working lock another process may have won the race.
+			if k, lerr := loadExtraction(dest); lerr == nil {
+				os.RemoveAll(tmp)
+				return k, nil
+			}
+		}
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	return loadExtraction(dest)
+}
+
+// loadExtraction reads a finished extraction's manifest. A missing directory
+// gives an error wrapping fs.ErrNotExist.
+func loadExtraction(dir string) (*Kernel, error) {
+	b, err := os.ReadFile(filepath.Join(dir, manifestName))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, serr := os.Stat(dir); serr == nil {
+				return nil, fmt.Errorf("kernel cache %s has no %s; it was not made by kitrun, remove it", dir, manifestName)
+			}
+		}
+		return nil, err
+	}
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil || m.Format != manifestFormat {
+		return nil, fmt.Errorf("kernel cache %s: unreadable manifest (format %d, %v); remove the directory", dir, m.Format, err)
+	}
+	k := &Kernel{
+		Version:    m.Version,
+		Image:      filepath.Join(dir, filepath.FromSlash(m.Image)),
+		ModulesDir: filepath.Join(dir, filepath.FromSlash(m.ModulesDir)),
+		indexCache: filepath.Join(dir, indexCacheName),
+	}
+	if m.Config != "" {
+		k.Config = filepath.Join(dir, filepath.FromSlash(m.Config))
+	}
+	return k, nil
+}
+
+// debSum returns the hex SHA-256 of the package, remembering it in
+// cacheDir/.debsums/ keyed by path and checked against size, mtime and inode.
+func debSum(deb, cacheDir string) (string, error) {
+	st, err := os.Stat(deb)
+	if err != nil {
+		return "", fmt.Errorf("kernel package: %w", err)
+	}
+	type memo struct {
+		Path    string
+		Size    int64
+		ModTime int64
+		Ino     uint64
+		SHA256  string
+	}
+	want := memo{Path: deb, Size: st.Size(), ModTime: st.ModTime().UnixNano(), Ino: inode(st)}
+	p := sha256.Sum256([]byte(deb))
+	memoFile := filepath.Join(cacheDir, ".debsums", hex.EncodeToString(p[:8])+".json")
+	if b, err := os.ReadFile(memoFile); err == nil {
+		var got memo
+		if json.Unmarshal(b, &got) == nil && len(got.SHA256) == 64 {
+			sum := got.SHA256
+			got.SHA256 = ""
+			if got == want {
+				return sum, nil
+			}
+		}
+	}
+	f, err := os.Open(deb)
+	if err != nil {
+		return "", fmt.Errorf("kernel package: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("kernel package %s: %w", deb, err)
+	}
+	want.SHA256 = hex.EncodeToString(h.Sum(nil))
+	// The memo is only an optimisation: ignore failures to write it.
+	if os.MkdirAll(filepath.Dir(memoFile), 0o755) == nil {
+		writeJSON(memoFile, want)
+	}
+	return want.SHA256, nil
+}
+
+// writeJSON writes v to file atomically (temporary file and rename).
+func writeJSON(file string, v any) error {
+	b, err := json.MarshalIndent(v, "", "\t")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(file), ".tmp-"+filepath.Base(file)+"-")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(append(b, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), file)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}
+
+// extractDeb unpacks the wanted parts of the package's data.tar.* into dir.
+func extractDeb(ctx context.Context, deb, dir string) (*manifest, error) {
+	f, err := os.Open(deb)
+	if err != nil {
+		return nil, fmt.Errorf("kernel package: %w", err)
+	}
+	defer f.Close()
+	var magic [8]byte
+	if _, err := f.ReadAt(magic[:], 0); err != nil || string(magic[:]) != "!<arch>\n" {
+		return nil, fmt.Errorf("%s is not a Debian package (no ar archive header)", deb)
+	}
+	arr := ar.NewReader(f)
+	for {
+		h, err := arr.Next()
+		if err == io.EOF {
+			return nil, fmt.Errorf("%s is not a Debian package: no data.tar member", deb)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: reading ar archive: %w", deb, err)
+		}
+		name := strings.TrimSuffix(strings.TrimSpace(h.Name), "/")
+		if !strings.HasPrefix(name, "data.tar") {
+			continue
+		}
+		var tr io.Reader
+		switch name {
+		case "data.tar.xz":
+			// The xz reader reads in small pieces, and the ar reader has
+			// no buffering of its own.
+			xr, err := xz.NewReader(bufio.NewReaderSize(arr, 1<<20))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", deb, name, err)
+			}
+			tr = xr
+		case "data.tar.gz":
+			gr, err := gzip.NewReader(bufio.NewReaderSize(arr, 1<<20))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", deb, name, err)
+			}
+			tr = gr
+		case "data.tar":
+			tr = arr
+		default:
+			return nil, fmt.Errorf("%s: %s: unsupported compression (kitrun reads .xz and .gz)", deb, name)
+		}
+		m, err := extractTar(ctx, tr, dir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", deb, err)
+		}
+		return m, nil
+	}
+}
+
+// wanted selects the package members kitrun needs.
+func wanted(name string) bool {
+	return strings.HasPrefix(name, "boot/vmlinuz") || strings.HasPrefix(name, "boot/vmlinux") ||
+		strings.HasPrefix(name, "boot/config") ||
+		strings.HasPrefix(name, "lib/modules/") || strings.HasPrefix(name, "usr/lib/modules/")
+}
+
+func extractTar(ctx context.Context, r io.Reader, dir string) (*manifest, error) {
+	tr := tar.NewReader(r)
+	buf := make([]byte, 256<<10)
+	madeDirs := map[string]bool{}
+	mkdir := func(rel string) error {
+		if madeDirs[rel] {
+			return nil
+		}
+		if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(rel)), 0o755); err != nil {
+			return err
+		}
+		madeDirs[rel] = true
+		return nil
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("data.tar: %w", err)
+		}
+		name, err := cleanTarName(h.Name)
+		if err != nil {
+			return nil, err
+		}
+		if name == "" || !wanted(name) {
+			continue
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := mkdir(name); err != nil {
+				return nil, err
+			}
+		case tar.TypeReg:
+			if err := mkdir(path.Dir(name)); err != nil {
+				return nil, err
+			}
+			out, err := os.OpenFile(filepath.Join(dir, filepath.FromSlash(name)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(h.Mode)&0o755|0o644)
+			if err != nil {
+				return nil, err
+			}
+			_, err = io.CopyBuffer(out, tr, buf)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return nil, fmt.Errorf("extracting %s: %w", name, err)
+			}
+		default:
+			// Symlinks, hard links, devices: a kernel package has none kitrun
+			// needs.
+		}
+	}
+	return describe(dir)
+}
+
+// cleanTarName turns "./lib/modules/x" into "lib/modules/x", "" for the root,
+// and rejects names that would land outside the extraction directory.
+func cleanTarName(name string) (string, error) {
+	if strings.HasPrefix(name, "/") || strings.Contains(name, "\\") {
+		return "", fmt.Errorf("data.tar: refusing entry %q: absolute or backslashed path", name)
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == ".." {
+			return "", fmt.Errorf("data.tar: refusing entry %q: path escapes with \"..\"", name)
+		}
+	}
+	c := path.Clean(name)
+	if c == "." {
+		return "", nil
+	}
+	return c, nil
+}
+
+// describe finds the version, image, config and modules in an extraction.
+func describe(dir string) (*manifest, error) {
+	var mods []string // relative paths of lib/modules/<ver> directories
+	for _, base := range []string{"lib/modules", "usr/lib/modules"} {
+		ents, err := os.ReadDir(filepath.Join(dir, filepath.FromSlash(base)))
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				mods = append(mods, base+"/"+e.Name())
+			}
+		}
+	}
+	sort.Strings(mods)
+	if len(mods) != 1 {
+		return nil, fmt.Errorf("want exactly one lib/modules/<version> directory in the package, found %d (%s)", len(mods), strings.Join(mods, ", "))
+	}
+	m := &manifest{Format: manifestFormat, ModulesDir: mods[0], Version: path.Base(mods[0])}
+	for _, img := range []string{"boot/vmlinuz-" + m.Version, "boot/vmlinux-" + m.Version} {
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(img))); err == nil {
+			m.Image = img
+			break
+		}
+	}
+	if m.Image == "" {
+		return nil, fmt.Errorf("no boot/vmlinuz-%s in the package", m.Version)
+	}
+	if cfg := "boot/config-" + m.Version; fileExists(filepath.Join(dir, filepath.FromSlash(cfg))) {
+		m.Config = cfg
+	}
+	return m, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
