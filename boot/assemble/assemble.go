@@ -517,6 +517,7 @@ func ids(user, group string) (uint32, uint32, error) {
 // write packs the initramfs (or takes it from the cache) and writes the
 // image directory atomically: a reader sees the old image or the new one.
 func (b *builder) write(dest string, comp compressor) (bool, error) {
+	b.addParents()
 	names := make([]string, 0, len(b.files))
 	for n := range b.files {
 		names = append(names, n)
@@ -611,6 +612,19 @@ func (b *builder) write(dest string, comp compressor) (bool, error) {
 		return false, err
 	}
 	return cached, replaceDir(tmp, dest)
+}
+
+// addParents adds every missing parent directory explicitly, so that the
+// manifest lists exactly what the archive holds.
+func (b *builder) addParents() {
+	for name := range b.files {
+		for d := path.Dir(name); d != "/"; d = path.Dir(d) {
+			if _, ok := b.files[d]; ok {
+				break
+			}
+			b.files[d] = &entry{rec: cpio.Dir(d, 0o755), origin: "kitrun (parent directory)"}
+		}
+	}
 }
 
 type initrdMeta struct {
