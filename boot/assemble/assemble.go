@@ -336,6 +336,9 @@ func (b *builder) addSkeleton() {
 	// The kernel opens /dev/console for init's stdio before devtmpfs is
 	// mounted; without this node kitinit starts with no output at all.
 	b.put(&entry{rec: cpio.CharDev("/dev/console", 0o600, 5, 1), origin: "kitrun"})
+	// Go's runtime opens /dev/null for any of fds 0-2 that is closed, and
+	// dies without it: PID 1 dying is a kernel panic.
+	b.put(&entry{rec: cpio.CharDev("/dev/null", 0o666, 1, 3), origin: "kitrun"})
 	for _, l := range []struct{ name, target string }{{"/bin", "usr/bin"}, {"/sbin", "usr/sbin"}} {
 		b.put(&entry{rec: cpio.Symlink(l.name, l.target), origin: "kitrun"})
 	}

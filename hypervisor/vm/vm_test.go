@@ -316,3 +316,39 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+// TestMinimalAarch64 boots the minimal example on aarch64 under TCG: the
+// channel is virtio-console on virtio-mmio there, loaded by kitinit from the
+// machine's module list.
+func TestMinimalAarch64(t *testing.T) {
+	a := qemutest.Require(t, "aarch64")
+	img := qemutest.BuildSpec(t, a, example(t, "minimal.yml"))
+	v, err := vm.Boot(context.Background(), &qemu.Backend{}, img, vm.Options{Accel: "auto"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Shutdown(context.Background(), 5*time.Second)
+	if info := v.Machine.Info(); info.Accel != "tcg" || info.Machine != "virt" {
+		t.Errorf("info %+v: want tcg on virt", info)
+	}
+	if err := v.WaitReady(context.Background(), bootTimeout); err != nil {
+		t.Fatalf("%v\nconsole:\n%s", err, strings.Join(v.ConsoleTail(40), "\n"))
+	}
+	if err := v.Shutdown(context.Background(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	assertOrder(t, stages(v), []string{"init-start", "modules-loaded", "service-ready hello", "all-ready", "shutdown-done"})
+}
+
+// TestMicrovm boots the minimal example on x86's microvm machine, whose
+// channel is virtio-console on virtio-mmio as well.
+func TestMicrovm(t *testing.T) {
+	v := boot(t, example(t, "minimal.yml"), vm.Options{Machine: "microvm"})
+	if err := v.WaitReady(context.Background(), bootTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Shutdown(context.Background(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	assertOrder(t, stages(v), []string{"init-start", "all-ready", "shutdown-done"})
+}

@@ -1,0 +1,96 @@
+package kitinit
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/kitrun/kitrun/boot/initproto"
+	"golang.org/x/sys/unix"
+)
+
+// readCommands serves the host's commands, one per line, until the channel
+// fails.
+func (k *kitinit) readCommands(r io.Reader) {
+	defer k.recoverGo("command reader")
+	br := bufio.NewReaderSize(r, 512)
+	var line []byte
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			return
+		}
+		if c != '\n' && c != '\r' {
+			if len(line) < 256 {
+				line = append(line, c)
+			}
+			continue
+		}
+		cmd := strings.TrimSpace(string(line))
+		line = line[:0]
+		if cmd != "" {
+			k.command(cmd)
+		}
+	}
+}
+
+func (k *kitinit) command(cmd string) {
+	switch cmd {
+	case initproto.CmdPoweroff:
+		k.requestShutdown("poweroff requested by host", unix.LINUX_REBOOT_CMD_POWER_OFF)
+	case initproto.CmdReboot:
+		k.requestShutdown("reboot requested by host", unix.LINUX_REBOOT_CMD_RESTART)
+	case initproto.CmdMemory:
+		k.ev.emit(initproto.Event{Kind: initproto.EvMemory, Data: k.memory()})
+	default:
+		k.ev.errorf("unknown command %q", cmd)
+	}
+}
+
+// memory reports /proc/meminfo figures and each running service's RSS (its
+// main process), plus kitinit's own, in bytes.
+func (k *kitinit) memory() map[string]int64 {
+	data := map[string]int64{}
+	fields := map[string]string{"MemTotal": "mem_total", "MemAvailable": "mem_available", "MemFree": "mem_free"}
+	procFields("/proc/meminfo", func(key string, v int64) {
+		if name, ok := fields[key]; ok {
+			data[name] = v
+		}
+	})
+	rss := func(pid int, name string) {
+		procFields("/proc/"+strconv.Itoa(pid)+"/status", func(key string, v int64) {
+			if key == "VmRSS" {
+				data["rss_"+name] = v
+			}
+		})
+	}
+	for name, pid := range k.running() {
+		rss(pid, name)
+	}
+	rss(os.Getpid(), "kitinit")
+	return data
+}
+
+// procFields calls f for each "Key:   123 kB" line of a /proc file, with the
+// value in bytes.
+func procFields(path string, f func(key string, bytes int64)) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		key, rest, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		parts := strings.Fields(rest)
+		if len(parts) != 2 || parts[1] != "kB" {
+			continue
+		}
+		if v, err := strconv.ParseInt(parts[0], 10, 64); err == nil {
+			f(key, v*1024)
+		}
+	}
+}

@@ -1,0 +1,383 @@
+package kitinit
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kitrun/kitrun/boot/initproto"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure Run. Only System is required.
+type Options struct {
+	System System
+	// Config is the configuration; nil: read ConfigPath.
+	Config     *initproto.Config
+	ConfigPath string // default initproto.ConfigPath
+	// CmdlinePath is the kernel command line file, default /proc/cmdline.
+	CmdlinePath string
+	// Console receives human-readable lines; default os.Stdout.
+	Console io.Writer
+	// Uptime returns the guest uptime in seconds; default BootUptime.
+	Uptime func() float64
+	// StartUptime is the uptime when init started; 0: when Run starts.
+	StartUptime float64
+	// LogDir holds <name>.log for every task and service; default /run/log.
+	LogDir string
+	// InputDir is where the event devices watched for the power button are;
+	// default /dev/input.
+	InputDir string
+	// StopTimeout is how long shutdown waits for services after SIGTERM
+	// before SIGKILL; default 5s.
+	StopTimeout time.Duration
+	// Signals delivers the signals sent to kitinit; SIGTERM, SIGINT and
+	// SIGPWR request a poweroff, others are ignored. Nil: none.
+	Signals <-chan os.Signal
+}
+
+type shutdownRequest struct {
+	reason string
+	cmd    int
+}
+
+// kitinit is one run of init.
+type kitinit struct {
+	sys         System
+	cfg         *initproto.Config
+	reaper      *Reaper
+	ev          *emitter
+	con         *console
+	devnull     int
+	logDir      string
+	inputDir    string
+	stopTimeout time.Duration
+
+	mu       sync.Mutex // guards stopping; held while gated processes start
+	stopping bool
+	stopCh   chan struct{} // closed when shutdown begins
+
+	liveMu      sync.Mutex
+	live        map[int]struct{} // processes started and not yet waited for
+	liveChanged chan struct{}
+
+	services []*service
+	readyMu  sync.Mutex
+	notReady int
+
+	settleOnce sync.Once
+	shutOnce   sync.Once
+	shutdownCh chan shutdownRequest
+}
+
+// Main is kitinit's entry point as the guest's PID 1. It never returns.
+func Main() {
+	start := BootUptime()
+	if os.Getpid() != 1 {
+		fmt.Fprintln(os.Stderr, "kitinit: refusing to run: this is the guest's init and must be PID 1 (tests drive the kitinit package instead)")
+		os.Exit(2)
+	}
+	// Every signal is handled: a signal with Go's default action would
+	// make PID 1 exit, and the kernel panic.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs)
+	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF) // Ctrl-Alt-Del sends SIGINT
+	Run(Options{System: LinuxSystem{}, StartUptime: start, Signals: sigs})
+	for { // the power is off by now; never exit
+		time.Sleep(time.Hour)
+	}
+}
+
+// Run boots: it mounts, loads modules, opens the event channel, sets up the
+// network, runs the onboot tasks, starts the services, and serves the host's
+// commands until a shutdown is requested. It returns after System.Reboot
+// returns, which the real one does not.
+func Run(o Options) error {
+	k := &kitinit{
+		sys:         o.System,
+		con:         &console{w: o.Console},
+		logDir:      o.LogDir,
+		inputDir:    o.InputDir,
+		stopTimeout: o.StopTimeout,
+		stopCh:      make(chan struct{}),
+		live:        map[int]struct{}{},
+		liveChanged: make(chan struct{}),
+		shutdownCh:  make(chan shutdownRequest, 1),
+		reaper:      SharedReaper(),
+		devnull:     -1,
+	}
+	if k.con.w == nil {
+		k.con.w = os.Stdout
+	}
+	uptime := o.Uptime
+	if uptime == nil {
+		uptime = BootUptime
+	}
+	k.ev = &emitter{con: k.con, uptime: uptime}
+	start := o.StartUptime
+	if start == 0 {
+		start = uptime()
+	}
+	if k.logDir == "" {
+		k.logDir = "/run/log"
+	}
+	if k.inputDir == "" {
+		k.inputDir = "/dev/input"
+	}
+	if k.stopTimeout <= 0 {
+		k.stopTimeout = 5 * time.Second
+	}
+
+	// Whatever goes wrong from here on ends in a poweroff, never in an exit.
+	defer func() {
+		if r := recover(); r != nil {
+			k.ev.attach(nil) // if the channel was never opened: stop queueing
+			k.ev.errorf("kitinit panicked: %v", r)
+			k.sys.Sync()
+			k.sys.Reboot(unix.LINUX_REBOOT_CMD_POWER_OFF)
+		}
+	}()
+
+	k.ev.emit(initproto.Event{Kind: initproto.EvInitStart, Uptime: start})
+	if o.Signals != nil {
+		go k.handleSignals(o.Signals)
+	}
+	if err := k.sys.MountFilesystems(); err != nil {
+		k.ev.errorf("mount: %v", err)
+	}
+	if fd, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0); err == nil {
+		k.devnull = fd
+	} else {
+		k.ev.errorf("open /dev/null: %v", err)
+	}
+	if err := os.MkdirAll(k.logDir, 0o755); err != nil {
+		k.ev.errorf("log directory: %v", err)
+		k.logDir = ""
+	}
+	channel, chanmods := parseCmdline(o.CmdlinePath)
+
+	cfg, cfgErr := o.Config, error(nil)
+	if cfg == nil {
+		cfg, cfgErr = readConfig(o.ConfigPath)
+	}
+	k.cfg = cfg
+	for _, s := range cfg.Services {
+		svc := &service{cfg: s, out: k.newOutput(s.Name)}
+		if s.Ready != nil {
+			svc.probe, svc.probeErr = parseProbe(s.Ready)
+		}
+		k.services = append(k.services, svc)
+	}
+	if cfg.Hostname != "" {
+		if err := k.sys.SetHostname(cfg.Hostname); err != nil {
+			k.ev.errorf("hostname: %v", err)
+		}
+	}
+
+	// The machine's modules (channel, NIC) first, each after its
+	// dependencies, then the channel, then the image's own boot modules.
+	loaded := map[string]bool{}
+	for _, name := range chanmods {
+		k.loadAvailable(name, loaded, 0)
+	}
+	var rest []string
+	for _, m := range cfg.Modules {
+		if !loaded[moduleName(m)] {
+			rest = append(rest, m)
+		}
+	}
+	var ch io.ReadWriter
+	if channel != "" {
+		var err error
+		if ch, err = k.sys.OpenChannel(channel); err != nil {
+			k.ev.errorf("event channel %s: %v", channel, err)
+			ch = nil
+		}
+	}
+	k.ev.attach(ch)
+	if ch != nil {
+		go k.readCommands(ch)
+	}
+
+	if cfgErr != nil {
+		k.ev.errorf("%v", cfgErr)
+		k.requestShutdown("fatal: "+cfgErr.Error(), unix.LINUX_REBOOT_CMD_POWER_OFF)
+	} else {
+		go k.boot(rest)
+	}
+	req := <-k.shutdownCh
+	return k.shutdown(req)
+}
+
+// boot does everything after the channel is open, up to starting services.
+func (k *kitinit) boot(modules []string) {
+	defer func() {
+		if r := recover(); r != nil {
+			k.ev.errorf("kitinit panicked during boot: %v", r)
+			k.requestShutdown(fmt.Sprintf("fatal: panic: %v", r), unix.LINUX_REBOOT_CMD_POWER_OFF)
+		}
+	}()
+	for _, m := range modules {
+		k.loadModule(m)
+	}
+	k.ev.emit(initproto.Event{Kind: initproto.EvModulesLoaded})
+	if err := k.sys.LoopbackUp(); err != nil {
+		k.ev.errorf("loopback: %v", err)
+	}
+	if n := k.cfg.Network; n != nil {
+		desc, err := k.sys.ConfigureNetwork(n)
+		if err != nil {
+			k.ev.errorf("network: %v", err)
+		} else {
+			k.ev.emit(initproto.Event{Kind: initproto.EvNetworkUp, Detail: desc})
+		}
+	}
+	for _, t := range k.cfg.Onboot {
+		if !k.runTask(t, true) {
+			// Later steps depend on this one: start nothing more, stay up
+			// for the host's commands.
+			k.settled()
+			return
+		}
+	}
+	k.startServices()
+}
+
+// loadAvailable loads a module named on the kernel command line from
+// Config.Available, dependencies first, each once.
+func (k *kitinit) loadAvailable(name string, loaded map[string]bool, depth int) {
+	if loaded[name] {
+		return
+	}
+	loaded[name] = true
+	m, ok := k.cfg.Available[name]
+	if !ok {
+		k.ev.errorf("module %s: named by %s but not in the image", name, initproto.ParamChannelModules)
+		return
+	}
+	if depth > 32 {
+		k.ev.errorf("module %s: dependency chain too deep", name)
+		return
+	}
+	for _, d := range m.Depends {
+		k.loadAvailable(d, loaded, depth+1)
+	}
+	k.loadModule(m.Path)
+}
+
+func (k *kitinit) loadModule(path string) {
+	if err := k.sys.LoadModule(path); err != nil {
+		k.ev.errorf("module %s: %v", path, err)
+	}
+}
+
+// settled is called once the boot has come to rest, well or badly: the late
+// modules and the power button cost nothing before that.
+func (k *kitinit) settled() {
+	if k.isStopping() {
+		return
+	}
+	k.settleOnce.Do(func() { go k.late() })
+}
+
+func (k *kitinit) handleSignals(sigs <-chan os.Signal) {
+	defer k.recoverGo("signal handler")
+	for sig := range sigs {
+		switch sig {
+		case unix.SIGTERM, unix.SIGINT, unix.SIGPWR:
+			k.requestShutdown("signal "+unix.SignalName(sig.(unix.Signal)), unix.LINUX_REBOOT_CMD_POWER_OFF)
+		}
+	}
+}
+
+// requestShutdown starts the shutdown; only the first request counts.
+func (k *kitinit) requestShutdown(reason string, cmd int) {
+	k.shutOnce.Do(func() { k.shutdownCh <- shutdownRequest{reason, cmd} })
+}
+
+// shutdown runs the onshutdown tasks, stops every process (TERM, then KILL
+// after StopTimeout), syncs and powers off or reboots.
+func (k *kitinit) shutdown(req shutdownRequest) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			k.ev.errorf("kitinit panicked during shutdown: %v", r)
+			k.sys.Sync()
+			err = k.sys.Reboot(req.cmd)
+		}
+	}()
+	k.mu.Lock()
+	k.stopping = true
+	close(k.stopCh)
+	k.mu.Unlock()
+	k.ev.emit(initproto.Event{Kind: initproto.EvShutdown, Detail: req.reason})
+	for _, t := range k.cfg.Onshutdown {
+		k.runTask(t, false)
+	}
+	k.signalLive(unix.SIGTERM)
+	k.sys.KillAll(unix.SIGTERM)
+	if !k.waitLive(k.stopTimeout) {
+		k.signalLive(unix.SIGKILL)
+		k.waitLive(time.Second)
+	}
+	k.sys.KillAll(unix.SIGKILL)
+	k.sys.Sync()
+	k.ev.emit(initproto.Event{Kind: initproto.EvShutdownDone})
+	if err := k.sys.Reboot(req.cmd); err != nil {
+		k.ev.errorf("reboot: %v", err)
+		return err
+	}
+	return nil
+}
+
+// recoverGo keeps a panicking goroutine from taking PID 1 down.
+func (k *kitinit) recoverGo(where string) {
+	if r := recover(); r != nil {
+		k.ev.errorf("kitinit panicked in %s: %v", where, r)
+	}
+}
+
+// parseCmdline reads the channel device and the set of channel module
+// names from the kernel command line.
+func parseCmdline(path string) (channel string, mods []string) {
+	if path == "" {
+		path = "/proc/cmdline"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", mods
+	}
+	for _, f := range strings.Fields(string(b)) {
+		k, v, _ := strings.Cut(f, "=")
+		switch k {
+		case initproto.ParamChannel:
+			channel = v
+		case initproto.ParamChannelModules:
+			for _, m := range strings.Split(v, ",") {
+				if m != "" {
+					mods = append(mods, strings.ReplaceAll(m, "-", "_"))
+				}
+			}
+		}
+	}
+	return channel, mods
+}
+
+func readConfig(path string) (*initproto.Config, error) {
+	if path == "" {
+		path = initproto.ConfigPath
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return &initproto.Config{}, fmt.Errorf("config: %w", err)
+	}
+	var c initproto.Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return &initproto.Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &c, nil
+}

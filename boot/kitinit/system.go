@@ -1,0 +1,194 @@
+package kitinit
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kitrun/kitrun/boot/initproto"
+	"golang.org/x/sys/unix"
+)
+
+// System is what only the real PID 1 of a guest may do. Run calls it; tests
+// pass a recording fake.
+type System interface {
+	// MountFilesystems mounts /proc, /sys, /dev and the rest, and makes sure
+	// fds 0-2 are the console if there is one.
+	MountFilesystems() error
+	// LoadModule loads a kernel module from an absolute .ko path; a module
+	// that is already loaded is not an error.
+	LoadModule(path string) error
+	// OpenChannel opens the event channel device, in raw mode if a tty.
+	OpenChannel(path string) (io.ReadWriter, error)
+	SetHostname(name string) error
+	LoopbackUp() error
+	// ConfigureNetwork configures the first non-loopback interface and
+	// returns a description such as "eth0 10.0.2.15/24 via 10.0.2.2".
+	ConfigureNetwork(n *initproto.Network) (string, error)
+	// KillAll signals every process but kitinit.
+	KillAll(sig unix.Signal)
+	Sync()
+	// Reboot powers off or restarts (a LINUX_REBOOT_CMD_*). The real one
+	// does not return on success.
+	Reboot(cmd int) error
+}
+
+// LinuxSystem is the real System.
+type LinuxSystem struct{}
+
+var _ System = LinuxSystem{}
+
+type mountPoint struct {
+	source, target, fstype string
+	flags                  uintptr
+	data                   string
+	mode                   uint32
+}
+
+var mounts = []mountPoint{
+	{"proc", "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "", 0o555},
+	{"sysfs", "/sys", "sysfs", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "", 0o555},
+	{"devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755", 0o755},
+	{"devpts", "/dev/pts", "devpts", unix.MS_NOSUID | unix.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620", 0o755},
+	{"tmpfs", "/dev/shm", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777", 0o1777},
+	{"tmpfs", "/run", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=0755", 0o755},
+	{"tmpfs", "/tmp", "tmpfs", unix.MS_NOSUID | unix.MS_NODEV, "mode=1777", 0o1777},
+	{"cgroup2", "/sys/fs/cgroup", "cgroup2", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, "", 0o755},
+}
+
+func (LinuxSystem) MountFilesystems() error {
+	var errs []error
+	for _, m := range mounts {
+		if err := unix.Mkdir(m.target, m.mode); err != nil && err != unix.EEXIST {
+			errs = append(errs, errors.New("mkdir "+m.target+": "+err.Error()))
+			continue
+		}
+		err := unix.Mount(m.source, m.target, m.fstype, m.flags, m.data)
+		if err != nil && err != unix.EBUSY {
+			errs = append(errs, errors.New("mount "+m.target+": "+err.Error()))
+		}
+		if m.target == "/dev" {
+			fixStdio()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fixStdio puts /dev/console on fds 0-2 if they are closed or /dev/null.
+// Without a dev/console node in the initramfs the kernel starts init with no
+// fds and the Go runtime opens /dev/null (which then must exist) for them;
+// devtmpfs, just mounted, has the console.
+func fixStdio() {
+	var bad []int
+	for fd := 0; fd < 3; fd++ {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil ||
+			(st.Mode&unix.S_IFMT == unix.S_IFCHR && unix.Major(st.Rdev) == 1 && unix.Minor(st.Rdev) == 3) {
+			bad = append(bad, fd)
+		}
+	}
+	if len(bad) == 0 {
+		return
+	}
+	c, err := unix.Open("/dev/console", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	for _, fd := range bad {
+		unix.Dup3(c, fd, 0)
+	}
+	unix.Close(c)
+}
+
+// moduleName is the kernel's name for a module file: base name without
+// .ko[.xz|.zst|.gz], '-' as '_'.
+func moduleName(path string) string {
+	n := filepath.Base(path)
+	if i := strings.Index(n, ".ko"); i >= 0 {
+		n = n[:i]
+	}
+	return strings.ReplaceAll(n, "-", "_")
+}
+
+func (LinuxSystem) LoadModule(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	flags := 0
+	if !strings.HasSuffix(path, ".ko") {
+		flags = unix.MODULE_INIT_COMPRESSED_FILE
+	}
+	if err := unix.FinitModule(fd, "", flags); err != nil && err != unix.EEXIST {
+		return err
+	}
+	return nil
+}
+
+// OpenChannel opens the channel device, waiting up to 3s for it to appear
+// (virtio ports are created asynchronously), and makes a tty raw.
+func (LinuxSystem) OpenChannel(path string) (io.ReadWriter, error) {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
+		if err == nil {
+			if rc, err := f.SyscallConn(); err == nil {
+				rc.Control(func(fd uintptr) { makeRaw(int(fd)) })
+			}
+			return f, nil
+		}
+		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENXIO) && !errors.Is(err, unix.ENODEV) ||
+			time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// makeRaw is cfmakeraw on fd, if it is a tty.
+func makeRaw(fd int) {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return // not a tty
+	}
+	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
+	t.Oflag &^= unix.OPOST
+	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Cflag &^= unix.CSIZE | unix.PARENB
+	t.Cflag |= unix.CS8
+	t.Cc[unix.VMIN] = 1
+	t.Cc[unix.VTIME] = 0
+	unix.IoctlSetTermios(fd, unix.TCSETS, t)
+}
+
+func (LinuxSystem) SetHostname(name string) error { return unix.Sethostname([]byte(name)) }
+
+func (LinuxSystem) LoopbackUp() error { return linkUp("lo") }
+
+// linkUp sets IFF_UP on an interface.
+func linkUp(name string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
+}
+
+func (LinuxSystem) KillAll(sig unix.Signal) { unix.Kill(-1, sig) }
+
+func (LinuxSystem) Sync() { unix.Sync() }
+
+func (LinuxSystem) Reboot(cmd int) error { return unix.Reboot(cmd) }

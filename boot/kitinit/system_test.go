@@ -1,0 +1,328 @@
+package kitinit
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kitrun/kitrun/boot/initproto"
+	"golang.org/x/sys/unix"
+)
+
+func TestModuleName(t *testing.T) {
+	for path, want := range map[string]string{
+		"/lib/modules/6.1/kernel/drivers/net/virtio_net.ko": "virtio_net",
+		"/m/virtio-pci.ko":       "virtio_pci",
+		"/m/snd-hda-intel.ko.xz": "snd_hda_intel",
+		"button.ko.zst":          "button",
+	} {
+		if got := moduleName(path); got != want {
+			t.Errorf("moduleName(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
+func TestParseCmdline(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "cmdline")
+	os.WriteFile(p, []byte("BOOT_IMAGE=/vmlinuz console=ttyS0 kitrun.channel=/dev/hvc1 kitrun.chanmods=virtio-pci,virtio_console, panic=-1\n"), 0o644)
+	ch, mods := parseCmdline(p)
+	if ch != "/dev/hvc1" || strings.Join(mods, ",") != "virtio_pci,virtio_console" {
+		t.Errorf("channel %q mods %v", ch, mods)
+	}
+	if ch, mods := parseCmdline(filepath.Join(t.TempDir(), "none")); ch != "" || len(mods) != 0 {
+		t.Errorf("missing cmdline: %q %v", ch, mods)
+	}
+}
+
+func TestParseIP(t *testing.T) {
+	if ip, err := parseIPv4("10.0.2.15"); err != nil || ip != [4]byte{10, 0, 2, 15} {
+		t.Errorf("parseIPv4: %v %v", ip, err)
+	}
+	for _, bad := range []string{"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "1..2.3", "01.2.3.4", "a.b.c.d"} {
+		if _, err := parseIPv4(bad); err == nil {
+			t.Errorf("parseIPv4(%q) succeeded", bad)
+		}
+	}
+	six := map[string][16]byte{
+		"::1":             {15: 1},
+		"::":              {},
+		"fe80::1:2":       {0: 0xfe, 1: 0x80, 13: 1, 15: 2},
+		"1:2:3:4:5:6:7:8": {1: 1, 3: 2, 5: 3, 7: 4, 9: 5, 11: 6, 13: 7, 15: 8},
+		"::ffff:10.0.0.1": {10: 0xff, 11: 0xff, 12: 10, 15: 1},
+	}
+	for s, want := range six {
+		if ip, err := parseIPv6(s); err != nil || ip != want {
+			t.Errorf("parseIPv6(%q) = %v, %v", s, ip, err)
+		}
+	}
+	for _, bad := range []string{"", ":", "1:2:3:4:5:6:7", "1::2::3", "12345::", "g::", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7::8"} {
+		if _, err := parseIPv6(bad); err == nil {
+			t.Errorf("parseIPv6(%q) succeeded", bad)
+		}
+	}
+	if ip, bits, err := parseCIDR4("10.0.2.15/24"); err != nil || bits != 24 || ip != [4]byte{10, 0, 2, 15} {
+		t.Errorf("parseCIDR4: %v %v %v", ip, bits, err)
+	}
+	for _, bad := range []string{"10.0.2.15", "10.0.2.15/33", "fe80::1/64", "10.0.2/8"} {
+		if _, _, err := parseCIDR4(bad); err == nil {
+			t.Errorf("parseCIDR4(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestParseTCPTarget(t *testing.T) {
+	for in, want := range map[string]string{
+		"8080":           "127.0.0.1:8080",
+		"localhost:80":   "127.0.0.1:80",
+		"10.0.2.15:22":   "10.0.2.15:22",
+		"[::1]:8443":     "[::1]:8443",
+		":9000":          "127.0.0.1:9000",
+		"127.0.0.1:1234": "127.0.0.1:1234",
+	} {
+		if _, got, err := parseTCPTarget(in); err != nil || got != want {
+			t.Errorf("parseTCPTarget(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "http", "host:80", "1.2.3.4:0", "1.2.3.4:70000", "::1:80"} {
+		if _, _, err := parseTCPTarget(bad); err == nil {
+			t.Errorf("parseTCPTarget(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestParseProbeErrors(t *testing.T) {
+	for _, r := range []initproto.Ready{
+		{},
+		{TCP: "80", File: "/x"},
+		{Log: "(unclosed"},
+		{TCP: "example.com:80"},
+	} {
+		if _, err := parseProbe(&r); err == nil {
+			t.Errorf("parseProbe(%+v) succeeded", r)
+		}
+	}
+	p, err := parseProbe(&initproto.Ready{File: "/x"})
+	if err != nil || p.timeout != defaultProbeTimeout || p.interval != defaultProbeInterval {
+		t.Errorf("defaults: %+v %v", p, err)
+	}
+}
+
+func TestBadProbeFailsService(t *testing.T) {
+	cfg := &initproto.Config{Services: []initproto.Service{{Name: "bad", Exec: sh("exec sleep 1000"),
+		Ready: &initproto.Ready{Log: "(unclosed"}}}}
+	h := start(t, cfg)
+	if ev := h.wait(initproto.EvServiceFailed, "bad"); !strings.HasPrefix(ev.Detail, "bad ready probe: ") {
+		t.Errorf("detail %q", ev.Detail)
+	}
+}
+
+func TestHumanLine(t *testing.T) {
+	for _, c := range []struct {
+		ev   initproto.Event
+		want string
+	}{
+		{initproto.Event{Kind: initproto.EvServiceReady, Name: "web", Uptime: 0.8123}, "kitinit: service web ready (0.812s)\n"},
+		{initproto.Event{Kind: initproto.EvTaskFailed, Name: "db", Detail: "exit status 3", Uptime: 2}, "kitinit: task db failed: exit status 3 (2.000s)\n"},
+		{initproto.Event{Kind: initproto.EvMemory, Data: map[string]int64{"mem_total": 512 << 20, "mem_available": 400 << 20}, Uptime: 1},
+			"kitinit: memory: total 512 MiB, available 400 MiB (1.000s)\n"},
+	} {
+		if got := humanLine(c.ev); got != c.want {
+			t.Errorf("humanLine = %q, want %q", got, c.want)
+		}
+	}
+}
+
+func TestOutputKeepsLastLines(t *testing.T) {
+	o := &output{name: "x", con: &console{}}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go pump(r, o, nil, done)
+	for i := 0; i < 30; i++ {
+		w.WriteString("line " + itoa(i) + "\r\n")
+	}
+	w.WriteString(strings.Repeat("y", 5000) + "\nno newline")
+	w.Close()
+	<-done
+	got := o.last()
+	if len(got) != keepLines || got[0] != "line 13" || got[16] != "line 29" ||
+		len(got[17]) != 4096 || len(got[18]) != 5000-4096 || got[19] != "no newline" {
+		t.Errorf("last lines: %d, %q ... %q", len(got), got[0], got[len(got)-1])
+	}
+}
+
+func TestReaperManyChildren(t *testing.T) {
+	r := SharedReaper()
+	var wg sync.WaitGroup
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code := i % 7
+			pid, exit, err := r.Start("/bin/sh", []string{"sh", "-c", "exit " + itoa(code)}, &syscall.ProcAttr{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			select {
+			case ws := <-exit:
+				if exitCode(ws) != code || describeExit(ws) != "exit status "+itoa(code) {
+					t.Errorf("pid %d: %v, want exit %d", pid, describeExit(ws), code)
+				}
+			case <-time.After(waitLong):
+				t.Errorf("pid %d: no exit status", pid)
+			}
+		}()
+	}
+	wg.Wait()
+	pid, exit, err := r.Start("/bin/sh", []string{"sh", "-c", "kill -KILL $$"}, &syscall.ProcAttr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws := <-exit; exitCode(ws) != -9 || describeExit(ws) != "killed by SIGKILL" {
+		t.Errorf("pid %d: %v", pid, describeExit(ws))
+	}
+	if _, _, err := r.Start("/nonexistent", []string{"x"}, &syscall.ProcAttr{}); err == nil {
+		t.Error("started a nonexistent program")
+	}
+}
+
+func TestOpenChannelMakesTTYRaw(t *testing.T) {
+	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Skip("no ptmx:", err)
+	}
+	defer unix.Close(m)
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(m, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw, err := LinuxSystem{}.OpenChannel("/dev/pts/" + itoa(n))
+	if err != nil {
+		t.Skip("cannot open the pty:", err)
+	}
+	f := rw.(*os.File)
+	defer f.Close()
+	tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tio.Lflag&(unix.ICANON|unix.ECHO|unix.ISIG) != 0 || tio.Oflag&unix.OPOST != 0 ||
+		tio.Iflag&unix.ICRNL != 0 || tio.Cflag&unix.CSIZE != unix.CS8 || tio.Cc[unix.VMIN] != 1 {
+		t.Errorf("not raw: %+v", tio)
+	}
+	// Raw: "\n" written is not turned into "\r\n".
+	f.Write([]byte("@kitrun x\n"))
+	buf := make([]byte, 64)
+	k, _ := unix.Read(m, buf)
+	if string(buf[:k]) != "@kitrun x\n" {
+		t.Errorf("read %q", buf[:k])
+	}
+}
+
+func TestOpenChannelWaitsForDevice(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "ttyX")
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		os.WriteFile(p, nil, 0o644)
+	}()
+	rw, err := LinuxSystem{}.OpenChannel(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rw.(*os.File).Close()
+}
+
+func TestWaitNIC(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "lo"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "dummy0"), 0o755)
+	go func() {
+		time.Sleep(30 * time.Millisecond)
+		os.MkdirAll(filepath.Join(dir, "eth0"), 0o755)
+		os.Symlink("../../devices/pci0000:00/0000:00:02.0", filepath.Join(dir, "eth0", "device"))
+	}()
+	if nic, err := waitNIC(dir, waitLong); err != nil || nic != "eth0" {
+		t.Errorf("waitNIC = %q, %v", nic, err)
+	}
+	os.RemoveAll(filepath.Join(dir, "eth0"))
+	if nic, err := waitNIC(dir, 20*time.Millisecond); err != nil || nic != "dummy0" {
+		t.Errorf("waitNIC without a device = %q, %v", nic, err)
+	}
+	os.RemoveAll(filepath.Join(dir, "dummy0"))
+	if _, err := waitNIC(dir, 20*time.Millisecond); err == nil {
+		t.Error("waitNIC found a NIC in an empty directory")
+	}
+}
+
+// TestNetlink configures loopback in a fresh network namespace: address,
+// default route, link up, through the same code as the NIC.
+func TestNetlink(t *testing.T) {
+	type result struct {
+		route, addr string
+		err         error
+		skip        string
+	}
+	res := make(chan result, 1)
+	go func() {
+		// This thread moves to a new network namespace; it is never
+		// unlocked, so the runtime throws it away afterwards.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			res <- result{skip: "cannot create a network namespace: " + err.Error()}
+			return
+		}
+		var r result
+		if r.err = linkUp("lo"); r.err == nil {
+			if r.err = addAddress(1, [4]byte{10, 1, 2, 3}, 24); r.err == nil {
+				r.err = addDefaultRoute(1, [4]byte{10, 1, 2, 1})
+			}
+		}
+		b, _ := os.ReadFile("/proc/thread-self/net/route")
+		r.route = string(b)
+		b, _ = os.ReadFile("/proc/thread-self/net/fib_trie")
+		r.addr = string(b)
+		res <- r
+	}()
+	r := <-res
+	if r.skip != "" {
+		t.Skip(r.skip)
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	// Default route: destination 0, gateway 10.1.2.1 (little-endian hex).
+	if !strings.Contains(r.route, "lo\t00000000\t0102010A\t0003") {
+		t.Errorf("no default route via 10.1.2.1 on lo:\n%s", r.route)
+	}
+	if !strings.Contains(r.addr, "10.1.2.3") {
+		t.Errorf("no address 10.1.2.3:\n%s", r.addr)
+	}
+}
+
+func TestMainRefusesWhenNotPID1(t *testing.T) {
+	exe, _ := os.Executable()
+	r, w, _ := os.Pipe()
+	pid, exit, err := SharedReaper().Start(exe, []string{exe}, &syscall.ProcAttr{
+		Env: []string{helperEnv + "=main"}, Files: []uintptr{0, w.Fd(), w.Fd()}})
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]byte, 512)
+	n, _ := r.Read(out)
+	ws := <-exit
+	if exitCode(ws) != 2 || !strings.Contains(string(out[:n]), "must be PID 1") {
+		t.Errorf("pid %d: %s, output %q", pid, describeExit(ws), out[:n])
+	}
+}
