@@ -179,17 +179,25 @@ func Run(o Options) error {
 		}
 	}
 
-	// The machine's modules (channel, NIC) first, each after its
-	// dependencies, then the channel, then the image's own boot modules.
+	if o.Signals != nil {
+		go k.handleSignals(o.Signals)
+	}
+	// The boot proper does not wait for the event channel: its events are
+	// queued until the channel is attached, so the channel's modules load
+	// while onboot tasks and services already start. Modules both paths
+	// need are loaded by whichever comes first (the kernel makes the other
+	// wait, then answers EEXIST).
+	if cfgErr != nil {
+		k.ev.errorf("%v", cfgErr)
+	} else {
+		go k.boot(cfg.Modules)
+	}
+
+	// The machine's modules (channel, NIC), each after its dependencies,
+	// then the channel.
 	loaded := map[string]bool{}
 	for _, name := range chanmods {
 		k.loadAvailable(name, loaded, 0)
-	}
-	var rest []string
-	for _, m := range cfg.Modules {
-		if !loaded[moduleName(m)] {
-			rest = append(rest, m)
-		}
 	}
 	var ch io.ReadWriter
 	if channel != "" {
@@ -203,12 +211,8 @@ func Run(o Options) error {
 	if ch != nil {
 		go k.readCommands(ch)
 	}
-
 	if cfgErr != nil {
-		k.ev.errorf("%v", cfgErr)
 		k.requestShutdown("fatal: "+cfgErr.Error(), unix.LINUX_REBOOT_CMD_POWER_OFF)
-	} else {
-		go k.boot(rest)
 	}
 	req := <-k.shutdownCh
 	return k.shutdown(req)

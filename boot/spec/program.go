@@ -35,7 +35,7 @@ const (
 	defaultBackoff       = 100 * time.Millisecond
 	defaultMaxBackoff    = 5 * time.Second
 	defaultReadyTimeout  = 10 * time.Second
-	defaultReadyInterval = 20 * time.Millisecond
+	defaultReadyInterval = 10 * time.Millisecond
 )
 
 var (

@@ -888,7 +888,7 @@ func TestParseRich(t *testing.T) {
 					Pos: pos(23, 5),
 				},
 				Restart: Restart{Policy: "always", Backoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
-				Ready:   &Ready{TCP: "127.0.0.1:8080", Timeout: 3 * time.Second, Interval: 20 * time.Millisecond, Pos: pos(31, 7)},
+				Ready:   &Ready{TCP: "127.0.0.1:8080", Timeout: 3 * time.Second, Interval: 10 * time.Millisecond, Pos: pos(31, 7)},
 				Pos:     pos(23, 5),
 			},
 			{
@@ -902,7 +902,7 @@ func TestParseRich(t *testing.T) {
 				Name:    "logger",
 				Program: Program{Go: filepath.Join(dir, "cmd/srv"), Install: "/usr/bin/srv", Dir: "/", User: "root", Group: "root", Pos: pos(42, 5)},
 				Restart: defaultRestart,
-				Ready:   &Ready{Log: `listening on :\d+`, Timeout: 10 * time.Second, Interval: 20 * time.Millisecond, Pos: pos(44, 12)},
+				Ready:   &Ready{Log: `listening on :\d+`, Timeout: 10 * time.Second, Interval: 10 * time.Millisecond, Pos: pos(44, 12)},
 				Pos:     pos(42, 5),
 			},
 		},

@@ -112,7 +112,7 @@ type Ready struct {
 	Exec     []string // argv run in the guest; ready when it exits 0
 	Log      string   // regular expression matched against service output lines
 	Timeout  time.Duration
-	Interval time.Duration // between polls, default 20ms
+	Interval time.Duration // between polls, default 10ms
 	Pos      Pos
 }
 
