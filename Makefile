@@ -16,8 +16,10 @@ all: build
 
 build: bin/kitrun
 
+VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
 bin/kitrun: $(shell find . -name '*.go' -not -path './out/*') go.mod go.sum
-	$(GO) build -o $@ ./cmd/kitrun
+	$(GO) build -ldflags "-X github.com/kitrun/kitrun/bench.Version=$(VERSION)" -o $@ ./cmd/kitrun
 
 deps: qemu kernels
 
@@ -36,6 +38,9 @@ test: deps
 
 run: deps build
 	bin/kitrun run examples/minimal.yml --until-ready
+
+bench: deps build
+	bin/kitrun bench examples/minimal.yml --floor --runs $(or $(RUNS),10)
 
 clean:
 	rm -rf bin out

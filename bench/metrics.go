@@ -47,6 +47,7 @@ var Metrics = []Metric{
 	{Name: "mem.qemu_rss", Unit: UnitBytes, Lower: true, Doc: "resident memory of the QEMU process on the host"},
 	{Name: "mem.qemu_pss", Unit: UnitBytes, Lower: true, Doc: "proportional set size of the QEMU process on the host"},
 	{Name: "mem.vmm_overhead", Unit: UnitBytes, Lower: true, Doc: "host memory QEMU uses beyond the guest's"},
+	{Name: "mem.guest_rootfs", Unit: UnitBytes, Lower: true, Doc: "guest root filesystem (the unpacked initramfs, in RAM) in use"},
 
 	// Sizes are the same on every run, so any change is real.
 	{Name: "disk.kernel", Unit: UnitBytes, Lower: true, Exact: true, Doc: "kernel image size"},

@@ -14,7 +14,7 @@ import (
 
 // DefaultCompression is the initramfs compression kitrun uses unless told
 // otherwise. See README ("Why zstd") for the measurements behind it.
-const DefaultCompression = "lz4"
+const DefaultCompression = "zstd"
 
 // compressor is one of the formats the Debian kernels decompress
 // (CONFIG_RD_GZIP, _XZ, _LZ4, _ZSTD), each configured for determinism:

@@ -70,6 +70,11 @@ func (k *kitinit) memory() map[string]int64 {
 		rss(pid, name)
 	}
 	rss(os.Getpid(), "kitinit")
+	// The root filesystem is the unpacked initramfs, held in RAM.
+	var st unix.Statfs_t
+	if unix.Statfs("/", &st) == nil {
+		data["rootfs_used"] = int64(st.Blocks-st.Bfree) * st.Bsize
+	}
 	return data
 }
 

@@ -270,10 +270,34 @@ func (v *VM) WaitReady(ctx context.Context, timeout time.Duration) error {
 
 // WaitEvent waits for the first event (from now on) that match accepts.
 func (v *VM) WaitEvent(ctx context.Context, match func(hypervisor.Event) bool) (hypervisor.Event, error) {
+	return v.wait(ctx, v.expect(match))
+}
+
+// expect registers interest in an event before the action that causes it,
+// so that a fast answer cannot be missed.
+func (v *VM) expect(match func(hypervisor.Event) bool) chan hypervisor.Event {
 	ch := make(chan hypervisor.Event, 1)
 	v.mu.Lock()
 	v.waiters = append(v.waiters, waiter{match: match, ch: ch})
 	v.mu.Unlock()
+	return ch
+}
+
+// Memory asks kitinit for the guest's memory figures (bytes): mem_total,
+// mem_available, mem_free, rss_<service>, rss_kitinit, rootfs_used.
+func (v *VM) Memory(ctx context.Context) (map[string]int64, error) {
+	ch := v.expect(func(e hypervisor.Event) bool { return e.Guest != nil && e.Guest.Kind == initproto.EvMemory })
+	if err := v.Machine.Send(ctx, initproto.CmdMemory); err != nil {
+		return nil, fmt.Errorf("memory request: %w", err)
+	}
+	ev, err := v.wait(ctx, ch)
+	if err != nil {
+		return nil, fmt.Errorf("memory request: %w", err)
+	}
+	return ev.Guest.Data, nil
+}
+
+func (v *VM) wait(ctx context.Context, ch chan hypervisor.Event) (hypervisor.Event, error) {
 	select {
 	case ev := <-ch:
 		return ev, nil

@@ -28,6 +28,8 @@ const (
 	ExitServiceFailed = 4 // a service, an onboot task or kitinit itself failed
 	ExitPanic         = 5 // the guest kernel panicked
 	ExitEarlyExit     = 6 // the machine exited before all-ready
+	ExitBenchFailed   = 7 // kitrun bench: some runs failed (they are reported)
+	ExitRegression    = 8 // kitrun bench compare: a significant regression
 	ExitInterrupted   = 130
 )
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/run"
@@ -24,7 +25,7 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	cmd.AddCommand(build.New(), run.New())
+	cmd.AddCommand(build.New(), run.New(), bench.New())
 	return cmd
 }
 

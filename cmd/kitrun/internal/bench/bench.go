@@ -1,0 +1,251 @@
+// Package bench is `kitrun bench`: boot images repeatedly and report boot
+// time by stage, memory and disk use, with statistics.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	kbench "github.com/kitrun/kitrun/bench"
+	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/assemble"
+	"github.com/kitrun/kitrun/boot/floor"
+	"github.com/kitrun/kitrun/boot/gobuild"
+	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench/compare"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
+	"github.com/kitrun/kitrun/hypervisor/qemu"
+)
+
+// Options are bench's flags and arguments.
+type Options struct {
+	Targets    []string
+	Runs       int
+	Warmup     int
+	Floor      bool
+	Machines   []string
+	Mems       []string
+	Accels     []string
+	Arches     []string
+	Format     string
+	Output     string
+	ResultsDir string
+	Metrics    []string
+	Settle     time.Duration
+	Timeout    time.Duration
+	cmdutil.BuildOptions
+}
+
+// New returns the command.
+func New() *cobra.Command {
+	o := &Options{}
+	cmd := &cobra.Command{
+		Use:   "bench SPEC|IMAGE...",
+		Short: "Measure boot time by stage, memory and disk use, repeatedly, with statistics",
+		Long: `Boot every spec or image on every combination of --machine, --mem, --accel
+and --arch, --runs times each after --warmup unmeasured runs, interleaving the
+configurations run by run. Reports the median, mean, stddev, CV, min, max and
+p95 of every metric (README: "kitrun bench"). With --floor the floor (same
+kernel and machine, an init that powers off at once) runs beside them and
+every all-ready time is also given as a ratio to it.
+
+Results go to -o in --format, else to stdout; the JSON is always also saved
+in --results-dir, after every run, so an interrupted bench keeps its samples.
+Ctrl-C finishes the run in progress and reports what was measured.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Targets = args
+			return Run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Runs, "runs", 10, "measured runs per configuration")
+	f.IntVar(&o.Warmup, "warmup", 1, "unmeasured runs per configuration first")
+	f.BoolVar(&o.Floor, "floor", false, "bench the floor beside each configuration and report ratios to it")
+	f.StringSliceVar(&o.Machines, "machine", nil, "machine types, comma separated (default: each arch's default)")
+	f.StringSliceVar(&o.Mems, "mem", []string{"256M"}, "guest memory sizes, comma separated")
+	f.StringSliceVar(&o.Accels, "accel", []string{"auto"}, "accelerators, comma separated: auto, kvm, tcg")
+	f.StringSliceVar(&o.Arches, "arch", nil, "architectures, comma separated (default: the host's)")
+	f.StringVar(&o.Format, "format", kbench.FormatTable, "output format: "+strings.Join(kbench.Formats, ", "))
+	f.StringVarP(&o.Output, "output", "o", "", "write the results to this file (atomically) instead of stdout")
+	f.StringVar(&o.ResultsDir, "results-dir", defaultResultsDir(), "where the JSON results of every bench are kept")
+	f.StringSliceVar(&o.Metrics, "metric", nil, "report only these metrics (names, or families like mem.*)")
+	f.DurationVar(&o.Settle, "settle", time.Second, "wait after all-ready before measuring memory")
+	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "deadline for each boot to reach all-ready")
+	f.StringVar(&o.Compression, "compression", "", "initramfs compression for specs (default zstd)")
+	f.StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")
+	cmd.AddCommand(compare.New())
+	_ = build.AddBuildFlags // bench takes --arch as a list, so it declares its own flags
+	return cmd
+}
+
+func defaultResultsDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "kitrun", "bench")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "kitrun-bench")
+	}
+	return filepath.Join(home, ".local", "state", "kitrun", "bench")
+}
+
+// Run benches the targets.
+func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if !contains(kbench.Formats, o.Format) {
+		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("unknown format %q; valid: %s", o.Format, strings.Join(kbench.Formats, ", ")))
+	}
+	if err := kbench.ValidateMetricNames(o.Metrics); err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
+	if o.Runs < 1 || o.Warmup < 0 {
+		return cmdutil.WithCode(cmdutil.ExitFailure, errors.New("--runs must be at least 1 and --warmup at least 0"))
+	}
+	var mems []int
+	for _, s := range o.Mems {
+		m, err := cmdutil.ParseMemory(s)
+		if err != nil {
+			return cmdutil.WithCode(cmdutil.ExitFailure, err)
+		}
+		mems = append(mems, m)
+	}
+	arches := o.Arches
+	if len(arches) == 0 {
+		arches = []string{arch.Host().Name}
+	}
+	var images []*image.Image
+	for _, a := range arches {
+		for _, t := range o.Targets {
+			bo := o.BuildOptions
+			bo.Arch = a
+			img, err := cmdutil.LoadImage(ctx, t, bo, stderr)
+			if err != nil {
+				return err
+			}
+			images = append(images, img)
+		}
+	}
+	cache := o.CacheDir
+	if cache == "" {
+		cache = assemble.DefaultCacheDir()
+	}
+	// Ctrl-C ends the bench after the run in progress; a second one is
+	// the default (kitrun exits, QEMU dies with it).
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	go func() { <-sigCtx.Done(); stop() }()
+
+	saved := filepath.Join(o.ResultsDir, time.Now().UTC().Format("20060102T150405Z")+".json")
+	progress := newProgress(stderr)
+	plan := kbench.Plan{
+		Images: images, Machines: o.Machines, MemMiB: mems, Accels: o.Accels,
+		Runs: o.Runs, Warmup: o.Warmup, Floor: o.Floor,
+		FloorInitrd: func(a arch.Arch) (string, error) {
+			root, err := gobuild.KitrunRoot("")
+			if err != nil {
+				return "", err
+			}
+			return floor.Build(ctx, a, root, cache)
+		},
+		Settle: o.Settle, Timeout: o.Timeout, Backend: &qemu.Backend{},
+		Progress: progress.update,
+		Checkpoint: func(r *kbench.Results) {
+			if err := os.MkdirAll(o.ResultsDir, 0o755); err == nil {
+				kbench.WriteFile(saved, r, kbench.FormatJSON, kbench.ReportOptions{})
+			}
+		},
+	}
+	res, err := kbench.Run(sigCtx, plan)
+	progress.done()
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
+	if err := os.MkdirAll(o.ResultsDir, 0o755); err == nil {
+		if err := kbench.WriteFile(saved, res, kbench.FormatJSON, kbench.ReportOptions{}); err == nil {
+			fmt.Fprintf(stderr, "kitrun: results saved in %s\n", saved)
+		}
+	}
+	ro := kbench.ReportOptions{Metrics: o.Metrics}
+	if o.Output != "" {
+		if err := kbench.WriteFile(o.Output, res, o.Format, ro); err != nil {
+			return cmdutil.WithCode(cmdutil.ExitFailure, err)
+		}
+		fmt.Fprintf(stderr, "kitrun: results written to %s\n", o.Output)
+	} else if err := kbench.Write(stdout, res, o.Format, ro); err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
+	if res.Interrupted {
+		return cmdutil.WithCode(cmdutil.ExitInterrupted, errors.New("interrupted; the finished runs are reported"))
+	}
+	if n := res.Failures(); n > 0 {
+		return cmdutil.WithCode(cmdutil.ExitBenchFailed, fmt.Errorf("%d run(s) failed; see the failed samples", n))
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// progress shows a bar on a terminal and one line per run elsewhere.
+type progress struct {
+	w   io.Writer
+	tty bool
+}
+
+func newProgress(w io.Writer) *progress {
+	p := &progress{w: w}
+	if f, ok := w.(*os.File); ok {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		p.tty = err == nil
+	}
+	return p
+}
+
+func (p *progress) update(pr kbench.Progress) {
+	what := "all-ready " + seconds(pr.Sample.Metrics["boot.all_ready"])
+	if pr.Config.Floor {
+		what = "power-off " + seconds(pr.Sample.Metrics["boot.power_off"])
+	}
+	if pr.Sample.Error != "" {
+		what = "FAILED: " + pr.Sample.Error
+	}
+	if pr.Warmup {
+		what += " (warm-up)"
+	}
+	if !p.tty {
+		fmt.Fprintf(p.w, "run %d/%d %s: %s\n", pr.Done, pr.Total, pr.Config.ID, what)
+		return
+	}
+	const width = 30
+	filled := width * pr.Done / pr.Total
+	fmt.Fprintf(p.w, "\r\x1b[K[%s%s] %d/%d %s: %s", strings.Repeat("=", filled), strings.Repeat(" ", width-filled),
+		pr.Done, pr.Total, pr.Config.ID, what)
+}
+
+func (p *progress) done() {
+	if p.tty {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func seconds(v float64) string { return fmt.Sprintf("%.3fs", v) }
