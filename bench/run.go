@@ -84,10 +84,7 @@ rounds:
 				r.Interrupted = true
 				break rounds
 			}
-			j := i
-			if round%2 == 1 {
-				j = len(units) - 1 - i
-			}
+			j := slot(round, i, len(units))
 			u := units[j]
 			s, accel, err := u.boot()
 			if err != nil {
@@ -135,6 +132,15 @@ func (r *Results) snapshot() *Results {
 	c.Interrupted = true // until the run completes, it is partial
 	c.summarize()
 	return &c
+}
+
+// slot is the configuration run at position i of a round: forward on even
+// rounds, backward on odd ones.
+func slot(round, i, n int) int {
+	if round%2 == 1 {
+		return n - 1 - i
+	}
+	return i
 }
 
 // Failures counts failed samples over all configurations.

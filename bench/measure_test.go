@@ -1,0 +1,111 @@
+package bench
+
+import (
+	"os"
+	"reflect"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kitrun/kitrun/hypervisor/vm"
+)
+
+func TestSlotOrderIsABBA(t *testing.T) {
+	var order []int
+	for round := 0; round < 4; round++ {
+		for i := 0; i < 3; i++ {
+			order = append(order, slot(round, i, 3))
+		}
+	}
+	want := []int{0, 1, 2, 2, 1, 0, 0, 1, 2, 2, 1, 0}
+	if !reflect.DeepEqual(order, want) {
+		t.Fatalf("order %v, want %v", order, want)
+	}
+	// Every configuration lands on even and odd positions equally, so a
+	// host that alternates fast and slow slots treats all alike.
+	parity := map[int][2]int{}
+	for pos, c := range order {
+		p := parity[c]
+		p[pos%2]++
+		parity[c] = p
+	}
+	for c, p := range parity {
+		if p[0] != p[1] {
+			t.Errorf("config %d: %d even and %d odd slots", c, p[0], p[1])
+		}
+	}
+}
+
+func TestTimelineMetrics(t *testing.T) {
+	marks := []vm.Mark{
+		{Stage: "vmm-ready", Host: 40 * time.Millisecond, Guest: -1},
+		{Stage: "init-start", Host: 2 * time.Second, Guest: 1.5},
+		{Stage: "modules-loaded", Host: 2100 * time.Millisecond, Guest: 1.6},
+		{Stage: "network-up", Host: 2200 * time.Millisecond, Guest: 1.7},
+		{Stage: "task-done render", Host: 2300 * time.Millisecond, Guest: 1.8},
+		{Stage: "service-started web", Host: 2350 * time.Millisecond, Guest: 1.85},
+		{Stage: "service-ready web", Host: 2400 * time.Millisecond, Guest: 1.9},
+		{Stage: "all-ready", Host: 2500 * time.Millisecond, Guest: 2.0},
+	}
+	got := TimelineMetrics(marks)
+	want := map[string]float64{
+		"boot.vmm_ready": 0.04, "boot.init_start": 2, "guest.init_start": 1.5, "boot.modules_loaded": 2.1,
+		"boot.network_up": 2.2, "boot.task.render": 2.3, "boot.service_ready.web": 2.4,
+		"boot.all_ready": 2.5, "guest.all_ready": 2.0,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
+
+func TestGuestMemoryMetrics(t *testing.T) {
+	got := GuestMemoryMetrics(map[string]int64{"mem_total": 1000, "mem_available": 700, "mem_free": 600, "rss_web": 50, "rss_kitinit": 20, "rootfs_used": 5})
+	want := map[string]float64{"mem.guest_total": 1000, "mem.guest_available": 700, "mem.guest_used": 300,
+		"mem.service_rss.web": 50, "mem.service_rss.kitinit": 20, "mem.guest_rootfs": 5}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v\nwant %v", got, want)
+	}
+}
+
+func TestComponent(t *testing.T) {
+	for origin, want := range map[string]string{
+		"kernel module virtio_net":      "module.virtio_net",
+		"service web":                   "service.web",
+		"shared library of service web": "service.web",
+		"onboot task render":            "onboot_task.render",
+		"files[2] /etc/motd":            "files",
+		"kitinit":                       "kitinit",
+		"kitinit configuration":         "kitinit",
+		"kitrun (parent directory)":     "kitrun",
+	} {
+		if got := component(origin); got != want {
+			t.Errorf("component(%q) = %q, want %q", origin, got, want)
+		}
+	}
+}
+
+// TestGuestRAMResident maps an anonymous region the way QEMU maps guest
+// RAM, touches part of it, and finds exactly that much resident.
+func TestGuestRAMResident(t *testing.T) {
+	const size = 48 << 20
+	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(mem)
+	unix.Madvise(mem, unix.MADV_NOHUGEPAGE)
+	for i := 0; i < 8<<20; i += 4096 {
+		mem[i] = 1
+	}
+	got, err := guestRAMResident(os.Getpid(), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != 8<<20 {
+		t.Errorf("resident %d, want %d", got, 8<<20)
+	}
+	if _, err := guestRAMResident(os.Getpid(), 12345<<20); err == nil {
+		t.Error("no mapping of that size must be an error")
+	}
+}
