@@ -30,6 +30,7 @@ import (
 	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sys/unix"
 
+	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/hypervisor"
 )
@@ -576,4 +577,26 @@ func (r *lineRing) Last(n int) []string {
 		all = all[len(all)-n:]
 	}
 	return all
+}
+
+// Version reports the QEMU version that would run guests of arch a, e.g.
+// "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)", or "" if unknown.
+func (b *Backend) Version(a arch.Arch) string {
+	byName, ok := machines[a.Name]
+	if !ok {
+		return ""
+	}
+	for _, mt := range byName {
+		bin, err := b.findBinary(mt.binary)
+		if err != nil {
+			return ""
+		}
+		out, err := exec.Command(bin, "--version").Output()
+		if err != nil {
+			return ""
+		}
+		line := firstLine(strings.TrimSpace(string(out)))
+		return strings.TrimPrefix(line, "QEMU emulator version ")
+	}
+	return ""
 }

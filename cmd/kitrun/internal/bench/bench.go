@@ -149,6 +149,8 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	go func() { <-sigCtx.Done(); stop() }()
 
+	backend := &qemu.Backend{}
+	qemuVersion := backend.Version(images[0].Arch)
 	saved := filepath.Join(o.ResultsDir, time.Now().UTC().Format("20060102T150405Z")+".json")
 	progress := newProgress(stderr)
 	plan := kbench.Plan{
@@ -161,9 +163,10 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 			}
 			return floor.Build(ctx, a, root, cache)
 		},
-		Settle: o.Settle, Timeout: o.Timeout, Backend: &qemu.Backend{},
+		Settle: o.Settle, Timeout: o.Timeout, Backend: backend,
 		Progress: progress.update,
 		Checkpoint: func(r *kbench.Results) {
+			r.QEMU = qemuVersion
 			if err := os.MkdirAll(o.ResultsDir, 0o755); err == nil {
 				kbench.WriteFile(saved, r, kbench.FormatJSON, kbench.ReportOptions{})
 			}
@@ -174,6 +177,7 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
+	res.QEMU = qemuVersion
 	if err := os.MkdirAll(o.ResultsDir, 0o755); err == nil {
 		if err := kbench.WriteFile(saved, res, kbench.FormatJSON, kbench.ReportOptions{}); err == nil {
 			fmt.Fprintf(stderr, "kitrun: results saved in %s\n", saved)
