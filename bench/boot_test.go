@@ -1,9 +1,13 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -107,4 +111,85 @@ func BenchmarkCompression(b *testing.B) {
 		b.ReportMetric(float64(imgs[c].Manifest.Initrd.Size), c+"-B")
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkEventChannelCost measures what kitrun's instrumentation costs the
+// guest: examples/minimal.yml booted with the event channel on and off
+// (ABBA order), timed by the guest's own uptime at all-ready as kitinit
+// prints it on the console — the one clock both variants share.
+// Run: go test ./bench -run - -bench EventChannelCost -benchtime 10x
+func BenchmarkEventChannelCost(b *testing.B) {
+	a := qemutest.Require(b, "x86_64")
+	img := qemutest.BuildSpec(b, a, filepath.Join(qemutest.RepoRoot(b), "examples", "minimal.yml"))
+	backend := &qemu.Backend{}
+	ready := map[bool][]float64{}
+	bootOnce := func(channel bool) {
+		var console consoleWatch
+		console.want = "kitinit: all ready ("
+		v, err := vm.Boot(context.Background(), backend, img, vm.Options{Accel: "tcg", NoEventChannel: !channel, Console: &console})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer v.Machine.Kill()
+		select {
+		case line := <-console.found():
+			var up float64
+			if _, err := fmt.Sscanf(line[strings.Index(line, "(")+1:], "%fs)", &up); err != nil {
+				b.Fatalf("bad line %q: %v", line, err)
+			}
+			ready[channel] = append(ready[channel], up)
+		case <-time.After(time.Minute):
+			b.Fatal("no all-ready line on the console")
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		first := i%2 == 0
+		bootOnce(first)
+		bootOnce(!first)
+	}
+	b.StopTimer()
+	on, off := median(ready[true]), median(ready[false])
+	b.ReportMetric(on, "guest-ready-channel-s")
+	b.ReportMetric(off, "guest-ready-nochannel-s")
+	b.ReportMetric((on-off)*1000, "channel-cost-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// consoleWatch passes the first console line containing want.
+type consoleWatch struct {
+	mu   sync.Mutex
+	want string
+	buf  []byte
+	ch   chan string
+	sent bool
+}
+
+func (c *consoleWatch) found() chan string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch == nil {
+		c.ch = make(chan string, 1)
+	}
+	return c.ch
+}
+
+func (c *consoleWatch) Write(p []byte) (int, error) {
+	ch := c.found()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.buf = append(c.buf, p...)
+	for !c.sent {
+		i := bytes.IndexByte(c.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := string(c.buf[:i])
+		c.buf = c.buf[i+1:]
+		if strings.Contains(line, c.want) {
+			c.sent = true
+			ch <- line
+		}
+	}
+	return len(p), nil
 }

@@ -42,6 +42,10 @@ type Config struct {
 	// Console receives every byte the guest writes on its console.
 	// It may be nil.
 	Console io.Writer
+	// NoEventChannel keeps kitinit's event channel off (the device stays,
+	// unused). The host then sees no guest events: this exists to measure
+	// what the channel itself costs the boot.
+	NoEventChannel bool
 	// RuntimeDir holds the machine's sockets; a private temporary directory
 	// (removed at teardown) when empty.
 	RuntimeDir string

@@ -183,7 +183,7 @@ func commandLine(cfg hypervisor.Config, mt machineType, hw archHardware, accel, 
 		"-m", strconv.Itoa(mem),
 		"-smp", strconv.Itoa(cpus),
 		"-kernel", cfg.Kernel,
-		"-append", kernelCmdline(cfg.Cmdline, hw, cfg.Network),
+		"-append", kernelCmdline(cfg.Cmdline, hw, cfg.Network, !cfg.NoEventChannel),
 		"-chardev", "socket,id=con,fd=3",
 		"-serial", "chardev:con",
 		"-chardev", "socket,id=chan,fd=4",
@@ -207,7 +207,7 @@ func commandLine(cfg hypervisor.Config, mt machineType, hw archHardware, accel, 
 
 // kernelCmdline appends the wiring kitinit and the kernel need to the
 // image's own command line.
-func kernelCmdline(image string, hw archHardware, network bool) string {
+func kernelCmdline(image string, hw archHardware, network, channel bool) string {
 	parts := []string{}
 	if s := strings.TrimSpace(image); s != "" {
 		parts = append(parts, s)
@@ -216,9 +216,12 @@ func kernelCmdline(image string, hw archHardware, network bool) string {
 		"console="+hw.Console,
 		// A panicking guest reboots at once, which -no-reboot turns into
 		// QEMU's exit: a panic never hangs a run.
-		"panic=-1",
-		initproto.ParamChannel+"="+hw.Channel)
-	mods := append([]string(nil), hw.ChannelModules...)
+		"panic=-1")
+	var mods []string
+	if channel {
+		parts = append(parts, initproto.ParamChannel+"="+hw.Channel)
+		mods = append(mods, hw.ChannelModules...)
+	}
 	if network {
 		for _, m := range hw.NICModules {
 			if !slices.Contains(mods, m) {

@@ -119,14 +119,17 @@ func TestAccelProbeFallback(t *testing.T) {
 
 func TestKernelCmdlineWiring(t *testing.T) {
 	q35 := archHardware{Console: "ttyS0", Channel: "/dev/ttyS1", NICModules: []string{"virtio_pci", "virtio_net"}}
-	got := kernelCmdline("quiet", q35, false)
+	got := kernelCmdline("quiet", q35, false, true)
 	want := "quiet console=ttyS0 panic=-1 kitrun.channel=/dev/ttyS1"
 	if got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
-	got = kernelCmdline("", q35, true)
+	got = kernelCmdline("", q35, true, true)
 	if !strings.HasSuffix(got, "kitrun.chanmods=virtio_pci,virtio_net") {
 		t.Errorf("network modules missing: %q", got)
+	}
+	if got := kernelCmdline("", q35, false, false); strings.Contains(got, "kitrun.channel") {
+		t.Errorf("channel wired though off: %q", got)
 	}
 }
 

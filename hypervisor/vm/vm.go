@@ -33,6 +33,8 @@ type Options struct {
 	// ExtraCmdline is appended to the image's kernel command line.
 	ExtraCmdline string
 	RuntimeDir   string
+	// NoEventChannel: see hypervisor.Config. WaitReady cannot work then.
+	NoEventChannel bool
 }
 
 // VM is a booted image.
@@ -90,7 +92,7 @@ func Boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, opt
 		MemoryMiB: opts.MemoryMiB, CPUs: opts.CPUs,
 		Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: cmdline,
 		Network: img.Manifest.Network == "user", Publish: opts.Publish,
-		Console: opts.Console, RuntimeDir: opts.RuntimeDir,
+		Console: opts.Console, RuntimeDir: opts.RuntimeDir, NoEventChannel: opts.NoEventChannel,
 	}
 	if len(opts.Publish) > 0 && !cfg.Network {
 		return nil, fmt.Errorf("--publish needs networking, and image %s has `network: none`; set `network: {mode: user}` in its spec", img.Manifest.Name)
