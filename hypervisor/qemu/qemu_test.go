@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +26,7 @@ func TestFloorBootsOurCpio(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var console syncBuffer
+			var console qemutest.Buffer
 			m, err := (&Backend{}).Start(context.Background(), hypervisor.Config{
 				Arch: a, Accel: "tcg", Kernel: k.Image, Initrd: initrd, Cmdline: "quiet", Console: &console,
 			})
@@ -131,21 +130,4 @@ func TestKernelCmdlineWiring(t *testing.T) {
 	if got := kernelCmdline("", q35, false, false); strings.Contains(got, "kitrun.channel") {
 		t.Errorf("channel wired though off: %q", got)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

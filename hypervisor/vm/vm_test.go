@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,8 +27,8 @@ func boot(t *testing.T, specPath string, opts vm.Options) *vm.VM {
 	t.Helper()
 	a := qemutest.Require(t, "x86_64")
 	img := qemutest.BuildSpec(t, a, specPath)
-	var console strings.Builder
-	opts.Console = &syncWriter{b: &console}
+	var console qemutest.Buffer
+	opts.Console = &console
 	opts.Accel = "tcg"
 	v, err := vm.Boot(context.Background(), &qemu.Backend{}, img, opts)
 	if err != nil {
@@ -304,17 +303,6 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  *strings.Builder
-}
-
-func (w *syncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
 }
 
 // TestMinimalAarch64 boots the minimal example on aarch64 under TCG: the
