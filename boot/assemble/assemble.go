@@ -53,6 +53,9 @@ type Options struct {
 	// ExtraFiles are added to the image after the spec's own (the test
 	// harness uses them for per-run SSH keys).
 	ExtraFiles []ExtraFile
+	// SSH puts the guest SSH server in the image even when the spec does
+	// not ask for it (the test harness forces it on). See addSSHServer.
+	SSH bool
 }
 
 // ExtraFile is a file the caller adds to the image.
@@ -105,8 +108,16 @@ func Build(ctx context.Context, s *spec.Spec, outDir string, opts Options) (*Res
 	}
 	b := &builder{
 		spec: s, opts: opts, arch: opts.Arch,
-		gob:   &gobuild.Builder{CacheDir: filepath.Join(opts.CacheDir, "go", opts.Arch.GOARCH)},
-		files: map[string]*entry{},
+		gob:     &gobuild.Builder{CacheDir: filepath.Join(opts.CacheDir, "go", opts.Arch.GOARCH)},
+		files:   map[string]*entry{},
+		network: s.Network,
+	}
+	if b.sshEnabled() && b.network.Mode != "user" {
+		// SSH reaches the guest through a forwarded port of QEMU's user
+		// networking, so an SSH image gets the NIC even with `network:
+		// none`, with user networking's usual layout; the manifest then
+		// says "user".
+		b.network = spec.Network{Mode: "user", Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3", Pos: s.Network.Pos}
 	}
 	if err := b.collect(ctx); err != nil {
 		return nil, err
@@ -140,6 +151,8 @@ type builder struct {
 	files  map[string]*entry
 	config initproto.Config
 	mods   []string // names of boot-time modules, for the manifest
+	// network is the spec's, or user networking forced on by SSH.
+	network spec.Network
 }
 
 // collect gathers every entry of the initramfs and kitinit's configuration.
@@ -160,8 +173,8 @@ func (b *builder) collect(ctx context.Context) error {
 	}
 	s := b.spec
 	b.config.Hostname = s.Hostname
-	if s.Network.Mode == "user" {
-		b.config.Network = &initproto.Network{Address: s.Network.Address, Gateway: s.Network.Gateway, DNS: s.Network.DNS}
+	if b.network.Mode == "user" {
+		b.config.Network = &initproto.Network{Address: b.network.Address, Gateway: b.network.Gateway, DNS: b.network.DNS}
 	}
 	for i, f := range s.Files {
 		if err := b.addSpecFile(f, fmt.Sprintf("files[%d] %s", i, f.Path)); err != nil {
@@ -191,6 +204,11 @@ func (b *builder) collect(ctx context.Context) error {
 			return err
 		}
 		b.config.Services = append(b.config.Services, svc)
+	}
+	if b.sshEnabled() {
+		if err := b.addSSHServer(ctx); err != nil {
+			return err
+		}
 	}
 	cfg, err := json.MarshalIndent(b.config, "", "  ")
 	if err != nil {
@@ -257,7 +275,7 @@ func (b *builder) addModules() error {
 	var machine []string
 	for _, hw := range b.arch.Machines {
 		machine = append(machine, hw.ChannelModules...)
-		if b.spec.Network.Mode == "user" {
+		if b.network.Mode == "user" {
 			machine = append(machine, hw.NICModules...)
 		}
 	}
@@ -572,13 +590,13 @@ func (b *builder) write(dest string, comp compressor) (bool, error) {
 			Compression: comp.name, UncompressedSize: meta.Uncompressed,
 		},
 		Cmdline: strings.TrimSpace(b.spec.Kernel.Cmdline),
-		Network: b.spec.Network.Mode,
+		Network: b.network.Mode,
 		Modules: b.mods,
 	}
-	if b.spec.SSH.Enabled {
-		m.SSH = b.spec.SSH.Port
+	if b.sshEnabled() {
+		m.SSH = b.sshPort()
 	}
-	for _, s := range b.spec.Services {
+	for _, s := range b.config.Services {
 		m.Services = append(m.Services, s.Name)
 	}
 	for _, n := range names {
@@ -727,12 +745,23 @@ func linkOrCopy(src, dst string) error {
 	return os.WriteFile(dst, data, 0o644)
 }
 
+// writeAtomic writes p through a uniquely named temporary file, so that
+// concurrent builds of the same image (parallel tests) never collide.
 func writeAtomic(p string, data []byte) error {
-	tmp := fmt.Sprintf("%s.tmp%d", p, os.Getpid())
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(p), filepath.Base(p)+".tmp-*")
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, p)
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr != nil || cerr != nil {
+		os.Remove(f.Name())
+		return errors.Join(werr, cerr)
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), p)
 }
 
 // replaceDir moves tmp to dest, replacing an older image there.

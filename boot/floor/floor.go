@@ -8,6 +8,7 @@ package floor
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 
@@ -41,9 +42,14 @@ func Build(ctx context.Context, a arch.Arch, srcRoot, cacheDir string) (string, 
 	if err != nil {
 		return "", err
 	}
-	tmp := out + ".tmp"
-	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".tmp-*")
+	if err != nil {
 		return "", err
 	}
-	return out, os.Rename(tmp, out)
+	_, werr := f.Write(buf.Bytes())
+	if err := errors.Join(werr, f.Close()); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return out, os.Rename(f.Name(), out)
 }

@@ -60,7 +60,14 @@ func (b *Builder) Build(ctx context.Context, pkgDir, goarch string) (string, err
 	if err := os.MkdirAll(b.CacheDir, 0o755); err != nil {
 		return "", err
 	}
-	tmp := fmt.Sprintf("%s.tmp%d", out, os.Getpid())
+	// A unique temporary name: two builds of the same program may run at
+	// once (parallel tests), and the last rename wins with equal bytes.
+	f, err := os.CreateTemp(b.CacheDir, filepath.Base(out)+".tmp-*")
+	if err != nil {
+		return "", err
+	}
+	tmp := f.Name()
+	f.Close()
 	cmd := exec.CommandContext(ctx, b.goTool(), "build", "-trimpath", "-buildvcs=false",
 		"-ldflags=-s -w -buildid=", "-o", tmp, ".")
 	cmd.Dir = pkgDir

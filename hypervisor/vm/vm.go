@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,18 @@ type Options struct {
 	RuntimeDir   string
 	// NoEventChannel: see hypervisor.Config. WaitReady cannot work then.
 	NoEventChannel bool
+	// ExtraFiles are added to the guest's root filesystem at this boot, in
+	// an archive appended to a temporary copy of the image's initramfs
+	// (removed when the machine exits); the image itself is unchanged. See
+	// extraInitrd in ssh.go.
+	ExtraFiles []ExtraFile
+	// SSH makes this boot reachable over SSH (SSHClient, Exec, Stat,
+	// SSHInfo): fresh keys go to the guest as ExtraFiles and a free
+	// 127.0.0.1 port is forwarded to the guest's SSH port. The image must
+	// have been built with `ssh: true` (or assemble.Options.SSH). An image
+	// that has an SSH server always gets its keys, SSH set or not: its
+	// server cannot start without them.
+	SSH bool
 }
 
 // VM is a booted image.
@@ -53,6 +66,7 @@ type VM struct {
 	services  map[string]*ServiceState
 	waiters   []waiter
 	tail      func(int) []string
+	ssh       *sshState // set with SSH; see ssh.go
 }
 
 // ServiceState is what the host knows of a guest service.
@@ -87,6 +101,13 @@ func Boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, opt
 	if opts.ExtraCmdline != "" {
 		cmdline = strings.TrimSpace(cmdline + " " + opts.ExtraCmdline)
 	}
+	var sshs *sshState
+	if opts.SSH || hasSSHServer(img.Manifest) {
+		var err error
+		if sshs, err = setupSSH(img, &opts); err != nil {
+			return nil, err
+		}
+	}
 	cfg := hypervisor.Config{
 		Arch: img.Arch, Machine: opts.Machine, Accel: opts.Accel,
 		MemoryMiB: opts.MemoryMiB, CPUs: opts.CPUs,
@@ -97,14 +118,30 @@ func Boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, opt
 	if len(opts.Publish) > 0 && !cfg.Network {
 		return nil, fmt.Errorf("--publish needs networking, and image %s has `network: none`; set `network: {mode: user}` in its spec", img.Manifest.Name)
 	}
+	tmpDir := ""
+	if len(opts.ExtraFiles) > 0 {
+		var err error
+		if cfg.Initrd, tmpDir, err = extraInitrd(img, opts.ExtraFiles); err != nil {
+			return nil, err
+		}
+	}
 	m, err := backend.Start(ctx, cfg)
 	if err != nil {
+		if tmpDir != "" {
+			os.RemoveAll(tmpDir)
+		}
 		return nil, err
 	}
 	v := &VM{
 		Image: img, Machine: m, stage: "started",
 		ready: make(chan struct{}), failed: make(chan struct{}), exited: make(chan struct{}),
-		services: map[string]*ServiceState{},
+		services: map[string]*ServiceState{}, ssh: sshs,
+	}
+	if tmpDir != "" {
+		v.atExit(func() { os.RemoveAll(tmpDir) })
+	}
+	if sshs != nil {
+		v.atExit(sshs.close)
 	}
 	if t, ok := m.(interface{ ConsoleTail(int) []string }); ok {
 		v.tail = t.ConsoleTail

@@ -1,11 +1,12 @@
 // Command demo is the multi-call program of examples/rich.yml: small jobs an
 // appliance's boot is made of (render a config, check it, serve on a unix
-// socket, crash once, signal readiness with a file).
+// socket, crash once, signal readiness with a file, copy stdin to stdout).
 package main
 
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -16,7 +17,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: demo render|check|unixserver|flaky|worker ARGS")
+		fail("usage: demo render|check|unixserver|flaky|worker|cat ARGS")
 	}
 	args := os.Args[2:]
 	switch os.Args[1] {
@@ -62,6 +63,21 @@ func main() {
 		check(os.WriteFile(args[0], []byte(fmt.Sprintf("uid=%d\n", os.Getuid())), 0o644))
 		fmt.Printf("worker: ready as uid %d\n", os.Getuid())
 		wait()
+	case "cat": // cat: copy stdin to stdout
+		// A plain loop: io.Copy between files would link in the
+		// splice/sendfile machinery (60 KB).
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := os.Stdin.Read(buf)
+			if n > 0 {
+				_, werr := os.Stdout.Write(buf[:n])
+				check(werr)
+			}
+			if err == io.EOF {
+				break
+			}
+			check(err)
+		}
 	default:
 		fail("demo: unknown job " + os.Args[1])
 	}
