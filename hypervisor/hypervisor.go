@@ -167,3 +167,15 @@ type Info struct {
 	Publish     []PortForward
 	Command     []string
 }
+
+// Controller is what a Machine may offer beyond Machine; callers
+// type-assert for it. The QEMU backend implements it.
+type Controller interface {
+	// Pause stops the virtual CPUs; Resume restarts them.
+	Pause(ctx context.Context) error
+	Resume(ctx context.Context) error
+	// RunState is the hypervisor's run state ("running", "paused", …).
+	RunState(ctx context.Context) (string, error)
+	// WriteConsole sends input to the guest console.
+	WriteConsole(ctx context.Context, p []byte) (int, error)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/digitalocean/go-qemu/qmp"
@@ -65,9 +66,19 @@ func (m *machine) dialMonitor(path string) (*qmp.SocketMonitor, error) {
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	mon, err := qmp.NewSocketMonitor("unix", path, time.Until(deadline))
-	if err != nil {
-		return nil, fmt.Errorf("dial qmp: %w", err)
+	// QEMU binds the socket a moment before it listens on it: a dial in
+	// between is refused, so retry until the deadline.
+	var mon *qmp.SocketMonitor
+	for {
+		var err error
+		mon, err = qmp.NewSocketMonitor("unix", path, time.Until(deadline))
+		if err == nil {
+			break
+		}
+		if m.exited() || time.Now().After(deadline) || !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, fmt.Errorf("dial qmp: %w", err)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 	// Connect reads the greeting with no deadline of its own; QEMU's exit
 	// closes the socket, which ends it.
@@ -136,8 +147,9 @@ func (m *machine) Powerdown(ctx context.Context) error {
 	return err
 }
 
-// Status returns QEMU's run state ("running", "paused", ...).
-func (m *machine) Status(ctx context.Context) (string, error) {
+// RunState implements hypervisor.Controller: QEMU's run state ("running",
+// "paused", ...).
+func (m *machine) RunState(ctx context.Context) (string, error) {
 	out, err := m.runQMP(ctx, "query-status", nil)
 	if err != nil {
 		return "", err

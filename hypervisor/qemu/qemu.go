@@ -96,6 +96,7 @@ func (b *Backend) Start(ctx context.Context, cfg hypervisor.Config) (hypervisor.
 		return nil, err
 	}
 	m.files = append(m.files, conHost, conGuest)
+	m.consoleIn = conHost
 	chHost, chGuest, err := socketpair("channel")
 	if err != nil {
 		return nil, err
@@ -265,6 +266,7 @@ type machine struct {
 	runtimeDir string
 	ownDir     bool
 	channel    *os.File
+	consoleIn  *os.File // kitrun's end of the console, for input
 	files      []*os.File
 	console    *lineRing
 

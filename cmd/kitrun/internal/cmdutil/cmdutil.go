@@ -30,7 +30,17 @@ const (
 	ExitEarlyExit     = 6 // the machine exited before all-ready
 	ExitBenchFailed   = 7 // kitrun bench: some runs failed (they are reported)
 	ExitRegression    = 8 // kitrun bench compare: a significant regression
+	ExitTestsFailed   = 9 // kitrun test: some tests failed (each is reported)
 	ExitInterrupted   = 130
+)
+
+// Exit codes of the VM lifecycle commands (run -d, ps, stop, rm, …).
+const (
+	ExitNoSuchVM     = 20 // no VM by that name
+	ExitVMExists     = 21 // the VM name is taken
+	ExitStateCorrupt = 22 // the VM's state files are unreadable
+	ExitVMState      = 23 // the VM's state does not allow the command
+	ExitVMBusy       = 24 // another kitrun command holds the VM's lock
 )
 
 // ExitError carries an exit code through cobra.
@@ -39,7 +49,13 @@ type ExitError struct {
 	Err  error
 }
 
-func (e *ExitError) Error() string { return e.Err.Error() }
+// Error is empty for a bare exit code (a remote command's status, say).
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
 func (e *ExitError) Unwrap() error { return e.Err }
 
 // WithCode wraps err with an exit code.

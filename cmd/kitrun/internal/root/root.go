@@ -12,7 +12,20 @@ import (
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/console"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/inspect"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/kill"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/logs"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/pause"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/prune"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/ps"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/resume"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/rm"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/run"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/ssh"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/stop"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/supervise"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/test"
 )
 
 // New returns the root command.
@@ -26,6 +39,8 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
 	cmd.AddCommand(build.New(), run.New(), bench.New())
+	cmd.AddCommand(ps.New(), logs.New(), console.New(), pause.New(), resume.New(), stop.New(), kill.New(), rm.New(), inspect.New(), prune.New(), supervise.New())
+	cmd.AddCommand(test.New(), ssh.New())
 	return cmd
 }
 

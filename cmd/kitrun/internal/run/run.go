@@ -8,14 +8,18 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/supervise"
 	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/lifecycle"
 	"github.com/kitrun/kitrun/hypervisor/qemu"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
@@ -32,6 +36,11 @@ type Options struct {
 	ConsoleLog string
 	UntilReady bool
 	Grace      time.Duration
+	// Detach runs the VM under a supervisor process and returns once it
+	// is ready (see hypervisor/lifecycle); Name and StateDir go with it.
+	Detach   bool
+	Name     string
+	StateDir string
 	cmdutil.BuildOptions
 }
 
@@ -46,7 +55,12 @@ directory made by kitrun build. The console streams to stdout (or to
 --console-log); at all-ready kitrun prints the boot timeline to stderr. The VM
 stays up until the guest powers off or you press Ctrl-C, which powers it off
 gracefully; with --until-ready kitrun powers it off as soon as every service
-is ready.`,
+is ready.
+
+With -d the VM runs detached, under its own supervisor process, and kitrun
+returns once it is ready (or with the failure, with the same exit codes).
+The console goes to its console.log; see kitrun ps, logs, console, pause,
+resume, stop, kill, rm, inspect and prune.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Target = args[0]
@@ -63,6 +77,9 @@ is ready.`,
 	f.StringVar(&o.ConsoleLog, "console-log", "", "write the console to this file instead of stdout")
 	f.BoolVar(&o.UntilReady, "until-ready", false, "power off once every service is ready and exit 0")
 	f.DurationVar(&o.Grace, "grace", 10*time.Second, "how long a graceful power-off may take before it is forced")
+	f.BoolVarP(&o.Detach, "detach", "d", false, "run detached under a supervisor; return once ready")
+	f.StringVar(&o.Name, "name", "", "with -d: the VM's name (default: the image name and a random suffix)")
+	supervise.AddStateDirFlag(cmd, &o.StateDir)
 	build.AddBuildFlags(cmd, &o.BuildOptions)
 	return cmd
 }
@@ -84,9 +101,15 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	if err := checkDetachFlags(o); err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
 	img, err := cmdutil.LoadImage(ctx, o.Target, o.BuildOptions, stderr)
 	if err != nil {
 		return err
+	}
+	if o.Detach {
+		return runDetached(ctx, o, img, mem, publish, stdout, stderr)
 	}
 	console := stdout
 	if o.ConsoleLog != "" {
@@ -147,6 +170,91 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
+}
+
+func checkDetachFlags(o *Options) error {
+	if o.Detach {
+		if o.UntilReady {
+			return errors.New("-d and --until-ready do not go together")
+		}
+		if o.ConsoleLog != "" {
+			return errors.New("-d writes the console to the VM's console.log (kitrun logs NAME); drop --console-log")
+		}
+		if o.Name != "" {
+			return lifecycle.ValidateName(o.Name)
+		}
+		return nil
+	}
+	if o.Name != "" || o.StateDir != "" {
+		return errors.New("--name and --state-dir go with -d")
+	}
+	return nil
+}
+
+// runDetached records the VM, starts its supervisor (this binary's hidden
+// supervise command) and waits for ready or failure.
+func runDetached(ctx context.Context, o *Options, img *image.Image, mem int, publish []hypervisor.PortForward, stdout, stderr io.Writer) error {
+	store, err := supervise.Store(o.StateDir)
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("finding the kitrun binary: %w", err))
+	}
+	meta := lifecycle.Meta{
+		Image: img.Dir, ImageName: img.Manifest.Name,
+		KernelSHA256: img.Manifest.Kernel.SHA256, InitrdSHA256: img.Manifest.Initrd.SHA256,
+		Arch: img.Arch.Name, Machine: o.Machine, Accel: o.Accel, MemoryMiB: mem, CPUs: o.CPUs,
+		Network: img.Manifest.Network, GuestSSHPort: img.Manifest.SSH,
+		BootTimeout: lifecycle.Duration(o.Timeout), Grace: lifecycle.Duration(o.Grace),
+	}
+	if cmdutil.IsSpecPath(o.Target) {
+		if abs, err := filepath.Abs(o.Target); err == nil {
+			meta.Spec = abs
+		}
+	}
+	if abs, err := filepath.Abs(img.Dir); err == nil {
+		meta.Image = abs
+	}
+	for _, p := range publish {
+		meta.Published = append(meta.Published, lifecycle.Port{HostAddr: p.HostAddr, HostPort: p.HostPort, GuestPort: p.GuestPort})
+	}
+	if len(publish) > 0 && img.Manifest.Network != "user" {
+		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("--publish needs networking, and image %s has `network: none`; set `network: {mode: user}` in its spec", img.Manifest.Name))
+	}
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	opts := lifecycle.StartOptions{Exe: exe, OnBooting: func(r lifecycle.Report) {
+		fmt.Fprintf(stderr, "kitrun: booting %s as %s on %s/%s (supervisor pid %d, qemu pid %d), accel %s (%s)\n",
+			img.Manifest.Name, meta.Name, r.Arch, r.Machine, r.SupervisorPID, r.QEMUPID, r.Accel, r.AccelReason)
+		for _, p := range r.Published {
+			fmt.Fprintf(stderr, "kitrun: guest port %d published on %s:%d\n", p.GuestPort, p.HostAddr, p.HostPort)
+		}
+	}}
+	var rep *lifecycle.Report
+	for try := 0; ; try++ {
+		meta.Name = o.Name
+		if meta.Name == "" {
+			meta.Name = lifecycle.GenerateName(img.Manifest.Name)
+		}
+		rep, err = store.Start(sigCtx, meta, opts)
+		var exists *lifecycle.ExistsError
+		if o.Name == "" && try < 5 && errors.As(err, &exists) {
+			continue // a generated name clashed: draw another
+		}
+		break
+	}
+	if err != nil {
+		if errors.Is(err, context.Canceled) {
+			return cmdutil.WithCode(cmdutil.ExitInterrupted, fmt.Errorf("interrupted; VM %s stopped", meta.Name))
+		}
+		return supervise.Err(err)
+	}
+	PrintTimeline(stderr, rep.Timeline)
+	fmt.Fprintf(stderr, "kitrun: %s is ready; `kitrun logs %s`, `kitrun stop %s`\n", meta.Name, meta.Name, meta.Name)
+	fmt.Fprintln(stdout, meta.Name)
+	return nil
 }
 
 // PrintTimeline writes the boot stages on both clocks.

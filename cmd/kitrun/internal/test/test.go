@@ -1,0 +1,142 @@
+// Package test is `kitrun test`: run a directory of test cases on real VMs.
+package test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
+	"github.com/kitrun/kitrun/testcases"
+)
+
+// Options are test's flags and arguments.
+type Options struct {
+	Dir        string
+	Parallel   int
+	Labels     []string
+	Run        []string
+	Timeout    time.Duration
+	Retries    int
+	JUnit      string
+	JSON       string
+	ResultsDir string
+	Arch       []string
+	MemBudget  string
+	Accel      string
+	Machine    string
+	CacheDir   string
+}
+
+// New returns the command.
+func New() *cobra.Command {
+	o := &Options{}
+	cmd := &cobra.Command{
+		Use:   "test DIR",
+		Short: "Run test cases (spec.yml + test.yml directories) on real VMs",
+		Long: `Run the test cases under DIR: each directory holding a spec.yml and a
+test.yml is one test (NNN_ prefixes order them and are stripped from names).
+Every test builds its image, boots it, checks its test.yml's assertions and
+the implicit ones (no panic, no unexpected service failure, a clean
+power-off), and powers it off. One line is printed per finished test, then
+"N passed, N failed, N skipped". Logs of every test (console, events,
+assertions) go to --results; --junit and --json write reports.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Dir = args[0]
+			return Run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVarP(&o.Parallel, "parallel", "j", 1, "tests to run at once (within --mem-budget)")
+	f.StringArrayVarP(&o.Labels, "labels", "l", nil, "label filter: network,!slow requires network and excludes slow (repeatable)")
+	f.StringArrayVar(&o.Run, "run", nil, "run only tests whose name (or group) matches a glob, e.g. 'services/*' (repeatable, comma-separated)")
+	f.DurationVar(&o.Timeout, "timeout", testcases.DefaultTimeout, "per-test timeout for tests whose test.yml sets none (boot and assertions)")
+	f.IntVar(&o.Retries, "retries", 0, "run a failed test up to N more times; passing on a retry marks it flaky")
+	f.StringVar(&o.JUnit, "junit", "", "write a JUnit XML report to this file")
+	f.StringVar(&o.JSON, "json", "", "write a JSON report to this file")
+	f.StringVar(&o.ResultsDir, "results", "", "directory for logs and reports (default out/test-results/TIMESTAMP)")
+	f.StringArrayVar(&o.Arch, "arch", nil, "architectures to run on: x86_64, aarch64 (repeatable, comma-separated; default the host's)")
+	f.StringVar(&o.MemBudget, "mem-budget", "", "cap on the sum of running guests' memory, e.g. 2G (default half the host's available memory)")
+	f.StringVar(&o.Accel, "accel", "auto", "accelerator: auto (probe KVM, else TCG), kvm or tcg")
+	f.StringVar(&o.Machine, "machine", "", "machine type (x86_64: q35, microvm; aarch64: virt)")
+	f.StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")
+	return cmd
+}
+
+// Run runs the tests; it returns an error carrying ExitTestsFailed when any
+// test failed.
+func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	labels, err := testcases.ParseLabelFilter(o.Labels...)
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
+	names, err := testcases.ParseNameFilter(o.Run...)
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
+	budget := 0
+	if o.MemBudget != "" {
+		if budget, err = cmdutil.ParseMemory(o.MemBudget); err != nil {
+			return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("--mem-budget: %w", err))
+		}
+	}
+	if o.Parallel < 1 {
+		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("-j must be at least 1, not %d", o.Parallel))
+	}
+	if o.Retries < 0 {
+		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("--retries must not be negative"))
+	}
+	if st, err := os.Stat(o.Dir); err != nil || !st.IsDir() {
+		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("%s: not a directory of test cases", o.Dir))
+	}
+
+	// Ctrl-C stops the run: running VMs are killed, the rest skipped, and
+	// the reports still written.
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := testcases.Run(sigCtx, testcases.Options{
+		Dir: o.Dir, Arches: o.Arch, Labels: labels, Names: names,
+		Parallel: o.Parallel, MemBudgetMiB: budget, Timeout: o.Timeout, Retries: o.Retries,
+		ResultsDir: o.ResultsDir, Out: stdout,
+		Launcher: &testcases.QEMULauncher{Accel: o.Accel, Machine: o.Machine, CacheDir: o.CacheDir},
+	})
+	if s == nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
+	var reportErrs []error
+	if err != nil {
+		reportErrs = append(reportErrs, err)
+	}
+	if o.JUnit != "" {
+		if err := testcases.WriteJUnit(o.JUnit, s); err != nil {
+			reportErrs = append(reportErrs, fmt.Errorf("--junit: %w", err))
+		}
+	}
+	if o.JSON != "" {
+		if err := s.WriteJSON(o.JSON); err != nil {
+			reportErrs = append(reportErrs, fmt.Errorf("--json: %w", err))
+		}
+	}
+	switch {
+	case s.Interrupted:
+		return cmdutil.WithCode(cmdutil.ExitInterrupted, errors.Join(append([]error{errors.New("interrupted")}, reportErrs...)...))
+	case !s.OK():
+		// The closing line has said it all; only report-writing problems
+		// are worth another word.
+		return &cmdutil.ExitError{Code: cmdutil.ExitTestsFailed, Err: errors.Join(reportErrs...)}
+	case len(reportErrs) > 0:
+		return cmdutil.WithCode(cmdutil.ExitFailure, errors.Join(reportErrs...))
+	}
+	return nil
+}

@@ -1,0 +1,61 @@
+package vmtest_test
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
+	"github.com/kitrun/kitrun/testcases/vmtest"
+)
+
+// TestPublishedPort boots a spec, dials its published port from the host
+// and reads the console, the way a user's test of a network service would.
+func TestPublishedPort(t *testing.T) {
+	qemutest.Require(t, "x86_64")
+	v := vmtest.Boot(t, "testdata/web.yml", vmtest.WithPublish(8080), vmtest.WithArch("x86_64"))
+	addr := v.Port(8080)
+	if !strings.HasPrefix(addr, "127.0.0.1:") {
+		t.Errorf("Port(8080) = %q, want a loopback address", addr)
+	}
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || line != "hello from vmtest-web\n" {
+		t.Errorf("port 8080 answered %q, %v", line, err)
+	}
+	if got := v.ExpectConsole(`hello: listening on .*:8080`, 10*time.Second); !strings.Contains(got, "[hello]") {
+		t.Errorf("ExpectConsole returned %q, want the service's prefixed line", got)
+	}
+	if v.VM().Stage() != "all-ready" {
+		t.Errorf("stage %q after Boot, want all-ready", v.VM().Stage())
+	}
+}
+
+// TestExecAndStat runs commands and reads files over SSH.
+func TestExecAndStat(t *testing.T) {
+	qemutest.Require(t, "x86_64")
+	v := vmtest.Boot(t, "testdata/web.yml", vmtest.WithSSH(), vmtest.WithMemory(192))
+	if r := v.Exec("kitrun-ping"); r.Status != 0 || string(r.Stdout) != "pong\n" {
+		t.Errorf("kitrun-ping: status %d, stdout %q, stderr %q", r.Status, r.Stdout, r.Stderr)
+	}
+	if r := v.Exec("/usr/bin/hello -addr :bad"); r.Status == 0 {
+		t.Errorf("hello with a bad address exited 0; want a failure status")
+	}
+	fi := v.Stat("/etc/motd")
+	if !fi.Exists || fi.Mode != "0444" || string(fi.Content) != "vmtest\n" {
+		t.Errorf("stat /etc/motd = %+v", fi)
+	}
+	v.Shutdown()
+	select {
+	case <-v.VM().Exited():
+	default:
+		t.Error("the machine still runs after Shutdown")
+	}
+}
