@@ -32,9 +32,10 @@ qemu:
 kernels:
 	@scripts/fetch-kernels.sh "$(KERNEL_DIR)" amd64 arm64
 
-test: deps
+test: deps build
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
+	bin/kitrun test testcases/ -j 2 --junit out/junit.xml --results out/test-results
 
 run: deps build
 	bin/kitrun run examples/minimal.yml --until-ready
