@@ -19,8 +19,13 @@ type machineType struct {
 	nic func(netdev string) []string
 	// extra devices every boot gets (pvpanic where the kernel has it).
 	extra []string
-	// kernelPanicKnown: the guest kernel reports panics to the VMM.
+	// pvpanic: the guest kernel reports panics to the VMM.
 	pvpanic bool
+	// tscHint: the machine has no timer (HPET, ACPI PM) the kernel can
+	// calibrate the TSC against besides the PIT, and under TCG on a busy
+	// host that calibration fails and the boot hangs (seen on microvm).
+	// The kernel is then told the TSC frequency (tsc_early_khz).
+	tscHint bool
 }
 
 func secondSerial(chardev string) []string { return []string{"-serial", "chardev:" + chardev} }
@@ -52,6 +57,7 @@ var machines = map[string]map[string]machineType{
 			cpu:     map[string]string{"tcg": "qemu64", "kvm": "host"},
 			channel: virtconsoleMMIO,
 			nic:     nicMMIO,
+			tscHint: true,
 		},
 	},
 	"aarch64": {

@@ -184,7 +184,7 @@ func commandLine(cfg hypervisor.Config, mt machineType, hw archHardware, accel, 
 		"-m", strconv.Itoa(mem),
 		"-smp", strconv.Itoa(cpus),
 		"-kernel", cfg.Kernel,
-		"-append", kernelCmdline(cfg.Cmdline, hw, cfg.Network, !cfg.NoEventChannel),
+		"-append", kernelCmdline(cfg.Cmdline+tscHint(mt, accel), hw, cfg.Network, !cfg.NoEventChannel),
 		"-chardev", "socket,id=con,fd=3",
 		"-serial", "chardev:con",
 		"-chardev", "socket,id=chan,fd=4",
@@ -204,6 +204,18 @@ func commandLine(cfg hypervisor.Config, mt machineType, hw archHardware, accel, 
 		args = append(args, mt.nic("net0")...)
 	}
 	return args
+}
+
+// tscHint gives the guest kernel the TSC frequency where it could not
+// calibrate it reliably (see machineType.tscHint).
+func tscHint(mt machineType, accel string) string {
+	if !mt.tscHint || accel != "tcg" {
+		return ""
+	}
+	if khz := hostTSCkHz(); khz > 0 {
+		return fmt.Sprintf(" tsc_early_khz=%d", khz)
+	}
+	return ""
 }
 
 // kernelCmdline appends the wiring kitinit and the kernel need to the

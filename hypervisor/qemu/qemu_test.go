@@ -2,8 +2,10 @@ package qemu
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +131,32 @@ func TestKernelCmdlineWiring(t *testing.T) {
 	}
 	if got := kernelCmdline("", q35, false, false); strings.Contains(got, "kitrun.channel") {
 		t.Errorf("channel wired though off: %q", got)
+	}
+}
+
+// TestTSCHint: microvm under TCG is told the TSC frequency (without it the
+// kernel's PIT calibration fails on a loaded host and the boot hangs); q35,
+// which has other timers, and KVM are left alone.
+func TestTSCHint(t *testing.T) {
+	microvm, _ := lookupMachine("x86_64", "microvm")
+	q35, _ := lookupMachine("x86_64", "q35")
+	if got := tscHint(q35, "tcg"); got != "" {
+		t.Errorf("q35 got %q", got)
+	}
+	if got := tscHint(microvm, "kvm"); got != "" {
+		t.Errorf("microvm under kvm got %q", got)
+	}
+	khz := hostTSCkHz()
+	if runtime.GOARCH != "amd64" {
+		if khz != 0 {
+			t.Errorf("TSC of a %s host: %d", runtime.GOARCH, khz)
+		}
+		return
+	}
+	if khz < 100_000 || khz > 10_000_000 {
+		t.Fatalf("host TSC %d kHz is not plausible", khz)
+	}
+	if got := tscHint(microvm, "tcg"); got != fmt.Sprintf(" tsc_early_khz=%d", khz) {
+		t.Errorf("microvm under tcg got %q", got)
 	}
 }
