@@ -5,7 +5,7 @@ GO          ?= go
 KITRUN_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kitrun
 KERNEL_DIR  := $(KITRUN_CACHE)/kernels
 SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-QEMU_PKGS   := qemu-system-x86 qemu-system-arm qemu-utils
+QEMU_PKGS   := qemu-system-x86 qemu-system-arm qemu-utils openssh-client
 TEST_TIMEOUT ?= 40m
 
 export KITRUN_CACHE
@@ -24,7 +24,7 @@ bin/kitrun: $(shell find . -name '*.go' -not -path './out/*') go.mod go.sum
 deps: qemu kernels
 
 qemu:
-	@if ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-system-aarch64 >/dev/null; then \
+	@if ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-system-aarch64 >/dev/null || ! command -v ssh >/dev/null; then \
 		echo "installing QEMU: $(QEMU_PKGS)"; \
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(QEMU_PKGS); \
 	fi
