@@ -32,6 +32,10 @@ type Plan struct {
 	Settle time.Duration
 	// Timeout bounds each boot to all-ready.
 	Timeout time.Duration
+	// Cooldown is a pause between runs. On hosts where a VM started right
+	// after another one starts slower about every other time, a second's
+	// pause makes the runs alike (lower variance, same ordering fairness).
+	Cooldown time.Duration
 	Backend hypervisor.Backend
 	// Progress is told about every finished run (warm-up ones too).
 	Progress func(p Progress)
@@ -86,6 +90,9 @@ rounds:
 			}
 			j := slot(round, i, len(units))
 			u := units[j]
+			if done > 0 {
+				time.Sleep(p.Cooldown)
+			}
 			s, accel, err := u.boot()
 			if err != nil {
 				s = Sample{Error: err.Error()}

@@ -117,7 +117,7 @@ services:
     ready: {file: /run/never}
 `, filepath.Join(qemutest.RepoRoot(t), "examples/cmd/demo")))
 	out := filepath.Join(dir, "r.json")
-	cmd := exec.Command(bin, "bench", spec, "--runs", "2", "--warmup", "0", "--accel", "tcg",
+	cmd := exec.Command(bin, "bench", spec, "--runs", "2", "--warmup", "0", "--accel", "tcg", "--cooldown", "0s",
 		"--format", "json", "-o", out, "--results-dir", dir)
 	log, err := cmd.CombinedOutput()
 	if code := exitCode(err); code != 7 {
@@ -141,7 +141,7 @@ func TestBenchInterrupt(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "r.json")
 	cmd := exec.Command(bin, "bench", filepath.Join(qemutest.RepoRoot(t), "examples", "minimal.yml"),
-		"--runs", "50", "--warmup", "0", "--accel", "tcg", "--settle", "0s", "--format", "json", "-o", out, "--results-dir", dir)
+		"--runs", "50", "--warmup", "0", "--accel", "tcg", "--settle", "0s", "--cooldown", "0s", "--format", "json", "-o", out, "--results-dir", dir)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -44,6 +44,7 @@ type Options struct {
 	ResultsDir string
 	Metrics    []string
 	Settle     time.Duration
+	Cooldown   time.Duration
 	Timeout    time.Duration
 	cmdutil.BuildOptions
 }
@@ -84,6 +85,7 @@ Ctrl-C finishes the run in progress and reports what was measured.`,
 	f.StringSliceVar(&o.Metrics, "metric", nil, "report only these metrics (names, or families like mem.*)")
 	f.DurationVar(&o.Settle, "settle", time.Second, "wait after all-ready before measuring memory")
 	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "deadline for each boot to reach all-ready")
+	f.DurationVar(&o.Cooldown, "cooldown", time.Second, "pause between runs (back-to-back VMs are not independent on every host)")
 	f.StringVar(&o.Compression, "compression", "", "initramfs compression for specs (default zstd)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")
 	cmd.AddCommand(compare.New())
@@ -163,7 +165,7 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 			}
 			return floor.Build(ctx, a, root, cache)
 		},
-		Settle: o.Settle, Timeout: o.Timeout, Backend: backend,
+		Settle: o.Settle, Timeout: o.Timeout, Cooldown: o.Cooldown, Backend: backend,
 		Progress: progress.update,
 		Checkpoint: func(r *kbench.Results) {
 			r.QEMU = qemuVersion
