@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -87,6 +88,11 @@ func Main() {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)
 	unix.Reboot(unix.LINUX_REBOOT_CMD_CAD_OFF) // Ctrl-Alt-Del sends SIGINT
+	// No garbage collection on the way to ready: the boot allocates a few
+	// MiB at most, and under TCG a collection costs milliseconds of a
+	// single vCPU. settled() (or, at the latest, this timer) turns it back on.
+	debug.SetGCPercent(-1)
+	time.AfterFunc(30*time.Second, restoreGC)
 	Run(Options{System: LinuxSystem{}, StartUptime: start, Signals: sigs})
 	for { // the power is off by now; never exit
 		time.Sleep(time.Hour)
@@ -286,8 +292,14 @@ func (k *kitinit) settled() {
 	if k.isStopping() {
 		return
 	}
-	k.settleOnce.Do(func() { go k.late() })
+	k.settleOnce.Do(func() {
+		restoreGC()
+		go k.late()
+	})
 }
+
+// restoreGC turns the garbage collector back on (see Main).
+func restoreGC() { debug.SetGCPercent(100) }
 
 func (k *kitinit) handleSignals(sigs <-chan os.Signal) {
 	defer k.recoverGo("signal handler")
