@@ -50,8 +50,9 @@ type Options struct {
 	// KitrunSource is the kitrun module root that kitinit is built from;
 	// found automatically when empty (see kitrunSource).
 	KitrunSource string
-	// ExtraFiles are added to the image after the spec's own (the test
-	// harness uses them for per-run SSH keys).
+	// ExtraFiles are added to the image after the spec's own. They are
+	// part of the image (and its cache key): per-boot material such as SSH
+	// keys goes through vm.Options.ExtraFiles instead.
 	ExtraFiles []ExtraFile
 	// SSH puts the guest SSH server in the image even when the spec does
 	// not ask for it (the test harness forces it on). See addSSHServer.

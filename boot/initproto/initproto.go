@@ -43,7 +43,6 @@ type Config struct {
 	Onboot      []Task    `json:"onboot,omitempty"`
 	Onshutdown  []Task    `json:"onshutdown,omitempty"`
 	Services    []Service `json:"services,omitempty"`
-	SSH         *SSH      `json:"ssh,omitempty"`
 }
 
 // Module is a kernel module in the image.
@@ -108,13 +107,6 @@ type Ready struct {
 	Log      string   `json:"log,omitempty"`
 	Timeout  Duration `json:"timeout"`
 	Interval Duration `json:"interval"`
-}
-
-// SSH configures kitinit's SSH server.
-type SSH struct {
-	Port           int    `json:"port"`
-	HostKeyPath    string `json:"host_key"`        // PEM private key in the image
-	AuthorizedKeys string `json:"authorized_keys"` // path in the image
 }
 
 // Duration is a time.Duration that reads and writes as a Go duration string.

@@ -155,7 +155,8 @@ type File struct {
 	Pos       Pos
 }
 
-// SSH turns on kitinit's SSH server. The harness generates keys per run.
+// SSH puts kitrun's SSH server (kitsshd) in the image as a supervised
+// service; keys are generated per boot, never stored in the image.
 type SSH struct {
 	Enabled bool
 	Port    int // guest port, default 22
