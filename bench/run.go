@@ -36,7 +36,7 @@ type Plan struct {
 	// after another one starts slower about every other time, a second's
 	// pause makes the runs alike (lower variance, same ordering fairness).
 	Cooldown time.Duration
-	Backend hypervisor.Backend
+	Backend  hypervisor.Backend
 	// Progress is told about every finished run (warm-up ones too).
 	Progress func(p Progress)
 	// Checkpoint receives the results so far after every measured run, so
