@@ -3,48 +3,23 @@ package resume
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/supervise"
+	"github.com/kitrun/kitrun/hypervisor/lifecycle"
 )
 
-// Options are resume's flags and arguments.
-type Options struct {
-	StateDir string
-	Name     string
+// Op is the operation, for callers that skip the CLI.
+var Op = supervise.VMOp{
+	Use:   "resume NAME",
+	Short: "Resume a paused VM",
+	Op: func(ctx context.Context, store *lifecycle.Store, name string) error {
+		_, err := store.Resume(ctx, name)
+		return err
+	},
+	Done: "resumed",
 }
 
 // New returns the command.
-func New() *cobra.Command {
-	o := &Options{}
-	cmd := &cobra.Command{
-		Use:   "resume NAME",
-		Short: "Resume a paused VM",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Name = args[0]
-			return Run(cmd.Context(), o, cmd.OutOrStdout())
-		},
-	}
-	supervise.AddStateDirFlag(cmd, &o.StateDir)
-	return cmd
-}
-
-// Run resumes the VM.
-func Run(ctx context.Context, o *Options, stdout io.Writer) error {
-	store, err := supervise.Store(o.StateDir)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if _, err := store.Resume(ctx, o.Name); err != nil {
-		return supervise.Err(err)
-	}
-	fmt.Fprintf(stdout, "%s resumed\n", o.Name)
-	return nil
-}
+func New() *cobra.Command { return Op.Command() }

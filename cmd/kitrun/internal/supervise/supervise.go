@@ -7,10 +7,12 @@ package supervise
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -120,4 +122,44 @@ func BootCode(failure string) int {
 // Store opens the state directory of a command's --state-dir.
 func Store(dir string) (*lifecycle.Store, error) {
 	return lifecycle.Open(dir)
+}
+
+// VMOp is a command that applies one quick operation to a detached VM by
+// name (pause, resume): the shape those commands share.
+type VMOp struct {
+	Use, Short string
+	// Op runs the operation under a 30 s deadline.
+	Op func(ctx context.Context, store *lifecycle.Store, name string) error
+	// Done is printed after the name on success ("paused").
+	Done string
+}
+
+// Command builds the cobra command for the operation.
+func (op VMOp) Command() *cobra.Command {
+	var stateDir string
+	cmd := &cobra.Command{
+		Use:   op.Use,
+		Short: op.Short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return op.Run(cmd.Context(), stateDir, args[0], cmd.OutOrStdout())
+		},
+	}
+	AddStateDirFlag(cmd, &stateDir)
+	return cmd
+}
+
+// Run applies the operation to the VM called name.
+func (op VMOp) Run(ctx context.Context, stateDir, name string, stdout io.Writer) error {
+	store, err := Store(stateDir)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := op.Op(ctx, store, name); err != nil {
+		return Err(err)
+	}
+	fmt.Fprintf(stdout, "%s %s\n", name, op.Done)
+	return nil
 }
