@@ -148,6 +148,11 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		return waitErr
 	}
 	PrintTimeline(stderr, v.Timeline())
+	if v.SSHKeys() != nil {
+		if port, key, known, err := v.SSHInfo(); err == nil {
+			fmt.Fprintf(stderr, "kitrun: ssh -i %s -o UserKnownHostsFile=%s -p %d root@127.0.0.1\n", key, known, port)
+		}
+	}
 	if o.UntilReady {
 		start := time.Now()
 		if err := v.Shutdown(context.Background(), o.Grace); err != nil {
