@@ -52,6 +52,7 @@ func main() {
 		}
 	case "flaky": // flaky MARKER: exit 1 the first time, serve the next
 		need(args, 1)
+		catchStop()
 		if _, err := os.Stat(args[0]); err != nil {
 			check(os.WriteFile(args[0], []byte("crashed once\n"), 0o644))
 			fail("flaky: first start, crashing on purpose")
@@ -60,6 +61,7 @@ func main() {
 		wait()
 	case "worker": // worker READYFILE: write it after starting, then idle
 		need(args, 1)
+		catchStop()
 		check(os.WriteFile(args[0], []byte(fmt.Sprintf("uid=%d\n", os.Getuid())), 0o644))
 		fmt.Printf("worker: ready as uid %d\n", os.Getuid())
 		wait()
@@ -83,11 +85,18 @@ func main() {
 	}
 }
 
+// stopSignals is set by catchStop, which a long-running job calls before it
+// says it is ready: a TERM right after "ready" must find it handled.
+var stopSignals chan os.Signal
+
+func catchStop() {
+	stopSignals = make(chan os.Signal, 1)
+	signal.Notify(stopSignals, syscall.SIGTERM, syscall.SIGINT)
+}
+
 func wait() {
-	c := make(chan os.Signal, 1)
-	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
 	select {
-	case s := <-c:
+	case s := <-stopSignals:
 		fmt.Printf("demo: %s, exiting\n", s)
 	case <-time.After(24 * time.Hour):
 	}
