@@ -206,16 +206,21 @@ func commandLine(cfg hypervisor.Config, mt machineType, hw archHardware, accel, 
 	return args
 }
 
-// tscHint gives the guest kernel the TSC frequency where it could not
-// calibrate it reliably (see machineType.tscHint).
+// tscHint gives the guest kernel what TCG's timing needs: the TSC
+// frequency where it cannot calibrate it reliably, and no IO-APIC timer
+// check (see machineType).
 func tscHint(mt machineType, accel string) string {
-	if !mt.tscHint || accel != "tcg" {
+	if accel != "tcg" {
 		return ""
 	}
-	if khz := hostTSCkHz(); khz > 0 {
-		return fmt.Sprintf(" tsc_early_khz=%d", khz)
+	hint := ""
+	if mt.timerCheck {
+		hint += " no_timer_check"
 	}
-	return ""
+	if khz := hostTSCkHz(); mt.tscHint && khz > 0 {
+		hint += fmt.Sprintf(" tsc_early_khz=%d", khz)
+	}
+	return hint
 }
 
 // kernelCmdline appends the wiring kitinit and the kernel need to the

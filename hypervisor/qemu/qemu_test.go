@@ -140,7 +140,7 @@ func TestKernelCmdlineWiring(t *testing.T) {
 func TestTSCHint(t *testing.T) {
 	microvm, _ := lookupMachine("x86_64", "microvm")
 	q35, _ := lookupMachine("x86_64", "q35")
-	if got := tscHint(q35, "tcg"); got != "" {
+	if got := tscHint(q35, "tcg"); got != " no_timer_check" {
 		t.Errorf("q35 got %q", got)
 	}
 	if got := tscHint(microvm, "kvm"); got != "" {
@@ -156,7 +156,7 @@ func TestTSCHint(t *testing.T) {
 	if khz < 100_000 || khz > 10_000_000 {
 		t.Fatalf("host TSC %d kHz is not plausible", khz)
 	}
-	if got := tscHint(microvm, "tcg"); got != fmt.Sprintf(" tsc_early_khz=%d", khz) {
+	if got := tscHint(microvm, "tcg"); got != fmt.Sprintf(" no_timer_check tsc_early_khz=%d", khz) {
 		t.Errorf("microvm under tcg got %q", got)
 	}
 }
