@@ -465,7 +465,7 @@ func (p *yparser) modifier(a *Assertion, key string, v *yaml.Node) {
 func summarize(n *yaml.Node) string {
 	var parts []string
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		parts = append(parts, n.Content[i].Value+": "+flow(resolve(n.Content[i+1])))
+		parts = append(parts, n.Content[i].Value+": "+flow(spec.ResolveNode(n.Content[i+1])))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -475,7 +475,7 @@ func flow(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		var items []string
 		for _, it := range n.Content {
-			items = append(items, flow(resolve(it)))
+			items = append(items, flow(spec.ResolveNode(it)))
 		}
 		return "[" + strings.Join(items, ", ") + "]"
 	case yaml.MappingNode:

@@ -21,7 +21,7 @@ func TestMalformedTestFile(t *testing.T) {
 	want := []string{
 		`testdata/malformed/test.yml:4:1: unknown key "lables" in test file; did you mean "labels"? valid keys: summary, labels,`,
 		`testdata/malformed/test.yml:5:10: timeout: "2 minutes" is not a duration; use Go syntax like 500ms, 10s, 2m`,
-		`testdata/malformed/test.yml:6:6: ssh must be true or false, found "yes please"`,
+		`testdata/malformed/test.yml:6:6: ssh must be true or false, found a scalar "yes please"`,
 		`testdata/malformed/test.yml:8:5: unknown assertion kind "servces_ready"; did you mean "services_ready"? valid kinds: services_ready,`,
 		`testdata/malformed/test.yml:9:5: exec runs over SSH; add ` + "`ssh: true`" + ` to the test file`,
 		`testdata/malformed/test.yml:10:5: unknown key "stauts" in exec assertion; did you mean "status"? valid keys: status, stdout, stderr, stdin, timeout`,

@@ -6,13 +6,10 @@ package testcases
 
 import (
 	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -35,18 +32,7 @@ func (p *yparser) errorf(pos spec.Pos, format string, args ...any) {
 }
 
 // err returns every problem found, sorted by position, or nil.
-func (p *yparser) err() error {
-	if len(p.errs) == 0 {
-		return nil
-	}
-	sorted := slices.Clone(p.errs)
-	slices.SortStableFunc(sorted, func(a, b *spec.Error) int {
-		return cmp.Or(cmp.Compare(a.Pos.Line, b.Pos.Line), cmp.Compare(a.Pos.Column, b.Pos.Column))
-	})
-	return &spec.Errors{List: sorted}
-}
-
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+func (p *yparser) err() error { return spec.NewErrors(p.errs) }
 
 // document decodes data into its root node, which must be a mapping.
 // An empty document is an empty mapping.
@@ -54,19 +40,13 @@ func (p *yparser) document(data []byte, what string) *yaml.Node {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		pos := spec.Pos{File: p.file, Line: 1, Column: 1}
-		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-			pos.Line, _ = strconv.Atoi(m[1])
-			msg = m[2]
-		}
-		p.errorf(pos, "invalid YAML: %s", msg)
+		p.errs = append(p.errs, spec.SyntaxError(p.file, err))
 		return nil
 	}
 	if len(doc.Content) == 0 {
 		return &yaml.Node{Kind: yaml.MappingNode, Line: 1, Column: 1}
 	}
-	root := resolve(doc.Content[0])
+	root := spec.ResolveNode(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
 		p.typeError(root, what, "a mapping")
 		return nil
@@ -74,31 +54,8 @@ func (p *yparser) document(data []byte, what string) *yaml.Node {
 	return root
 }
 
-func resolve(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }
-
-func describe(n *yaml.Node) string {
-	switch {
-	case isNull(n):
-		return "an empty value"
-	case n.Kind == yaml.ScalarNode:
-		return fmt.Sprintf("%q", n.Value)
-	case n.Kind == yaml.MappingNode:
-		return "a mapping"
-	case n.Kind == yaml.SequenceNode:
-		return "a list"
-	}
-	return "a YAML document"
-}
-
 func (p *yparser) typeError(n *yaml.Node, label, expected string) {
-	p.errorf(p.at(n), "%s must be %s, found %s", label, expected, describe(n))
+	p.errorf(p.at(n), "%s must be %s, found %s", label, expected, spec.DescribeNode(n))
 }
 
 // entry is one key/value pair of a mapping.
@@ -112,10 +69,10 @@ func (p *yparser) pairs(n *yaml.Node, in string) []entry {
 	var out []entry
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		k, v := spec.ResolveNode(n.Content[i]), spec.ResolveNode(n.Content[i+1])
 		switch {
 		case k.Kind != yaml.ScalarNode:
-			p.errorf(p.at(k), "keys in %s must be plain names, found %s", in, describe(k))
+			p.errorf(p.at(k), "keys in %s must be plain names, found %s", in, spec.DescribeNode(k))
 			continue
 		case k.ShortTag() == "!!merge":
 			p.errorf(p.at(k), "merge keys (<<) are not supported in %s; write the keys out", in)
@@ -144,7 +101,7 @@ func (p *yparser) unknownKey(k *yaml.Node, in string, valid []string) {
 // Typed readers. Each reports a type error at the value and returns ok=false.
 
 func (p *yparser) scalar(n *yaml.Node, label, expected string) bool {
-	if n.Kind != yaml.ScalarNode || isNull(n) {
+	if n.Kind != yaml.ScalarNode || spec.IsNullNode(n) {
 		p.typeError(n, label, expected)
 		return false
 	}
@@ -223,7 +180,7 @@ func unwrapRegexpErr(err error) string {
 // strs reads a list of strings; a single scalar counts as a list of one
 // (`services_ready: hello`).
 func (p *yparser) strs(n *yaml.Node, label string) ([]string, bool) {
-	if n.Kind == yaml.ScalarNode && !isNull(n) {
+	if n.Kind == yaml.ScalarNode && !spec.IsNullNode(n) {
 		return []string{n.Value}, true
 	}
 	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
@@ -233,8 +190,8 @@ func (p *yparser) strs(n *yaml.Node, label string) ([]string, bool) {
 	var out []string
 	ok := true
 	for _, it := range n.Content {
-		it = resolve(it)
-		if it.Kind != yaml.ScalarNode || isNull(it) {
+		it = spec.ResolveNode(it)
+		if it.Kind != yaml.ScalarNode || spec.IsNullNode(it) {
 			p.typeError(it, label, "a list of strings")
 			ok = false
 			continue
@@ -246,7 +203,7 @@ func (p *yparser) strs(n *yaml.Node, label string) ([]string, bool) {
 
 // list returns the items of a sequence node.
 func (p *yparser) list(n *yaml.Node, label, expected string) ([]*yaml.Node, bool) {
-	if isNull(n) {
+	if spec.IsNullNode(n) {
 		return nil, true
 	}
 	if n.Kind != yaml.SequenceNode {
@@ -255,7 +212,7 @@ func (p *yparser) list(n *yaml.Node, label, expected string) ([]*yaml.Node, bool
 	}
 	out := make([]*yaml.Node, len(n.Content))
 	for i, it := range n.Content {
-		out[i] = resolve(it)
+		out[i] = spec.ResolveNode(it)
 	}
 	return out, true
 }

@@ -51,9 +51,9 @@ func (e *Errors) Unwrap() []error {
 	return errs
 }
 
-// newErrors sorts errs by position (stable, so problems found at the same
+// NewErrors sorts errs by position (stable, so problems found at the same
 // place keep the order they were found in) and wraps them, or returns nil.
-func newErrors(errs []*Error) error {
+func NewErrors(errs []*Error) error {
 	if len(errs) == 0 {
 		return nil
 	}
@@ -72,8 +72,8 @@ func newErrors(errs []*Error) error {
 // library reports no column, so syntax errors point at column 1.
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
-// syntaxError converts an error from the YAML library to an *Error.
-func syntaxError(file string, err error) *Error {
+// SyntaxError converts an error from the YAML library to an *Error.
+func SyntaxError(file string, err error) *Error {
 	pos := Pos{File: file, Line: 1, Column: 1}
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {

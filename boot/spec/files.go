@@ -41,7 +41,7 @@ func (p *parser) file1(f *fields) File {
 	}
 	switch f.exactlyOne("content", "contents", "source", "directory", "symlink") {
 	case "contents":
-		if n := f.value("contents"); isNull(n) {
+		if n := f.value("contents"); IsNullNode(n) {
 			p.errorf(f.pos("contents"), `contents must be a string, found an empty value; use contents: "" for an empty file`)
 		} else if s, ok := f.str("contents"); ok {
 			fl.Contents = &s

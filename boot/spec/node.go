@@ -34,13 +34,13 @@ func (p *parser) errorf(pos Pos, format string, args ...any) {
 
 // typeError reports that the value at n is of the wrong kind.
 func (p *parser) typeError(n *yaml.Node, label, expected string) {
-	p.errorf(p.at(n), "%s must be %s, found %s", label, expected, describe(n))
+	p.errorf(p.at(n), "%s must be %s, found %s", label, expected, DescribeNode(n))
 }
 
-// describe names what a node is, for type errors.
-func describe(n *yaml.Node) string {
+// DescribeNode names what a node is, for type errors.
+func DescribeNode(n *yaml.Node) string {
 	switch {
-	case isNull(n):
+	case IsNullNode(n):
 		return "an empty value"
 	case n.Kind == yaml.ScalarNode:
 		return fmt.Sprintf("a scalar %q", n.Value)
@@ -52,14 +52,15 @@ func describe(n *yaml.Node) string {
 	return "a YAML document"
 }
 
-func isNull(n *yaml.Node) bool {
+// IsNullNode says whether n is YAML null (empty, ~ or null).
+func IsNullNode(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
-// resolve follows an alias to its anchored node, so `*name` works wherever
+// ResolveNode follows an alias to its anchored node, so `*name` works wherever
 // a value is expected. Positions then point at the anchor, which is where
 // the value was written.
-func resolve(n *yaml.Node) *yaml.Node {
+func ResolveNode(n *yaml.Node) *yaml.Node {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
@@ -74,7 +75,7 @@ func (p *parser) items(n *yaml.Node, label string, mappings bool) []*yaml.Node {
 	if mappings {
 		expected = "a list of mappings"
 	}
-	if isNull(n) {
+	if IsNullNode(n) {
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
@@ -83,10 +84,10 @@ func (p *parser) items(n *yaml.Node, label string, mappings bool) []*yaml.Node {
 	}
 	var out []*yaml.Node
 	for _, item := range n.Content {
-		item = resolve(item)
+		item = ResolveNode(item)
 		ok := item.Kind == yaml.MappingNode
 		if !mappings {
-			ok = item.Kind == yaml.ScalarNode && !isNull(item)
+			ok = item.Kind == yaml.ScalarNode && !IsNullNode(item)
 		}
 		if !ok {
 			p.typeError(item, label, expected)
@@ -103,10 +104,10 @@ func (p *parser) items(n *yaml.Node, label string, mappings bool) []*yaml.Node {
 func (p *parser) entries(n *yaml.Node, in string, fn func(k, v *yaml.Node)) {
 	seen := map[string]*yaml.Node{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		k, v := ResolveNode(n.Content[i]), ResolveNode(n.Content[i+1])
 		switch {
 		case k.Kind != yaml.ScalarNode:
-			p.errorf(p.at(k), "keys in %s must be plain names, found %s", in, describe(k))
+			p.errorf(p.at(k), "keys in %s must be plain names, found %s", in, DescribeNode(k))
 			continue
 		case k.ShortTag() == "!!merge":
 			p.errorf(p.at(k), "merge keys (<<) are not supported in %s; write the keys out", in)
@@ -232,7 +233,7 @@ func (f *fields) scalar(key, expected string) (*yaml.Node, bool) {
 	if n == nil {
 		return nil, false
 	}
-	if n.Kind != yaml.ScalarNode || isNull(n) {
+	if n.Kind != yaml.ScalarNode || IsNullNode(n) {
 		f.p.typeError(n, f.label(key), expected)
 		return nil, false
 	}

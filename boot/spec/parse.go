@@ -37,11 +37,11 @@ func ParseBytes(file string, data []byte) (*Spec, error) {
 	p := &parser{file: file, dir: filepath.Dir(abs)}
 	root := p.document(data)
 	if root == nil {
-		return nil, newErrors(p.errs)
+		return nil, NewErrors(p.errs)
 	}
 	s := p.spec(root)
 	s.File, s.Dir = abs, p.dir
-	if err := newErrors(p.errs); err != nil {
+	if err := NewErrors(p.errs); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -53,7 +53,7 @@ func (p *parser) document(data []byte) *yaml.Node {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		p.errs = append(p.errs, syntaxError(p.file, err))
+		p.errs = append(p.errs, SyntaxError(p.file, err))
 		return nil
 	}
 	// A second document would be silently ignored by a single Decode.
@@ -62,13 +62,13 @@ func (p *parser) document(data []byte) *yaml.Node {
 	case err == nil:
 		p.errorf(p.at(&extra), "a spec file holds one YAML document; remove this second one or move it to its own file")
 	case !errors.Is(err, io.EOF):
-		p.errs = append(p.errs, syntaxError(p.file, err))
+		p.errs = append(p.errs, SyntaxError(p.file, err))
 	}
 	if len(doc.Content) == 0 {
 		p.errorf(Pos{File: p.file, Line: 1, Column: 1}, "spec is empty; it must be a mapping with at least version: 1 and kernel:")
 		return nil
 	}
-	root := resolve(doc.Content[0])
+	root := ResolveNode(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
 		p.typeError(root, "spec", "a mapping with at least version: 1 and kernel:")
 		return nil

@@ -214,7 +214,7 @@ func (p *parser) install(f *fields, kind, source string) string {
 
 func (p *parser) env(f *fields) map[string]string {
 	n := f.value("env")
-	if n == nil || isNull(n) {
+	if n == nil || IsNullNode(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
@@ -226,7 +226,7 @@ func (p *parser) env(f *fields) map[string]string {
 		switch {
 		case !envName.MatchString(k.Value):
 			p.errorf(p.at(k), "%s: %q is not a valid variable name; use letters, digits and '_', not starting with a digit", f.label("env"), k.Value)
-		case v.Kind != yaml.ScalarNode || isNull(v):
+		case v.Kind != yaml.ScalarNode || IsNullNode(v):
 			p.typeError(v, f.label("env")+"."+k.Value, "a string")
 		default:
 			env[k.Value] = v.Value

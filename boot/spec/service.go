@@ -20,7 +20,7 @@ func (p *parser) restart(f *fields) Restart {
 	switch {
 	case n == nil:
 		return r
-	case n.Kind == yaml.ScalarNode && !isNull(n):
+	case n.Kind == yaml.ScalarNode && !IsNullNode(n):
 		if policy, ok := f.enum("restart", restartPolicies); ok {
 			r.Policy = policy
 		}
