@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 	"io"
 	"os"
 	"os/exec"
@@ -345,7 +346,7 @@ func TestSupervisorLifecycle(t *testing.T) {
 
 	// Attach: output streams, input reaches the guest console.
 	inR, inW := io.Pipe()
-	var out syncBuffer
+	var out qemutest.Buffer
 	attached := make(chan error, 1)
 	go func() { attached <- s.Attach(ctx, "web", inR, &out, AttachOptions{}) }()
 	waitFor(t, func() bool {
@@ -522,7 +523,7 @@ func TestLogsFollowEndsWithTheVM(t *testing.T) {
 	s := testStore(t)
 	sv := supervise(t, s, "web", &fakeBackend{})
 	sv.verdict(t)
-	var out syncBuffer
+	var out qemutest.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- s.Logs(context.Background(), "web", &out, LogOptions{Follow: true, Poll: 10 * time.Millisecond})
@@ -571,23 +572,6 @@ func TestControlSocketDeadline(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `unknown operation "dance"`) {
 		t.Errorf("unknown op: %+v %v", r, err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func waitFor(t *testing.T, cond func() bool) {
