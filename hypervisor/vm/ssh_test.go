@@ -199,7 +199,7 @@ func TestSSH(t *testing.T) {
 		defer c.Close()
 		sess, _ := c.NewSession()
 		defer sess.Close()
-		var out lockedBuffer
+		var out qemutest.Buffer
 		sess.Stdout = &out
 		if err := sess.Start("demo worker /tmp/worker2.ready"); err != nil {
 			t.Fatal(err)
@@ -666,23 +666,6 @@ type execStr struct {
 
 func str(r vm.ExecResult) execStr {
 	return execStr{r.Status, string(r.Stdout), string(r.Stderr), r.Signal}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func specParse(p string) (*spec.Spec, error) { return spec.Parse(p) }
