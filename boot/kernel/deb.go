@@ -1,9 +1,6 @@
 package kernel
 
 import (
-	"archive/tar"
-	"bufio"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,8 +15,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/blakesmith/ar"
-	"github.com/ulikunitz/xz"
+	"github.com/kitrun/kitrun/boot/atomicfile"
+	"github.com/kitrun/kitrun/boot/deb"
 )
 
 // Layout of an extraction directory, cacheDir/<first 16 hex digits of the
@@ -207,83 +204,25 @@ func debSum(deb, cacheDir string) (string, error) {
 	return want.SHA256, nil
 }
 
-// writeJSON writes v to file atomically (temporary file and rename).
+// writeJSON writes v to file atomically.
 func writeJSON(file string, v any) error {
 	b, err := json.MarshalIndent(v, "", "\t")
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(file), ".tmp-"+filepath.Base(file)+"-")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(append(b, '\n'))
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(f.Name(), 0o644)
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), file)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
+	return atomicfile.Write(file, append(b, '\n'), 0o644)
 }
 
-// extractDeb unpacks the wanted parts of the package's data.tar.* into dir.
-func extractDeb(ctx context.Context, deb, dir string) (*manifest, error) {
-	f, err := os.Open(deb)
+// extractDeb unpacks the parts of the package kitrun needs into dir.
+func extractDeb(ctx context.Context, debPath, dir string) (*manifest, error) {
+	if err := deb.Extract(ctx, debPath, dir, wanted); err != nil {
+		return nil, err
+	}
+	m, err := describe(dir)
 	if err != nil {
-		return nil, fmt.Errorf("kernel package: %w", err)
+		return nil, fmt.Errorf("%s: %w", debPath, err)
 	}
-	defer f.Close()
-	var magic [8]byte
-	if _, err := f.ReadAt(magic[:], 0); err != nil || string(magic[:]) != "!<arch>\n" {
-		return nil, fmt.Errorf("%s is not a Debian package (no ar archive header)", deb)
-	}
-	arr := ar.NewReader(f)
-	for {
-		h, err := arr.Next()
-		if err == io.EOF {
-			return nil, fmt.Errorf("%s is not a Debian package: no data.tar member", deb)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: reading ar archive: %w", deb, err)
-		}
-		name := strings.TrimSuffix(strings.TrimSpace(h.Name), "/")
-		if !strings.HasPrefix(name, "data.tar") {
-			continue
-		}
-		var tr io.Reader
-		switch name {
-		case "data.tar.xz":
-			// The xz reader reads in small pieces, and the ar reader has
-			// no buffering of its own.
-			xr, err := xz.NewReader(bufio.NewReaderSize(arr, 1<<20))
-			if err != nil {
-				return nil, fmt.Errorf("%s: %s: %w", deb, name, err)
-			}
-			tr = xr
-		case "data.tar.gz":
-			gr, err := gzip.NewReader(bufio.NewReaderSize(arr, 1<<20))
-			if err != nil {
-				return nil, fmt.Errorf("%s: %s: %w", deb, name, err)
-			}
-			tr = gr
-		case "data.tar":
-			tr = arr
-		default:
-			return nil, fmt.Errorf("%s: %s: unsupported compression (kitrun reads .xz and .gz)", deb, name)
-		}
-		m, err := extractTar(ctx, tr, dir)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", deb, err)
-		}
-		return m, nil
-	}
+	return m, nil
 }
 
 // wanted selects the package members kitrun needs.
@@ -291,84 +230,6 @@ func wanted(name string) bool {
 	return strings.HasPrefix(name, "boot/vmlinuz") || strings.HasPrefix(name, "boot/vmlinux") ||
 		strings.HasPrefix(name, "boot/config") ||
 		strings.HasPrefix(name, "lib/modules/") || strings.HasPrefix(name, "usr/lib/modules/")
-}
-
-func extractTar(ctx context.Context, r io.Reader, dir string) (*manifest, error) {
-	tr := tar.NewReader(r)
-	buf := make([]byte, 256<<10)
-	madeDirs := map[string]bool{}
-	mkdir := func(rel string) error {
-		if madeDirs[rel] {
-			return nil
-		}
-		if err := os.MkdirAll(filepath.Join(dir, filepath.FromSlash(rel)), 0o755); err != nil {
-			return err
-		}
-		madeDirs[rel] = true
-		return nil
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("data.tar: %w", err)
-		}
-		name, err := cleanTarName(h.Name)
-		if err != nil {
-			return nil, err
-		}
-		if name == "" || !wanted(name) {
-			continue
-		}
-		switch h.Typeflag {
-		case tar.TypeDir:
-			if err := mkdir(name); err != nil {
-				return nil, err
-			}
-		case tar.TypeReg:
-			if err := mkdir(path.Dir(name)); err != nil {
-				return nil, err
-			}
-			out, err := os.OpenFile(filepath.Join(dir, filepath.FromSlash(name)), os.O_WRONLY|os.O_CREATE|os.O_EXCL, fs.FileMode(h.Mode)&0o755|0o644)
-			if err != nil {
-				return nil, err
-			}
-			_, err = io.CopyBuffer(out, tr, buf)
-			if cerr := out.Close(); err == nil {
-				err = cerr
-			}
-			if err != nil {
-				return nil, fmt.Errorf("extracting %s: %w", name, err)
-			}
-		default:
-			// Symlinks, hard links, devices: a kernel package has none kitrun
-			// needs.
-		}
-	}
-	return describe(dir)
-}
-
-// cleanTarName turns "./lib/modules/x" into "lib/modules/x", "" for the root,
-// and rejects names that would land outside the extraction directory.
-func cleanTarName(name string) (string, error) {
-	if strings.HasPrefix(name, "/") || strings.Contains(name, "\\") {
-		return "", fmt.Errorf("data.tar: refusing entry %q: absolute or backslashed path", name)
-	}
-	for _, c := range strings.Split(name, "/") {
-		if c == ".." {
-			return "", fmt.Errorf("data.tar: refusing entry %q: path escapes with \"..\"", name)
-		}
-	}
-	c := path.Clean(name)
-	if c == "." {
-		return "", nil
-	}
-	return c, nil
 }
 
 // describe finds the version, image, config and modules in an extraction.

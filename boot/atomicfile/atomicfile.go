@@ -1,0 +1,154 @@
+// Package atomicfile owns the one way kitrun writes a file that others may
+// read while it is written, or that must survive a crash whole: the bytes go
+// to a uniquely named temporary file in the destination's directory, which is
+// synced to disk, given its mode and renamed over the destination, and then
+// the directory itself is synced. A reader, or the file system after a
+// power cut, sees the old file or the new one, never a part of either.
+//
+// Temporary files are named ".BASE.tmp-PID-RANDOM" so that SweepStale can
+// tell the leftovers of a killed process from the work of a live one.
+package atomicfile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Write replaces path with data, atomically and durably.
+func Write(path string, data []byte, perm os.FileMode) error {
+	return WriteFrom(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFrom replaces path with what fill writes, atomically and durably.
+// If fill fails, path is left as it was and the temporary file is removed.
+func WriteFrom(path string, perm os.FileMode, fill func(w io.Writer) error) error {
+	f, err := Create(path, perm)
+	if err != nil {
+		return err
+	}
+	if err := fill(f); err != nil {
+		f.Abort()
+		return err
+	}
+	return f.Commit()
+}
+
+// File is a temporary file that becomes path on Commit. It is an *os.File,
+// so writers that seek or write at offsets (disk images) can use it.
+type File struct {
+	*os.File
+	path string
+	perm os.FileMode
+	done bool
+}
+
+// Create starts a replacement of path. The caller must Commit or Abort.
+func Create(path string, perm os.FileMode) (*File, error) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, tempPrefix(base)+"*")
+	if err != nil {
+		return nil, err
+	}
+	return &File{File: f, path: path, perm: perm}, nil
+}
+
+// Commit syncs the file, gives it its mode and renames it to its final
+// path, then syncs the directory. On error the temporary file is removed
+// and the destination is untouched.
+func (f *File) Commit() error {
+	if f.done {
+		return errors.New("atomicfile: Commit after Commit or Abort")
+	}
+	f.done = true
+	tmp := f.File.Name()
+	err := f.File.Sync()
+	if cerr := f.File.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, f.perm)
+	}
+	if err == nil {
+		err = os.Rename(tmp, f.path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", f.path, err)
+	}
+	if err := syncDir(filepath.Dir(f.path)); err != nil {
+		return fmt.Errorf("writing %s: syncing its directory: %w", f.path, err)
+	}
+	return nil
+}
+
+// Abort removes the temporary file; the destination is untouched. It is a
+// no-op after Commit, so `defer f.Abort()` is safe.
+func (f *File) Abort() {
+	if f.done {
+		return
+	}
+	f.done = true
+	f.File.Close()
+	os.Remove(f.File.Name())
+}
+
+func tempPrefix(base string) string {
+	return "." + base + ".tmp-" + strconv.Itoa(os.Getpid()) + "-"
+}
+
+// SweepStale removes temporary files in dir that a process left behind
+// when it died before Commit or Abort (kill -9, a power cut). Files of
+// processes that still run are kept. It returns the names removed.
+func SweepStale(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var removed []string
+	for _, e := range ents {
+		pid, ok := tempOwner(e.Name())
+		if !ok || processAlive(pid) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := os.RemoveAll(p); err == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed, nil
+}
+
+// tempOwner parses ".BASE.tmp-PID-RANDOM".
+func tempOwner(name string) (int, bool) {
+	if !strings.HasPrefix(name, ".") {
+		return 0, false
+	}
+	i := strings.LastIndex(name, ".tmp-")
+	if i < 0 {
+		return 0, false
+	}
+	rest := name[i+len(".tmp-"):]
+	pidStr, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(pidStr)
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, true
+}

@@ -1,0 +1,127 @@
+package atomicfile
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+)
+
+func TestWriteReplaces(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f.json")
+	if err := Write(p, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(p, []byte("two"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil || string(b) != "two" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+	st, _ := os.Stat(p)
+	if st.Mode().Perm() != 0o644 {
+		t.Errorf("mode %v, want 0644", st.Mode().Perm())
+	}
+	assertOnly(t, dir, "f.json")
+}
+
+func TestFailedFillKeepsOld(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	if err := Write(p, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	err := WriteFrom(p, 0o644, func(w io.Writer) error {
+		w.Write([]byte("half"))
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	b, _ := os.ReadFile(p)
+	if string(b) != "old" {
+		t.Fatalf("destination changed to %q", b)
+	}
+	assertOnly(t, dir, "f")
+}
+
+func TestWriteIntoMissingDirFails(t *testing.T) {
+	if err := Write(filepath.Join(t.TempDir(), "no", "f"), nil, 0o644); err == nil {
+		t.Fatal("want an error")
+	}
+}
+
+func TestCreateAbortCommit(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "disk.img")
+	f, err := Create(p, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("x"), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("final name visible before Commit: %v", err)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	f.Abort() // no-op after Commit
+	st, err := os.Stat(p)
+	if err != nil || st.Size() != 1<<20+1 {
+		t.Fatalf("stat %v %v", st, err)
+	}
+	g, _ := Create(p, 0o644)
+	g.Write([]byte("partial"))
+	g.Abort()
+	if st2, _ := os.Stat(p); st2.Size() != st.Size() {
+		t.Fatal("Abort touched the destination")
+	}
+	assertOnly(t, dir, "disk.img")
+}
+
+func TestSweepStale(t *testing.T) {
+	dir := t.TempDir()
+	// A dead owner: pid numbers above pid_max never run.
+	dead := filepath.Join(dir, ".x.tmp-99999999-123")
+	mine := filepath.Join(dir, ".y.tmp-"+strconv.Itoa(os.Getpid())+"-456")
+	other := filepath.Join(dir, "z.tmp-99999999-1") // not hidden: not ours
+	for _, p := range []string{dead, mine, other} {
+		os.WriteFile(p, nil, 0o644)
+	}
+	removed, err := SweepStale(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != dead {
+		t.Fatalf("removed %v, want only %s", removed, dead)
+	}
+	for _, p := range []string{mine, other} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%s swept: %v", p, err)
+		}
+	}
+}
+
+func assertOnly(t *testing.T, dir string, names ...string) {
+	t.Helper()
+	ents, _ := os.ReadDir(dir)
+	var got []string
+	for _, e := range ents {
+		got = append(got, e.Name())
+	}
+	if len(got) != len(names) {
+		t.Fatalf("dir holds %v, want %v", got, names)
+	}
+	for i := range names {
+		if got[i] != names[i] {
+			t.Fatalf("dir holds %v, want %v", got, names)
+		}
+	}
+}
