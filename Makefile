@@ -5,12 +5,23 @@ GO          ?= go
 KITRUN_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/kitrun
 KERNEL_DIR  := $(KITRUN_CACHE)/kernels
 SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
-QEMU_PKGS   := qemu-system-x86 qemu-system-arm qemu-utils openssh-client
+# What `make deps` installs with apt when it is missing, as FILE:PACKAGE
+# (FILE a command on PATH or an absolute path): QEMU and its firmware, the
+# SSH client the SSH tests log in with, and the independent validators the
+# disk-image tests check kitrun's output with.
+HOST_DEPS   := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm \
+               qemu-img:qemu-utils ssh:openssh-client \
+               /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/AAVMF/AAVMF_CODE.fd:qemu-efi-aarch64 \
+               sgdisk:gdisk fsck.vfat:dosfstools mdir:mtools xorriso:xorriso isoinfo:genisoimage
+# Debian packages kitrun takes boot loaders and EFI stubs from, as
+# PACKAGE:DEBIAN_ARCH, downloaded into $(PACKAGE_DIR) (never installed).
+BOOT_PKGS   := systemd-boot-efi:amd64 systemd-boot-efi:arm64 isolinux:all syslinux-common:all
+PACKAGE_DIR := $(KITRUN_CACHE)/packages
 TEST_TIMEOUT ?= 40m
 
 export KITRUN_CACHE
 
-.PHONY: all build deps qemu kernels test run bench clean
+.PHONY: all build deps qemu kernels packages test run bench clean
 
 all: build
 
@@ -21,16 +32,22 @@ VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 bin/kitrun: $(shell find . -name '*.go' -not -path './out/*') go.mod go.sum
 	$(GO) build -ldflags "-X github.com/kitrun/kitrun/bench.Version=$(VERSION)" -o $@ ./cmd/kitrun
 
-deps: qemu kernels
+deps: qemu kernels packages
 
 qemu:
-	@if ! command -v qemu-system-x86_64 >/dev/null || ! command -v qemu-system-aarch64 >/dev/null || ! command -v ssh >/dev/null; then \
-		echo "installing QEMU: $(QEMU_PKGS)"; \
-		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $(QEMU_PKGS); \
+	@missing=""; for d in $(HOST_DEPS); do f=$${d%%:*}; p=$${d##*:}; \
+		case $$f in /*) [ -e "$$f" ] ;; *) command -v "$$f" >/dev/null ;; esac || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q $$missing; \
 	fi
 
 kernels:
 	@scripts/fetch-kernels.sh "$(KERNEL_DIR)" amd64 arm64
+
+packages:
+	@scripts/fetch-packages.sh "$(PACKAGE_DIR)" $(BOOT_PKGS)
 
 test: deps build
 	$(GO) vet ./...

@@ -41,6 +41,11 @@ func freshCache(t testing.TB) string {
 	dir := t.TempDir()
 	shared := assemble.DefaultCacheDir()
 	for _, d := range []string{"kernels", "kernel-trees"} {
+		// On a fresh machine the shared cache has no unpacked trees yet: a
+		// dangling link would make the kernel cache's MkdirAll fail.
+		if err := os.MkdirAll(filepath.Join(shared, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.Symlink(filepath.Join(shared, d), filepath.Join(dir, d)); err != nil {
 			t.Fatal(err)
 		}

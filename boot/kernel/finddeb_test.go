@@ -93,34 +93,3 @@ func TestPackagePrefix(t *testing.T) {
 		}
 	}
 }
-
-func TestCompareDebianVersions(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{
-		{"6.1.192-2", "6.1.192-2", 0},
-		{"6.1.192-2", "6.1.38-1", 1},
-		{"6.1.38-1", "6.1.192-2", -1},
-		{"6.1.192-10", "6.1.192-9", 1},
-		{"6.1.192-2", "6.1.192-2~bpo1", 1},
-		{"1.0~rc1", "1.0", -1},
-		{"1.0~~", "1.0~", -1},
-		{"1.0", "1.0-1", -1},
-		{"1.0a", "1.0", 1},
-		{"1.0+b1", "1.0", 1},
-		{"1.0+b1", "1.0a", 1}, // non-letters sort after letters
-		{"1:1.0", "2.0", 1},
-		{"0:1.0", "1.0", 0},
-		{"1.01", "1.1", 0},
-		{"6.12.12+bpo", "6.12.9", 1},
-		{"2.0-1+deb12u1", "2.0-1", 1},
-	} {
-		if got := CompareDebianVersions(tc.a, tc.b); got != tc.want {
-			t.Errorf("CompareDebianVersions(%s, %s) = %d, want %d", tc.a, tc.b, got, tc.want)
-		}
-		if got := CompareDebianVersions(tc.b, tc.a); got != -tc.want {
-			t.Errorf("CompareDebianVersions(%s, %s) = %d, want %d", tc.b, tc.a, got, -tc.want)
-		}
-	}
-}

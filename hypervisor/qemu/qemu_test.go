@@ -77,10 +77,19 @@ func TestAccelProbeOnThisHost(t *testing.T) {
 	if took > probeDeadline+2*time.Second {
 		t.Errorf("probe took %s, deadline is %s", took, probeDeadline)
 	}
-	// The second call is answered from the cache, at once.
+	// The second call is answered at once: from the cache where a probe
+	// ran, and from the device check again where there is no usable
+	// /dev/kvm to probe (nothing is cached then).
 	start = time.Now()
 	accel2, reason2, err := b.resolveAccel(context.Background(), cfg, "q35", mt, bin)
-	if err != nil || accel2 != accel || !strings.Contains(reason2, "cached") {
+	if unusable := kvmUnusable(a); unusable != "" {
+		if err != nil || accel2 != "tcg" || reason2 != unusable {
+			t.Errorf("no usable /dev/kvm: got %s %q %v, want tcg %q", accel2, reason2, err, unusable)
+		}
+		if _, err := os.Stat(b.ProbeCache); err == nil {
+			t.Error("a host without a usable /dev/kvm must not cache a probe it never ran")
+		}
+	} else if err != nil || accel2 != accel || !strings.Contains(reason2, "cached") {
 		t.Errorf("cached probe: %s %q %v", accel2, reason2, err)
 	}
 	if d := time.Since(start); d > 500*time.Millisecond {
