@@ -155,8 +155,11 @@ func buildRawEFI(ctx context.Context, in *Input, _, out string) error {
 	}
 	defer f.Abort()
 	fail := func(err error) error {
-		if noSpace(err) {
+		switch {
+		case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
 			return fmt.Errorf("raw-efi: no room for %s (a %d-byte sparse disk with %d bytes of data) on its device: %w", out, size, esp.UKI.Size(), err)
+		case errors.Is(err, syscall.EFBIG):
+			return fmt.Errorf("raw-efi: no room for %s: its %d bytes exceed the largest file this process may write there: %w", out, size, err)
 		}
 		return fmt.Errorf("raw-efi: %w", err)
 	}
@@ -175,10 +178,4 @@ func buildRawEFI(ctx context.Context, in *Input, _, out string) error {
 		return fail(err)
 	}
 	return nil
-}
-
-// noSpace says whether err means the output's device (or the process's
-// file-size limit) has no room for it.
-func noSpace(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EDQUOT)
 }
