@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"debug/pe"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/boot/disk"
 	"github.com/kitrun/kitrun/boot/disk/disktest"
+	"github.com/kitrun/kitrun/boot/disk/fat"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 )
@@ -264,4 +267,60 @@ func BenchmarkRawEFI(b *testing.B) {
 			b.ReportMetric(float64(allocated-payload), "overhead-B")
 		})
 	}
+}
+
+// TestESPForISO makes the FAT16 image an ISO's El Torito EFI entry takes,
+// at an offset inside a larger file as an ISO writer would, checks it, and
+// boots it under OVMF as a whole disk without partition table (firmware
+// reads it the same way through El Torito).
+func TestESPForISO(t *testing.T) {
+	img, in := minimal(t, "x86_64")
+	esp, err := disk.NewESP(context.Background(), in)
+	if err != nil {
+		if os.Getenv("CI") == "" && strings.Contains(err.Error(), "make deps") {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	o := fat.Options{Type: fat.FAT16}
+	size, err := esp.MinSize(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const at = 17 * 2048
+	p := filepath.Join(t.TempDir(), "iso.img")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := esp.Write(io.NewOffsetWriter(f, at), o)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Size != size {
+		t.Errorf("wrote %d bytes, MinSize said %d", res.Size, size)
+	}
+	payload := fileSize(t, img.Kernel) + fileSize(t, img.Initrd)
+	t.Logf("FAT16 ESP: %d bytes for a %d-byte UKI (kernel+initrd %d)", res.Size, esp.UKI.Size(), payload)
+	if res.Size > esp.UKI.Size()+256<<10 {
+		t.Errorf("FAT16 ESP of %d bytes for a %d-byte UKI", res.Size, esp.UKI.Size())
+	}
+	raw, _ := os.ReadFile(p)
+	alone := filepath.Join(t.TempDir(), "esp.img")
+	os.WriteFile(alone, raw[at:], 0o644)
+	tool(t, "fsck.vfat", "-n", alone)
+	if mi := tool(t, "minfo", "-i", fmt.Sprintf("%s@@%d", p, at), "::"); !strings.Contains(mi, `disk type="FAT16`) {
+		t.Errorf("minfo: not FAT16:\n%s", mi)
+	}
+	got := filepath.Join(t.TempDir(), "boot.efi")
+	tool(t, "mcopy", "-i", fmt.Sprintf("%s@@%d", p, at), "::/EFI/BOOT/BOOTX64.EFI", got)
+	if fileSize(t, got) != esp.UKI.Size() {
+		t.Errorf("BOOTX64.EFI read back is %d bytes, the UKI %d", fileSize(t, got), esp.UKI.Size())
+	}
+	if testing.Short() {
+		return
+	}
+	r := disktest.Run(t, disktest.Boot{Arch: in.Arch, Firmware: "efi", Path: alone, Media: disktest.Disk})
+	t.Logf("all-ready after %s", r.Took)
 }
