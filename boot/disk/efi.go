@@ -7,7 +7,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/kitrun/kitrun/boot/atomicfile"
 	"github.com/kitrun/kitrun/boot/disk/fat"
@@ -154,15 +153,7 @@ func buildRawEFI(ctx context.Context, in *Input, _, out string) error {
 		return err
 	}
 	defer f.Abort()
-	fail := func(err error) error {
-		switch {
-		case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-			return fmt.Errorf("raw-efi: no room for %s (a %d-byte sparse disk with %d bytes of data) on its device: %w", out, size, esp.UKI.Size(), err)
-		case errors.Is(err, syscall.EFBIG):
-			return fmt.Errorf("raw-efi: no room for %s: its %d bytes exceed the largest file this process may write there: %w", out, size, err)
-		}
-		return fmt.Errorf("raw-efi: %w", err)
-	}
+	fail := func(err error) error { return outputError("raw-efi", out, size, err) }
 	first := int64(p.First) * gpt.SectorSize
 	res, err := esp.Write(io.NewOffsetWriter(f, first), fat.Options{
 		Size:          int64(p.Last+1)*gpt.SectorSize - first,
