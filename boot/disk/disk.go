@@ -18,6 +18,7 @@ package disk
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -80,10 +81,18 @@ type Input struct {
 var formats = map[string]*Format{}
 
 // register adds a format to the table; each format's file calls it from
-// init.
+// init. The format's Build is wrapped so that it refuses, before reading
+// anything, an arch whose firmware cannot boot the format.
 func register(f *Format) {
 	if _, dup := formats[f.Name]; dup {
 		panic("disk: format registered twice: " + f.Name)
+	}
+	build := f.Build
+	f.Build = func(ctx context.Context, in *Input, base, out string) error {
+		if err := f.For(in.Arch); err != nil {
+			return err
+		}
+		return build(ctx, in, base, out)
 	}
 	formats[f.Name] = f
 }
@@ -108,10 +117,24 @@ func Names() []string {
 
 // For says whether arch a can boot format f, and if not, why.
 func (f *Format) For(a arch.Arch) error {
-	for _, n := range f.Arches {
-		if n == a.Name {
-			return nil
+	if slices.Contains(f.Arches, a.Name) {
+		return nil
+	}
+	valid := "none"
+	if names := NamesFor(a); len(names) > 0 {
+		valid = strings.Join(names, ", ")
+	}
+	return fmt.Errorf("format %s cannot boot on %s (its %s boot path exists for %s only); formats for %s: %s",
+		f.Name, a.Name, f.Firmware, strings.Join(f.Arches, ", "), a.Name, valid)
+}
+
+// NamesFor lists the registered formats that arch a can boot, sorted.
+func NamesFor(a arch.Arch) []string {
+	var names []string
+	for _, n := range Names() {
+		if slices.Contains(formats[n].Arches, a.Name) {
+			names = append(names, n)
 		}
 	}
-	return fmt.Errorf("format %s cannot boot on %s (its %s boot path exists for %s only)", f.Name, a.Name, f.Firmware, strings.Join(f.Arches, ", "))
+	return names
 }

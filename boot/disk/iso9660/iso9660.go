@@ -13,6 +13,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 	"sort"
@@ -450,28 +451,24 @@ func fileIdentifier(s string) (string, error) {
 	return name + "." + ext, nil
 }
 
-// contentSum is a running FNV-1a hash of everything written, from which
-// the hybrid MBR's disk signature is derived.
-type contentSum struct{ h uint64 }
+// contentSum is a running CRC-32C of everything written: the hybrid
+// MBR's 32-bit disk signature is derived from the volume's content.
+type contentSum struct{ crc uint32 }
 
-func newContentSum() *contentSum { return &contentSum{h: 14695981039346656037} }
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func newContentSum() *contentSum { return &contentSum{} }
 
 func (s *contentSum) Write(p []byte) (int, error) {
-	h := s.h
-	for _, b := range p {
-		h ^= uint64(b)
-		h *= 1099511628211
-	}
-	s.h = h
+	s.crc = crc32.Update(s.crc, castagnoli, p)
 	return len(p), nil
 }
 
 func (s *contentSum) id() uint32 {
-	id := uint32(s.h) ^ uint32(s.h>>32)
-	if id == 0 {
-		id = 1 // 0 means "no signature" to some tools
+	if s.crc == 0 {
+		return 1 // 0 means "no signature" to some tools
 	}
-	return id
+	return s.crc
 }
 
 // sectorWriter writes sequentially through an io.WriterAt, hashing what it
