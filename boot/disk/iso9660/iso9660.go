@@ -47,8 +47,12 @@ type File struct {
 	// and 3 such characters ("KERNEL" is written "KERNEL."), as level 1
 	// requires, so that every reader, isolinux's included, finds them.
 	Path string
-	// Source is the host path of the content, or, if empty, Data is.
+	// The content is one of: the host file Source; Write, which writes
+	// Size bytes at offsets 0..Size-1 of the WriterAt it is given (in any
+	// order, leaving holes that read as zeros; a FAT image, say); or Data.
 	Source string
+	Size   int64
+	Write  func(w io.WriterAt) error
 	Data   []byte
 }
 
@@ -112,8 +116,9 @@ type node struct {
 	data     []byte // content already in memory (Data, patched boot image, catalog)
 }
 
-// Write writes the volume to w from offset 0 and returns its layout. w
-// receives exactly Layout.Sectors*SectorSize bytes.
+// Write writes the volume to w from offset 0 and returns its layout: the
+// volume is Layout.Sectors*SectorSize bytes. w must read as zeros where
+// nothing was written, as a new file does: a File's Write may leave holes.
 func Write(w io.WriterAt, img *Image) (*Layout, error) {
 	if err := checkVolumeID(img.VolumeID); err != nil {
 		return nil, err
@@ -212,10 +217,17 @@ func Write(w io.WriterAt, img *Image) (*Layout, error) {
 		if out.sector() != f.sector {
 			return nil, fmt.Errorf("iso9660: internal layout error at %s", f.file.Path)
 		}
-		if f.data != nil {
+		switch {
+		case f.data != nil:
 			out.write(f.data)
-		} else if err := out.copyFile(f.file.Source, f.size); err != nil {
-			return nil, err
+		case f.file.Write != nil:
+			if err := out.produce(f); err != nil {
+				return nil, err
+			}
+		default:
+			if err := out.copyFile(f.file.Source, f.size); err != nil {
+				return nil, err
+			}
 		}
 		out.pad()
 	}
@@ -291,6 +303,14 @@ func buildTree(img *Image) (*node, []*node, error) {
 		}
 		n := &node{name: name, parent: dir, file: f}
 		switch {
+		case f.Write != nil:
+			if f.Source != "" || f.Data != nil {
+				return nil, nil, fmt.Errorf("iso9660: %s has more than one source of content", f.Path)
+			}
+			if f.Size < 0 {
+				return nil, nil, fmt.Errorf("iso9660: %s has a negative size", f.Path)
+			}
+			n.size = f.Size
 		case f.Source != "":
 			st, err := os.Stat(f.Source)
 			if err != nil {
@@ -307,7 +327,8 @@ func buildTree(img *Image) (*node, []*node, error) {
 		dir.children = append(dir.children, n)
 		files = append(files, n)
 	}
-	// Boot images must be in memory: they are patched or read for the catalog.
+	// The BIOS boot image is read into memory: its boot information
+	// table is patched.
 	if b := img.Boot; b != nil {
 		for _, p := range []string{b.BIOS, b.EFI} {
 			if p == "" {
@@ -322,7 +343,10 @@ func buildTree(img *Image) (*node, []*node, error) {
 			if n == nil {
 				return nil, nil, fmt.Errorf("iso9660: boot image %s is not one of the files", p)
 			}
-			if n.data == nil {
+			if n.data == nil && p == b.BIOS {
+				if n.file.Write != nil {
+					return nil, nil, fmt.Errorf("iso9660: BIOS boot image %s must be a host file or Data: its boot information table is patched", p)
+				}
 				data, err := os.ReadFile(n.file.Source)
 				if err != nil {
 					return nil, nil, fmt.Errorf("iso9660: %w", err)
@@ -499,6 +523,40 @@ func (s *sectorWriter) pad() {
 	if r := s.off % SectorSize; r != 0 {
 		s.write(make([]byte, SectorSize-r))
 	}
+}
+
+// produce runs a File's Write on the file's extent. Its writes go into the
+// content sum in call order, with their offsets: a deterministic producer
+// gives a deterministic sum.
+func (s *sectorWriter) produce(f *node) error {
+	if s.err != nil {
+		return s.err
+	}
+	ew := &extentWriter{w: s.w, sum: s.sum, base: s.off, size: f.size}
+	if err := f.file.Write(ew); err != nil {
+		return fmt.Errorf("iso9660: writing %s: %w", f.file.Path, err)
+	}
+	s.off += f.size
+	return nil
+}
+
+// extentWriter is the io.WriterAt a File's Write gets: offsets 0..size-1
+// of the file's extent.
+type extentWriter struct {
+	w          io.WriterAt
+	sum        io.Writer
+	base, size int64
+}
+
+func (e *extentWriter) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > e.size {
+		return 0, fmt.Errorf("write of %d bytes at %d is outside the file's %d bytes", len(p), off, e.size)
+	}
+	var o [8]byte
+	binary.LittleEndian.PutUint64(o[:], uint64(off))
+	e.sum.Write(o[:])
+	e.sum.Write(p)
+	return e.w.WriteAt(p, e.base+off)
 }
 
 func (s *sectorWriter) copyFile(src string, size int64) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -88,6 +89,21 @@ func tree(t *testing.T) (*iso9660.Image, map[string][]byte) {
 	add("A.B", []byte("a.b"))
 	add("A_", []byte("a_"))
 	add("A1/B2/C3/D4/E5/F6/G7/DEEP.TXT", []byte("eight levels"))
+	// A produced file, written back to front with a hole in the middle.
+	produced := make([]byte, 100_000)
+	for i := range produced {
+		if i < 30_000 || i >= 60_000 {
+			produced[i] = byte(i % 251)
+		}
+	}
+	img.Files = append(img.Files, iso9660.File{Path: "GEN/PRODUCED.IMG", Size: int64(len(produced)), Write: func(w io.WriterAt) error {
+		if _, err := w.WriteAt(produced[60_000:], 60_000); err != nil {
+			return err
+		}
+		_, err := w.WriteAt(produced[:30_000], 0)
+		return err
+	}})
+	want["GEN/PRODUCED.IMG"] = produced
 	for i := range 120 {
 		add(fmt.Sprintf("MANY/FILE%04d.DAT", i), []byte(strings.Repeat("x", i)))
 	}
@@ -330,6 +346,13 @@ func TestBadInput(t *testing.T) {
 			Boot: &iso9660.ElTorito{Catalog: "C", BIOS: "B"}, Hybrid: &iso9660.Hybrid{BIOSCode: make([]byte, 432)}}, "isolinux hybrid entry point"},
 		{"short MBR code", iso9660.Image{VolumeID: "V", Files: []iso9660.File{{Path: "B", Data: notIsolinux}},
 			Boot: &iso9660.ElTorito{Catalog: "C", EFI: "B"}, Hybrid: &iso9660.Hybrid{BIOSCode: make([]byte, 440)}}, "432"},
+		{"write outside", iso9660.Image{VolumeID: "V", Files: []iso9660.File{{Path: "A", Size: 10, Write: func(w io.WriterAt) error {
+			_, err := w.WriteAt([]byte("12345"), 8)
+			return err
+		}}}}, "outside the file's 10 bytes"},
+		{"two contents", iso9660.Image{VolumeID: "V", Files: []iso9660.File{{Path: "A", Data: []byte("x"), Write: func(io.WriterAt) error { return nil }}}}, "more than one source"},
+		{"produced BIOS image", iso9660.Image{VolumeID: "V", Files: []iso9660.File{{Path: "B", Size: 4096, Write: func(io.WriterAt) error { return nil }}},
+			Boot: &iso9660.ElTorito{Catalog: "C", BIOS: "B"}}, "must be a host file or Data"},
 		{"hybrid without boot", iso9660.Image{VolumeID: "V", Hybrid: &iso9660.Hybrid{}}, "needs BIOS boot code or an El Torito EFI image"},
 	}
 	for _, c := range cases {
