@@ -167,6 +167,8 @@ func TestBIOSFormats(t *testing.T) {
 	}
 }
 
+var benchFormats = []string{"iso-bios", "raw-bios"}
+
 func read(t testing.TB, p string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
@@ -225,32 +227,40 @@ func TestBIOSBadInput(t *testing.T) {
 	}
 }
 
-// BenchmarkISOBIOSWarm measures a warm build of iso-bios for the minimal
-// example (the image assembled and the loader packages unpacked) and
-// reports the output's size and its overhead over kernel + initrd.
-func BenchmarkISOBIOSWarm(b *testing.B) {
+// BenchmarkWarmBuild measures a warm build of each of these formats for
+// the minimal example (the image assembled and the loader packages
+// unpacked) and reports the output's size and its overhead over kernel +
+// initrd.
+func BenchmarkWarmBuild(b *testing.B) {
 	a, err := arch.Lookup("x86_64")
 	if err != nil {
 		b.Fatal(err)
 	}
 	in := minimalInput(b, a)
-	f, _ := disk.Lookup("iso-bios")
-	out := filepath.Join(b.TempDir(), f.File)
-	if err := f.Build(context.Background(), in, "", out); err != nil {
-		b.Fatal(err)
+	for _, name := range benchFormats {
+		b.Run(name, func(b *testing.B) {
+			f, err := disk.Lookup(name)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out := filepath.Join(b.TempDir(), f.File)
+			if err := f.Build(context.Background(), in, "", out); err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if err := f.Build(context.Background(), in, "", out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			size := fileSize(b, out)
+			payload := fileSize(b, in.Kernel) + fileSize(b, in.Initrd)
+			b.ReportMetric(float64(size), "image-bytes")
+			b.ReportMetric(float64(payload), "kernel+initrd-bytes")
+			b.ReportMetric(float64(size-payload), "overhead-bytes")
+		})
 	}
-	b.ResetTimer()
-	for range b.N {
-		if err := f.Build(context.Background(), in, "", out); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	size := fileSize(b, out)
-	payload := fileSize(b, in.Kernel) + fileSize(b, in.Initrd)
-	b.ReportMetric(float64(size), "image-bytes")
-	b.ReportMetric(float64(payload), "kernel+initrd-bytes")
-	b.ReportMetric(float64(size-payload), "overhead-bytes")
 }
 
 func fileSize(t testing.TB, p string) int64 {
