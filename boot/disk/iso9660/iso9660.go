@@ -78,7 +78,9 @@ type Hybrid struct {
 	// BIOS boot image from the disk (isolinux's isohdpfx.bin). With it, the
 	// boot image's 512-byte LBA is stored at byte 432 and one bootable
 	// partition (type 0x17) spans the whole image, as syslinux's
-	// isohybrid lays it out. Nil leaves the boot code empty.
+	// isohybrid lays it out. Without it (an EFI-only volume), the MBR's
+	// one partition, of type 0xEF, is the El Torito EFI image, which UEFI
+	// firmware then finds as the disk's EFI system partition.
 	BIOSCode []byte
 }
 
@@ -98,7 +100,8 @@ type Extent struct {
 	Size   int64
 }
 
-// epoch is the time stamp of every record: 1970-01-01 00:00:00 UTC.
+// Every time stamp is the Unix epoch, 1970-01-01 00:00:00 UTC, as in
+// kitrun's initramfs: in directory records and in volume descriptors.
 var epochRecord = [7]byte{70, 1, 1, 0, 0, 0, 0}
 
 const epochVolume = "1970010100000000"
@@ -163,6 +166,9 @@ func Write(w io.WriterAt, img *Image) (*Layout, error) {
 			return nil, fmt.Errorf("iso9660: %s is %d bytes; a single extent holds less than 4 GiB", f.file.Path, f.size)
 		}
 		f.sector = next
+		if int64(next)+int64(sectorsFor(f.size)) >= 1<<32-512 {
+			return nil, fmt.Errorf("iso9660: the volume would exceed 2^32 sectors at %s", f.file.Path)
+		}
 		next += sectorsFor(f.size)
 	}
 	end := next
