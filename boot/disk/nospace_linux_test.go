@@ -19,9 +19,9 @@ import (
 	"github.com/kitrun/kitrun/boot/disk"
 )
 
-// noSpaceJob is what the parent hands the child process of
-// TestRawEFINoSpace.
+// noSpaceJob is what the parent hands the child process of TestNoSpace.
 type noSpaceJob struct {
+	Format                  string
 	Mode                    string // "tmpfs" or "rlimit"
 	Dir                     string
 	Arch, Kernel, Initrd    string
@@ -31,23 +31,29 @@ type noSpaceJob struct {
 
 const noSpaceEnv = "KITRUN_TEST_NOSPACE_JOB"
 
-// TestRawEFINoSpace builds raw-efi onto a device too small for it: a 4 MiB
+// TestNoSpace builds each format onto a device too small for it: a 4 MiB
 // tmpfs mounted in a user and mount namespace of a child process (a real
 // ENOSPC, no root needed), or where user namespaces are off, under a 4 MiB
 // RLIMIT_FSIZE (EFBIG). The build must fail with an error that says so and
-// leave nothing in the directory.
-func TestRawEFINoSpace(t *testing.T) {
+// leave nothing in the directory. (raw-bios is iso-bios's builder.)
+func TestNoSpace(t *testing.T) {
 	if job := os.Getenv(noSpaceEnv); job != "" {
 		noSpaceChild(t, job)
 		return
 	}
 	_, in := minimal(t, "x86_64")
+	for _, format := range []string{"raw-efi", "iso-bios", "iso-efi"} {
+		t.Run(format, func(t *testing.T) { noSpace(t, format, in) })
+	}
+}
+
+func noSpace(t *testing.T, format string, in *disk.Input) {
 	run := func(mode string) (string, error) {
-		job, _ := json.Marshal(noSpaceJob{Mode: mode, Dir: t.TempDir(), Arch: in.Arch.Name, Kernel: in.Kernel, Initrd: in.Initrd,
+		job, _ := json.Marshal(noSpaceJob{Format: format, Mode: mode, Dir: t.TempDir(), Arch: in.Arch.Name, Kernel: in.Kernel, Initrd: in.Initrd,
 			Cmdline: in.Cmdline, PackageDir: in.Loaders.PackageDir, LoaderCache: in.Loaders.CacheDir})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestRawEFINoSpace$", "-test.v")
+		cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestNoSpace$", "-test.v")
 		cmd.Env = append(os.Environ(), noSpaceEnv+"="+string(job))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if mode == "tmpfs" {
@@ -112,7 +118,10 @@ func noSpaceChild(t *testing.T, js string) {
 		Payload: disk.Payload{Name: "nospace", Arch: a, Kernel: job.Kernel, Initrd: job.Initrd, Cmdline: job.Cmdline},
 		Loaders: &disk.Loaders{PackageDir: job.PackageDir, CacheDir: job.LoaderCache},
 	}
-	f, _ := disk.Lookup("raw-efi")
+	f, err := disk.Lookup(job.Format)
+	if err != nil {
+		t.Fatal(err)
+	}
 	err = f.Build(context.Background(), in, "", filepath.Join(job.Dir, f.File))
 	t.Logf("BUILD-ERROR: %v", err)
 	ents, _ := os.ReadDir(job.Dir)

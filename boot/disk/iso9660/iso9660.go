@@ -122,6 +122,8 @@ type node struct {
 // Write writes the volume to w from offset 0 and returns its layout: the
 // volume is Layout.Sectors*SectorSize bytes. w must read as zeros where
 // nothing was written, as a new file does: a File's Write may leave holes.
+// When writing fails (a full device), the layout is returned with the
+// error: it says how much room the volume needed.
 func Write(w io.WriterAt, img *Image) (*Layout, error) {
 	if err := checkVolumeID(img.VolumeID); err != nil {
 		return nil, err
@@ -228,17 +230,17 @@ func Write(w io.WriterAt, img *Image) (*Layout, error) {
 			out.write(f.data)
 		case f.file.Write != nil:
 			if err := out.produce(f); err != nil {
-				return nil, err
+				return lay, err
 			}
 		default:
 			if err := out.copyFile(f.file.Source, f.size); err != nil {
-				return nil, err
+				return lay, err
 			}
 		}
 		out.pad()
 	}
 	if out.err != nil {
-		return nil, out.err
+		return lay, out.err
 	}
 	if out.sector() < end {
 		// Hybrid padding; writing the last sector sets the size.
@@ -246,7 +248,7 @@ func Write(w io.WriterAt, img *Image) (*Layout, error) {
 		out.write(make([]byte, SectorSize))
 	}
 	if out.err != nil {
-		return nil, out.err
+		return lay, out.err
 	}
 
 	if h := img.Hybrid; h != nil {
@@ -256,7 +258,7 @@ func Write(w io.WriterAt, img *Image) (*Layout, error) {
 			return nil, err
 		}
 		if _, err := w.WriteAt(mbr, 0); err != nil {
-			return nil, err
+			return lay, err
 		}
 	}
 	return lay, nil

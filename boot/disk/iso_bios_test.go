@@ -5,71 +5,15 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/kitrun/kitrun/boot/arch"
-	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/boot/disk"
 	"github.com/kitrun/kitrun/boot/disk/disktest"
-	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 )
-
-// minimalInput builds examples/minimal.yml for a and returns the input a
-// format is built from, with the command line disktest's wiring needs.
-func minimalInput(t testing.TB, a arch.Arch) *disk.Input {
-	t.Helper()
-	img := qemutest.BuildSpec(t, a, filepath.Join(qemutest.RepoRoot(t), "examples/minimal.yml"))
-	return &disk.Input{
-		Payload: disk.Payload{
-			Name:    "minimal",
-			Arch:    a,
-			Kernel:  img.Kernel,
-			Initrd:  img.Initrd,
-			Cmdline: disktest.Cmdline(a, img.Cmdline),
-		},
-		Loaders: loaders(t),
-	}
-}
-
-func loaders(t testing.TB) *disk.Loaders {
-	return &disk.Loaders{
-		PackageDir: filepath.Join(assemble.DefaultCacheDir(), "packages"),
-		CacheDir:   filepath.Join(t.TempDir(), "loaders"),
-	}
-}
-
-func build(t testing.TB, name string, in *disk.Input) string {
-	t.Helper()
-	f, err := disk.Lookup(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), f.File)
-	if err := f.Build(context.Background(), in, "", out); err != nil {
-		t.Fatalf("build %s: %v", name, err)
-	}
-	return out
-}
-
-func validator(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI: %s not installed (run `make deps`)", name)
-		}
-		t.Skipf("%s not installed (run `make deps`)", name)
-	}
-	out, err := exec.Command(p, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
 
 func mustMatch(t testing.TB, what, text, re string) {
 	t.Helper()
@@ -82,14 +26,14 @@ func mustMatch(t testing.TB, what, text, re string) {
 // and checks that the files isolinux reads are the payload's.
 func checkBIOSImage(t *testing.T, p string, in *disk.Input) {
 	t.Helper()
-	d := validator(t, "isoinfo", "-d", "-i", p)
+	d := tool(t, "isoinfo", "-d", "-i", p)
 	mustMatch(t, "isoinfo -d", d, `Volume id: MINIMAL\n`)
 	mustMatch(t, "isoinfo -d", d, `El Torito VD version 1 found`)
-	l := validator(t, "isoinfo", "-l", "-i", p)
+	l := tool(t, "isoinfo", "-l", "-i", p)
 	for _, name := range []string{"KERNEL.;1", "INITRD.IMG;1", "ISOLINUX.BIN;1", "LDLINUX.C32;1", "ISOLINUX.CFG;1", "BOOT.CAT;1"} {
 		mustMatch(t, "isoinfo -l", l, regexp.QuoteMeta(name))
 	}
-	r := validator(t, "xorriso", "-indev", p, "-report_el_torito", "plain", "-report_system_area", "plain")
+	r := tool(t, "xorriso", "-indev", p, "-report_el_torito", "plain", "-report_system_area", "plain")
 	mustMatch(t, "xorriso", r, `El Torito boot img\s*:\s*1\s+BIOS\s+y\s+none\s+0x0000\s+0x00\s+4\s+\d+\n`)
 	mustMatch(t, "xorriso", r, `El Torito img path\s*:\s*1\s+/ISOLINUX/ISOLINUX.BIN\n`)
 	mustMatch(t, "xorriso", r, `El Torito img opts\s*:\s*1\s+boot-info-table isohybrid-suitable\n`)
@@ -101,13 +45,13 @@ func checkBIOSImage(t *testing.T, p string, in *disk.Input) {
 	if st.Size()%(1<<20) != 0 {
 		t.Errorf("size %d is not whole MiB cylinders", st.Size())
 	}
-	parts := validator(t, "partx", "-g", "-P", "-o", "NR,START,SECTORS,TYPE,FLAGS", p)
+	parts := tool(t, "partx", "-g", "-P", "-o", "NR,START,SECTORS,TYPE,FLAGS", p)
 	if want := fmt.Sprintf(`NR="1" START="0" SECTORS="%d" TYPE="0x17" FLAGS="0x80"`, st.Size()/512); strings.TrimSpace(parts) != want {
 		t.Errorf("partx: %s, want %s", parts, want)
 	}
 
 	x := filepath.Join(t.TempDir(), "x")
-	validator(t, "xorriso", "-osirrox", "on", "-indev", p, "-extract", "/", x)
+	tool(t, "xorriso", "-osirrox", "on", "-indev", p, "-extract", "/", x)
 	for rel, src := range map[string]string{"KERNEL": in.Kernel, "INITRD.IMG": in.Initrd} {
 		got, err := os.ReadFile(filepath.Join(x, rel))
 		if err != nil {
@@ -131,8 +75,7 @@ func checkBIOSImage(t *testing.T, p string, in *disk.Input) {
 // validates them and boots them on SeaBIOS to kitinit's all-ready: iso-bios
 // as a CD-ROM and (hybrid) as a disk, raw-bios as a disk.
 func TestBIOSFormats(t *testing.T) {
-	a := qemutest.Require(t, "x86_64")
-	in := minimalInput(t, a)
+	img, in := minimal(t, "x86_64")
 	iso := build(t, "iso-bios", in)
 	raw := build(t, "raw-bios", in)
 	checkBIOSImage(t, iso, in)
@@ -158,8 +101,9 @@ func TestBIOSFormats(t *testing.T) {
 		{"raw-bios as disk", raw, disktest.Disk, "EHDD"},
 	} {
 		t.Run(b.name, func(t *testing.T) {
-			r := disktest.Run(t, disktest.Boot{Arch: a, Firmware: "bios", Path: b.path, Media: b.media})
+			r := disktest.Run(t, disktest.Boot{Arch: in.Arch, Firmware: "bios", Path: b.path, Media: b.media})
 			t.Logf("all-ready after %s, %d events", r.Took, len(r.Events))
+			checkEvents(t, img, r)
 			if !regexp.MustCompile(`ISOLINUX 6\.\d+ \d+ ` + b.mode).MatchString(r.Console) {
 				t.Errorf("console does not show isolinux started by the %s path:\n%s", b.mode, r.Console)
 			}
@@ -167,7 +111,7 @@ func TestBIOSFormats(t *testing.T) {
 	}
 }
 
-var benchFormats = []string{"iso-bios", "raw-bios"}
+var benchFormats = []string{"iso-bios", "raw-bios", "iso-efi"}
 
 func read(t testing.TB, p string) []byte {
 	t.Helper()
@@ -195,7 +139,7 @@ func TestBIOSBadInput(t *testing.T) {
 		in           *disk.Input
 		want         []string
 	}{
-		{"aarch64", "iso-bios", in(arm, "quiet", kernel), []string{"iso-bios cannot boot on aarch64", "formats for aarch64:"}},
+		{"aarch64", "iso-bios", in(arm, "quiet", kernel), []string{"iso-bios cannot boot on aarch64", "formats for aarch64: iso-efi, raw-efi"}},
 		{"aarch64 raw", "raw-bios", in(arm, "quiet", kernel), []string{"raw-bios cannot boot on aarch64"}},
 		{"newline", "iso-bios", in(x86, "quiet\ndefault evil", kernel), []string{"control character"}},
 		{"too long", "raw-bios", in(x86, strings.Repeat("a", 2040), kernel), []string{"at most 2047"}},
@@ -232,11 +176,7 @@ func TestBIOSBadInput(t *testing.T) {
 // unpacked) and reports the output's size and its overhead over kernel +
 // initrd.
 func BenchmarkWarmBuild(b *testing.B) {
-	a, err := arch.Lookup("x86_64")
-	if err != nil {
-		b.Fatal(err)
-	}
-	in := minimalInput(b, a)
+	_, in := minimal(b, "x86_64")
 	for _, name := range benchFormats {
 		b.Run(name, func(b *testing.B) {
 			f, err := disk.Lookup(name)
@@ -261,12 +201,4 @@ func BenchmarkWarmBuild(b *testing.B) {
 			b.ReportMetric(float64(size-payload), "overhead-bytes")
 		})
 	}
-}
-
-func fileSize(t testing.TB, p string) int64 {
-	st, err := os.Stat(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Size()
 }

@@ -2,6 +2,7 @@ package disk
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -17,7 +18,7 @@ func init() {
 		Firmware: BIOS,
 		Arches:   []string{"x86_64"},
 		Summary:  "hybrid ISO 9660 with isolinux (El Torito BIOS; the same file boots as a disk): QEMU -cdrom, Hyper-V gen 1 DVD",
-		Build:    buildBIOS,
+		Build:    buildBIOS("iso-bios"),
 	})
 	// No Debian package ships a BIOS loader that can be installed into a
 	// disk without running its installer (syslinux and extlinux embed
@@ -31,7 +32,7 @@ func init() {
 		Firmware: BIOS,
 		Arches:   []string{"x86_64"},
 		Summary:  "MBR disk, BIOS boot path (isolinux on ISO 9660, isohybrid layout): SeaBIOS, AWS legacy BIOS, GCP",
-		Build:    buildBIOS,
+		Build:    buildBIOS("raw-bios"),
 	})
 }
 
@@ -56,10 +57,24 @@ const isohdpfxMember = "usr/lib/ISOLINUX/isohdpfx.bin"
 
 // buildBIOS writes the hybrid isolinux ISO that both iso-bios and
 // raw-bios are: El Torito for CD drives, an isohybrid MBR for disks.
-func buildBIOS(ctx context.Context, in *Input, _, out string) error {
+func buildBIOS(format string) func(ctx context.Context, in *Input, _, out string) error {
+	return func(ctx context.Context, in *Input, _, out string) error {
+		img, err := isolinuxImage(ctx, in)
+		if err != nil {
+			return err
+		}
+		return writeISO(ctx, format, out, img)
+	}
+}
+
+// isolinuxImage plans the hybrid isolinux ISO of in's payload.
+func isolinuxImage(ctx context.Context, in *Input) (*iso9660.Image, error) {
+	if in.Loaders == nil {
+		return nil, errors.New("disk: Input.Loaders is not set")
+	}
 	cfg, err := isolinuxConfig(in.Cmdline)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	files := []iso9660.File{
 		{Path: isoLoaderDir + "/ISOLINUX.CFG", Data: cfg},
@@ -69,19 +84,19 @@ func buildBIOS(ctx context.Context, in *Input, _, out string) error {
 	for _, l := range isolinuxFiles {
 		p, err := in.Loaders.File(ctx, l.pkg, "all", l.member)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		files = append(files, iso9660.File{Path: l.iso, Source: p})
 	}
 	mbrPath, err := in.Loaders.File(ctx, "isolinux", "all", isohdpfxMember)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("the BIOS boot path needs isolinux: %w", err)
 	}
 	mbrCode, err := os.ReadFile(mbrPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	img := &iso9660.Image{
+	return &iso9660.Image{
 		VolumeID: volumeID(in.Name),
 		Files:    files,
 		Boot: &iso9660.ElTorito{
@@ -90,12 +105,11 @@ func buildBIOS(ctx context.Context, in *Input, _, out string) error {
 			BIOSLoadSectors: 4,
 		},
 		Hybrid: &iso9660.Hybrid{BIOSCode: mbrCode},
-	}
-	return writeISO(ctx, out, img)
+	}, nil
 }
 
 // writeISO writes img to out, which appears only when complete.
-func writeISO(ctx context.Context, out string, img *iso9660.Image) error {
+func writeISO(ctx context.Context, format, out string, img *iso9660.Image) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -104,13 +118,24 @@ func writeISO(ctx context.Context, out string, img *iso9660.Image) error {
 		return err
 	}
 	defer f.Abort()
-	if _, err := iso9660.Write(f, img); err != nil {
-		return fmt.Errorf("%s: %w", out, err)
+	fail := func(lay *iso9660.Layout, err error) error {
+		var size int64
+		if lay != nil {
+			size = int64(lay.Sectors) * iso9660.SectorSize
+		}
+		return outputError(format, out, size, err)
+	}
+	lay, err := iso9660.Write(f, img)
+	if err != nil {
+		return fail(lay, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return f.Commit()
+	if err := f.Commit(); err != nil {
+		return fail(lay, err)
+	}
+	return nil
 }
 
 // isolinuxConfig boots the kernel at once, with the loader's messages on
