@@ -30,7 +30,7 @@ build: bin/kitrun
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
 bin/kitrun: $(shell find . -name '*.go' -not -path './out/*') $(wildcard boot/guestbin/embedded/*) go.mod go.sum
-	$(GO) build -ldflags "-X github.com/kitrun/kitrun/bench.Version=$(VERSION)" -o $@ ./cmd/kitrun
+	$(GO) build -ldflags "-X github.com/kitrun/kitrun/internal/version.version=$(VERSION)" -o $@ ./cmd/kitrun
 
 deps: qemu kernels packages
 
