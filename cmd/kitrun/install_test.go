@@ -138,7 +138,7 @@ services:
 }
 
 // versionLine is what `kitrun --version` prints.
-var versionLine = regexp.MustCompile(`^kitrun (\(devel\)( [0-9a-f]{12}(\+dirty)?)?|v\S+) \(go1\.\d+(\.\d+)?\S* ` + runtime.GOOS + "/" + runtime.GOARCH + `\)\n$`)
+var versionLine = regexp.MustCompile(`^kitrun version (\(devel\)( [0-9a-f]{12}(\+dirty)?)?|v\S+) \(go1\.\d+(\.\d+)?\S* ` + runtime.GOOS + "/" + runtime.GOARCH + `\)\n$`)
 
 // TestVersion checks `kitrun --version` and `kitrun version` for a build
 // given a version at link time (the Makefile's) and a plain one, whose
@@ -149,7 +149,7 @@ func TestVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "kitrun v9.8.7-test (" + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + ")\n"; string(out) != want {
+	if want := "kitrun version v9.8.7-test (" + runtime.Version() + " " + runtime.GOOS + "/" + runtime.GOARCH + ")\n"; string(out) != want {
 		t.Errorf("--version with -ldflags: got %q, want %q", out, want)
 	}
 	out, err = exec.Command(linked, "version").Output()
