@@ -53,7 +53,8 @@ func (b *builder) sshPort() int {
 	return sshDefaultPort
 }
 
-// addSSHServer installs kitsshd, kitrun's like kitinit, and supervises it as the service "sshd", ready once its port accepts.
+// addSSHServer installs kitsshd, kitrun's own like kitinit, and supervises
+// it as the service "sshd", ready once its port accepts.
 func (b *builder) addSSHServer(ctx context.Context) error {
 	for _, sv := range b.spec.Services {
 		if sv.Name == sshService {
