@@ -21,7 +21,7 @@ TEST_TIMEOUT ?= 40m
 
 export KITRUN_CACHE
 
-.PHONY: all build deps qemu kernels packages test run bench clean
+.PHONY: all build deps qemu kernels packages test run bench clean generate check-generated
 
 all: build
 
@@ -29,8 +29,8 @@ build: bin/kitrun
 
 VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-bin/kitrun: $(shell find . -name '*.go' -not -path './out/*') go.mod go.sum
-	$(GO) build -ldflags "-X github.com/kitrun/kitrun/bench.Version=$(VERSION)" -o $@ ./cmd/kitrun
+bin/kitrun: $(shell find . -name '*.go' -not -path './out/*') $(wildcard boot/guestbin/embedded/*) go.mod go.sum
+	$(GO) build -ldflags "-X github.com/kitrun/kitrun/internal/version.version=$(VERSION)" -o $@ ./cmd/kitrun
 
 deps: qemu kernels packages
 
@@ -49,7 +49,16 @@ kernels:
 packages:
 	@scripts/fetch-packages.sh "$(PACKAGE_DIR)" $(BOOT_PKGS)
 
-test: deps build
+# kitinit, kitsshd and floorinit for every arch, prebuilt and embedded in
+# kitrun (boot/guestbin): regenerate after changing them, and commit.
+generate:
+	$(GO) generate ./boot/guestbin
+
+# Fails when the embedded guest programs are not what the sources build.
+check-generated:
+	$(GO) run ./boot/guestbin/gen -check
+
+test: deps build check-generated
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 	bin/kitrun test testcases/ -j 2 --junit out/junit.xml --results out/test-results

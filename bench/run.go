@@ -12,6 +12,7 @@ import (
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/vm"
+	"github.com/kitrun/kitrun/internal/version"
 )
 
 // Plan is what `kitrun bench` measures: every image on every combination of
@@ -73,7 +74,7 @@ func Run(ctx context.Context, p Plan) (*Results, error) {
 		return nil, err
 	}
 	r := &Results{
-		Schema: SchemaVersion, Kitrun: Version, Host: HostInfo(), Started: time.Now().UTC(),
+		Schema: SchemaVersion, Kitrun: version.String(), Host: HostInfo(), Started: time.Now().UTC(),
 		Runs: p.Runs, Warmup: p.Warmup,
 	}
 	for _, u := range units {
@@ -288,9 +289,6 @@ func addFloorRatios(r *Results) {
 		}
 	}
 }
-
-// Version is kitrun's version, set at link time by the Makefile.
-var Version = "dev"
 
 // HostInfo describes this machine.
 func HostInfo() Host {

@@ -19,6 +19,12 @@ type Arch struct {
 	Name string
 	// GOARCH is what Go calls it when cross-compiling kitinit and services.
 	GOARCH string
+	// GoEnv pins the instruction-set level (GOAMD64, GOARM64, ...) that
+	// kitrun's own guest programs are built for to the baseline every
+	// machine of the arch runs, so that a GOAMD64=v3 in a builder's
+	// environment cannot change the embedded binaries or produce a kitinit
+	// the emulated CPU lacks instructions for.
+	GoEnv []string
 	// Debian is Debian's architecture name, used to pick kernel packages.
 	Debian string
 	// KernelFlavour is the Debian kernel flavour kitrun uses by default.
@@ -73,6 +79,7 @@ var table = map[string]Arch{
 	"x86_64": {
 		Name:          "x86_64",
 		GOARCH:        "amd64",
+		GoEnv:         []string{"GOAMD64=v1"},
 		Debian:        "amd64",
 		KernelFlavour: "cloud-amd64",
 		// q35 finds a second 16550 through ACPI, so its channel needs no
@@ -95,6 +102,7 @@ var table = map[string]Arch{
 	"aarch64": {
 		Name:          "aarch64",
 		GOARCH:        "arm64",
+		GoEnv:         []string{"GOARM64=v8.0"},
 		Debian:        "arm64",
 		KernelFlavour: "cloud-arm64",
 		// virt has one PL011; the channel is virtio-console on virtio-mmio,

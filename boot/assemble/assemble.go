@@ -31,6 +31,7 @@ import (
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/cpio"
 	"github.com/kitrun/kitrun/boot/gobuild"
+	"github.com/kitrun/kitrun/boot/guestbin"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/boot/kernel"
@@ -47,8 +48,10 @@ type Options struct {
 	KernelDir string
 	// Compression of the initramfs; DefaultCompression when empty.
 	Compression string
-	// KitrunSource is the kitrun module root that kitinit is built from;
-	// found automatically when empty (see kitrunSource).
+	// KitrunSource is a kitrun checkout whose guest programs (kitinit,
+	// kitsshd) are built from source when they differ from the copies
+	// embedded in kitrun; see guestbin.FindCheckout for what is used when
+	// it is empty.
 	KitrunSource string
 	// ExtraFiles are added to the image after the spec's own. They are
 	// part of the image (and its cache key): per-boot material such as SSH
@@ -74,6 +77,11 @@ type Result struct {
 	Cached bool
 	// Took is the wall time of the build.
 	Took time.Duration
+	// GuestCheckout is the kitrun checkout that some of kitrun's own
+	// programs were built from because their sources differ from the
+	// embedded copies' (Image.Manifest.Guest says which); "" when all
+	// are embedded.
+	GuestCheckout string
 }
 
 // DefaultCacheDir is $XDG_CACHE_HOME/kitrun (or ~/.cache/kitrun).
@@ -132,7 +140,7 @@ func Build(ctx context.Context, s *spec.Spec, outDir string, opts Options) (*Res
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Image: img, Cached: cached, Took: time.Since(start)}, nil
+	return &Result{Image: img, Cached: cached, Took: time.Since(start), GuestCheckout: b.guestCheckout}, nil
 }
 
 // entry is one initramfs entry and where its bytes come from.
@@ -152,6 +160,10 @@ type builder struct {
 	files  map[string]*entry
 	config initproto.Config
 	mods   []string // names of boot-time modules, for the manifest
+	// guest are kitrun's own programs in the image, for the manifest;
+	// guestCheckout is the checkout any of them was built from.
+	guest         []image.GuestProgram
+	guestCheckout string
 	// network is the spec's, or user networking forced on by SSH.
 	network spec.Network
 }
@@ -165,11 +177,7 @@ func (b *builder) collect(ctx context.Context) error {
 		return err
 	}
 	b.addSkeleton()
-	kitinit, err := b.buildKitinit(ctx)
-	if err != nil {
-		return err
-	}
-	if err := b.addHostFile("/init", kitinit, 0o755, "kitinit"); err != nil {
+	if err := b.addKitrunProgram(ctx, guestbin.Kitinit, "/init"); err != nil {
 		return err
 	}
 	s := b.spec
@@ -593,6 +601,7 @@ func (b *builder) write(dest string, comp compressor) (bool, error) {
 		Cmdline: strings.TrimSpace(b.spec.Kernel.Cmdline),
 		Network: b.network.Mode,
 		Modules: b.mods,
+		Guest:   b.guest,
 	}
 	if b.sshEnabled() {
 		m.SSH = b.sshPort()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/boot/cpio"
+	"github.com/kitrun/kitrun/boot/guestbin"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/boot/spec"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
@@ -53,8 +54,8 @@ func freshCache(t testing.TB) string {
 	return dir
 }
 
-// TestReproducible builds the rich example twice from empty caches (so Go
-// programs and kitinit are compiled twice) and requires identical bytes.
+// TestReproducible builds the rich example twice from empty caches (so its
+// Go programs are compiled twice) and requires identical bytes.
 func TestReproducible(t *testing.T) {
 	a := qemutest.Require(t, "x86_64")
 	first := build(t, repo(t, "examples/rich.yml"), assemble.Options{Arch: a, CacheDir: freshCache(t)})
@@ -101,6 +102,14 @@ func TestManifestAccountsForEveryFile(t *testing.T) {
 			break
 		}
 		inArchive["/"+rec.Name] = rec
+	}
+	// kitrun's own programs are accounted for by name, digest and where
+	// they came from (the copy embedded in kitrun, here, unless this
+	// checkout's kitinit differs from it).
+	if len(m.Guest) != 1 || m.Guest[0].Name != "kitinit" || m.Guest[0].Path != "/init" {
+		t.Fatalf("manifest guest programs: %+v; want kitinit at /init", m.Guest)
+	} else if g := m.Guest[0]; g.SHA256 != guestbin.Digest(inArchive["/init"].Data) || (g.From != guestbin.FromEmbedded && g.From != guestbin.FromSource) {
+		t.Errorf("kitinit: manifest says %+v, the archive's /init has sha256 %s", g, guestbin.Digest(inArchive["/init"].Data))
 	}
 	origins := map[string]bool{}
 	for _, e := range m.Files {

@@ -3,30 +3,30 @@ package assemble
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strconv"
 	"time"
 
-	"github.com/kitrun/kitrun/boot/gobuild"
+	"github.com/kitrun/kitrun/boot/cpio"
+	"github.com/kitrun/kitrun/boot/guestbin"
+	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/boot/initproto"
 )
 
-// buildKitinit builds kitinit for the target arch from kitrun's own source.
-// Building it (rather than embedding prebuilt binaries) keeps one source of
-// truth for every arch in the table; gobuild's cache makes it free when
-// nothing changed.
-func (b *builder) buildKitinit(ctx context.Context) (string, error) {
-	return b.buildKitrunProgram(ctx, "boot", "kitinit", "cmd", "kitinit")
-}
-
-// buildKitrunProgram builds one of kitrun's own guest programs, given by
-// its package directory inside kitrun's source.
-func (b *builder) buildKitrunProgram(ctx context.Context, pkg ...string) (string, error) {
-	root, err := gobuild.KitrunRoot(b.opts.KitrunSource)
+// addKitrunProgram puts one of kitrun's own guest programs in the image at
+// guest: the copy embedded in kitrun, or one built from a kitrun checkout
+// whose sources of it differ (see guestbin.Get). Where it came from goes
+// into the manifest (Guest) and the result (GuestCheckout).
+func (b *builder) addKitrunProgram(ctx context.Context, program, guest string) error {
+	bin, err := guestbin.Get(ctx, program, b.arch, guestbin.Options{Checkout: b.opts.KitrunSource, CacheDir: b.opts.CacheDir})
 	if err != nil {
-		return "", err
+		return err
 	}
-	return b.gob.Build(ctx, filepath.Join(append([]string{root}, pkg...)...), b.arch.GOARCH)
+	b.put(&entry{rec: cpio.File(guest, bin.Data, 0o755), sum: bin.SHA256, origin: program})
+	b.guest = append(b.guest, image.GuestProgram{Name: program, Path: guest, SHA256: bin.SHA256, From: bin.From})
+	if bin.From == guestbin.FromSource {
+		b.guestCheckout = bin.Checkout
+	}
+	return nil
 }
 
 // The guest SSH server: where it is installed, its service name, and where
@@ -53,8 +53,8 @@ func (b *builder) sshPort() int {
 	return sshDefaultPort
 }
 
-// addSSHServer installs kitsshd, built from kitrun's source like kitinit,
-// and supervises it as the service "sshd", ready once its port accepts.
+// addSSHServer installs kitsshd, kitrun's own like kitinit, and supervises
+// it as the service "sshd", ready once its port accepts.
 func (b *builder) addSSHServer(ctx context.Context) error {
 	for _, sv := range b.spec.Services {
 		if sv.Name == sshService {
@@ -64,12 +64,8 @@ func (b *builder) addSSHServer(ctx context.Context) error {
 	if _, ok := b.files[kitsshdPath]; ok {
 		return posErr(b.spec.SSH.Pos, fmt.Errorf("%s is already in the image; kitrun's SSH server is installed there", kitsshdPath))
 	}
-	bin, err := b.buildKitrunProgram(ctx, "boot", "kitsshd", "cmd", "kitsshd")
-	if err != nil {
+	if err := b.addKitrunProgram(ctx, guestbin.Kitsshd, kitsshdPath); err != nil {
 		return posErr(b.spec.SSH.Pos, err)
-	}
-	if err := b.addHostFile(kitsshdPath, bin, 0o755, "kitsshd"); err != nil {
-		return err
 	}
 	port := strconv.Itoa(b.sshPort())
 	b.config.Services = append(b.config.Services, initproto.Service{

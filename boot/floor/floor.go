@@ -8,48 +8,40 @@ package floor
 import (
 	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/atomicfile"
 	"github.com/kitrun/kitrun/boot/cpio"
-	"github.com/kitrun/kitrun/boot/gobuild"
+	"github.com/kitrun/kitrun/boot/guestbin"
 )
 
-// Build returns the path of the floor initramfs for a, building it into
-// cacheDir when missing. srcRoot is the kitrun module root.
-func Build(ctx context.Context, a arch.Arch, srcRoot, cacheDir string) (string, error) {
-	gb := &gobuild.Builder{CacheDir: filepath.Join(cacheDir, "go", a.GOARCH)}
-	bin, err := gb.Build(ctx, filepath.Join(srcRoot, "boot", "floor", "floorinit"), a.GOARCH)
+// Build returns the path of the floor initramfs for a, writing it into
+// cacheDir when missing. floorinit is the copy embedded in kitrun unless
+// checkout (or the checkout guestbin.FindCheckout finds when it is empty)
+// holds different sources of it.
+func Build(ctx context.Context, a arch.Arch, checkout, cacheDir string) (string, error) {
+	bin, err := guestbin.Get(ctx, guestbin.Floorinit, a, guestbin.Options{Checkout: checkout, CacheDir: cacheDir})
 	if err != nil {
 		return "", err
 	}
-	out := bin + ".cpio"
+	out := filepath.Join(cacheDir, "floor", fmt.Sprintf("floor-%s-%.20s.cpio", a.Name, bin.SHA256))
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
-	}
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		return "", err
 	}
 	var buf bytes.Buffer
 	// Uncompressed: the floor must not pay for decompression either.
 	err = cpio.WriteTree(&buf, []cpio.Record{
-		cpio.File("init", data, 0o755),
+		cpio.File("init", bin.Data, 0o755),
 		cpio.CharDev("dev/console", 0o600, 5, 1),
 	})
 	if err != nil {
 		return "", err
 	}
-	f, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".tmp-*")
-	if err != nil {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", err
 	}
-	_, werr := f.Write(buf.Bytes())
-	if err := errors.Join(werr, f.Close()); err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return out, os.Rename(f.Name(), out)
+	return out, atomicfile.Write(out, buf.Bytes(), 0o644)
 }

@@ -29,6 +29,11 @@ type Builder struct {
 	CacheDir string
 	// GoTool is the go command; "go" from PATH when empty.
 	GoTool string
+	// Env is added to the go command's environment after the fixed
+	// settings (CGO_ENABLED, GOOS, GOARCH, GOFLAGS), so it can pin more,
+	// such as GOAMD64 for kitrun's own guest programs. It is part of the
+	// cache key.
+	Env []string
 }
 
 // Build builds the main package in pkgDir for goarch and returns the path of
@@ -49,7 +54,7 @@ func (b *Builder) Build(ctx context.Context, pkgDir, goarch string) (string, err
 	if err != nil {
 		return "", err
 	}
-	key, err := inputKey(root, pkgDir, goarch, goVersion)
+	key, err := inputKey(root, pkgDir, goarch, goVersion, b.Env)
 	if err != nil {
 		return "", err
 	}
@@ -68,10 +73,9 @@ func (b *Builder) Build(ctx context.Context, pkgDir, goarch string) (string, err
 	}
 	tmp := f.Name()
 	f.Close()
-	cmd := exec.CommandContext(ctx, b.goTool(), "build", "-trimpath", "-buildvcs=false",
-		"-ldflags=-s -w -buildid=", "-o", tmp, ".")
+	cmd := exec.CommandContext(ctx, b.goTool(), append(append([]string{"build"}, buildFlags...), "-o", tmp, ".")...)
 	cmd.Dir = pkgDir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch, "GOFLAGS=")
+	cmd.Env = append(os.Environ(), b.Environ(goarch)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -83,6 +87,29 @@ func (b *Builder) Build(ctx context.Context, pkgDir, goarch string) (string, err
 		return "", err
 	}
 	return out, nil
+}
+
+// buildFlags are the fixed flags of every build: static, stripped, no
+// build ID or VCS stamp, no host paths — what makes the output reproducible.
+var buildFlags = []string{"-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid="}
+
+// Environ is what Build adds to the go command's environment, for other
+// go commands (go list) that must see the same build configuration.
+func (b *Builder) Environ(goarch string) []string {
+	return append([]string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + goarch, "GOFLAGS="}, b.Env...)
+}
+
+// Describe says how Build builds for goarch, as a shell-like line.
+func (b *Builder) Describe(goarch string) string {
+	words := b.Environ(goarch)
+	words = append(words, "go", "build")
+	for _, f := range buildFlags {
+		if strings.ContainsAny(f, " ") {
+			f = "'" + f + "'"
+		}
+		words = append(words, f)
+	}
+	return strings.Join(words, " ")
 }
 
 func (b *Builder) goTool() string {
@@ -129,9 +156,9 @@ func moduleRoot(dir string) (string, error) {
 }
 
 // inputKey hashes what can change a build's output.
-func inputKey(root, pkgDir, goarch, goVersion string) (string, error) {
+func inputKey(root, pkgDir, goarch, goVersion string, env []string) (string, error) {
 	h := sha256.New()
-	fmt.Fprintf(h, "v1\x00%s\x00%s\x00%s\x00%s\x00", goVersion, goarch, runtime.GOOS, pkgDir)
+	fmt.Fprintf(h, "v1\x00%s\x00%s\x00%s\x00%s\x00%q\x00", goVersion, goarch, runtime.GOOS, pkgDir, env)
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

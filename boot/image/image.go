@@ -41,7 +41,22 @@ type Manifest struct {
 	SSH      int      `json:"ssh,omitempty"`
 	Services []string `json:"services,omitempty"`
 	Modules  []string `json:"modules,omitempty"`
-	Files    []Entry  `json:"files"`
+	// Guest lists kitrun's own programs in the image and where each came
+	// from.
+	Guest []GuestProgram `json:"guest,omitempty"`
+	Files []Entry        `json:"files"`
+}
+
+// GuestProgram is one of kitrun's own programs in the image (kitinit,
+// kitsshd).
+type GuestProgram struct {
+	Name   string `json:"name"`
+	Path   string `json:"path"`
+	SHA256 string `json:"sha256"`
+	// From is "embedded" (the copy shipped inside kitrun) or "source"
+	// (built from a kitrun checkout whose sources of it differ from the
+	// embedded copy's; see boot/guestbin).
+	From string `json:"from"`
 }
 
 // Blob is a file of the image directory.

@@ -21,7 +21,6 @@ import (
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/boot/floor"
-	"github.com/kitrun/kitrun/boot/gobuild"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench/compare"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
@@ -159,11 +158,7 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		Images: images, Machines: o.Machines, MemMiB: mems, Accels: o.Accels,
 		Runs: o.Runs, Warmup: o.Warmup, Floor: o.Floor,
 		FloorInitrd: func(a arch.Arch) (string, error) {
-			root, err := gobuild.KitrunRoot("")
-			if err != nil {
-				return "", err
-			}
-			return floor.Build(ctx, a, root, cache)
+			return floor.Build(ctx, a, "", cache)
 		},
 		Settle: o.Settle, Timeout: o.Timeout, Cooldown: o.Cooldown, Backend: backend,
 		Progress: progress.update,

@@ -59,5 +59,8 @@ func Run(ctx context.Context, o *Options, out io.Writer) error {
 	fmt.Fprintf(out, "%s: %s, %s, kernel %s, initrd %d bytes %s (%d uncompressed), %d files; %s in %s\n",
 		res.Image.Dir, m.Name, m.Arch, m.KernelVersion, m.Initrd.Size, m.Initrd.Compression,
 		m.Initrd.UncompressedSize, len(m.Files), how, res.Took.Round(1e6))
+	if note := cmdutil.GuestOrigin(res); note != "" {
+		fmt.Fprintf(out, "%s\n", note)
+	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/assemble"
+	"github.com/kitrun/kitrun/boot/guestbin"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/boot/spec"
 	"github.com/kitrun/kitrun/hypervisor/vm"
@@ -144,6 +145,23 @@ func Build(ctx context.Context, specPath, outDir string, o BuildOptions) (*assem
 	return res, nil
 }
 
+// GuestOrigin says, for a build log, which of kitrun's own guest programs
+// were built from a kitrun checkout instead of taken from the copies
+// embedded in kitrun; "" when all were embedded.
+func GuestOrigin(res *assemble.Result) string {
+	var names []string
+	for _, g := range res.Image.Manifest.Guest {
+		if g.From == guestbin.FromSource {
+			names = append(names, g.Name)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s built from the kitrun checkout %s, whose sources differ from the embedded copies (`make generate` updates those)",
+		strings.Join(names, ", "), res.GuestCheckout)
+}
+
 // LoadImage takes a spec (built into the cache, a no-op when unchanged) or
 // an image directory.
 func LoadImage(ctx context.Context, arg string, o BuildOptions, log io.Writer) (*image.Image, error) {
@@ -180,6 +198,9 @@ func LoadImage(ctx context.Context, arg string, o BuildOptions, log io.Writer) (
 			how = "up to date"
 		}
 		fmt.Fprintf(log, "kitrun: image %s (%s) %s in %s\n", res.Image.Manifest.Name, res.Image.Arch.Name, how, res.Took.Round(1e6))
+		if note := GuestOrigin(res); note != "" {
+			fmt.Fprintf(log, "kitrun: %s\n", note)
+		}
 	}
 	return res.Image, nil
 }
