@@ -4,5 +4,5 @@ package rawscan
 
 import "io"
 
-// nextData: no portable way to ask for holes here; everything is read.
-func nextData(r io.ReaderAt, off, size int64) int64 { return off }
+// NextData: no portable way to ask for holes here; everything is read.
+func NextData(r io.ReaderAt, off, size int64) int64 { return off }

@@ -9,11 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nextData returns the offset of the first byte at or after off that the
+// NextData returns the offset of the first byte at or after off that the
 // file system does not know to be a hole (size if there is none), when r
 // is a file; else off. It moves the file's offset (the writers read with
 // ReadAt only).
-func nextData(r io.ReaderAt, off, size int64) int64 {
+func NextData(r io.ReaderAt, off, size int64) int64 {
 	f, ok := r.(*os.File)
 	if !ok {
 		return off

@@ -135,7 +135,7 @@ func Scan(ctx context.Context, r io.ReaderAt, size int64) (*Map, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if next := nextData(r, off, size); next > off {
+		if next := NextData(r, off, size); next > off {
 			if next = next / Unit * Unit; next > off {
 				off = next
 				continue

@@ -1,0 +1,12 @@
+package vhdx_test
+
+import (
+	"testing"
+
+	"github.com/kitrun/kitrun/boot/disk/internal/rawtest"
+	"github.com/kitrun/kitrun/boot/disk/vhdx"
+)
+
+func TestQemuImgReadsWhatWasWritten(t *testing.T) {
+	rawtest.RoundTrip(t, "vhdx", true, vhdx.Write)
+}
