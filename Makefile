@@ -8,11 +8,13 @@ SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # What `make deps` installs with apt when it is missing, as FILE:PACKAGE
 # (FILE a command on PATH or an absolute path): QEMU and its firmware, the
 # SSH client the SSH tests log in with, and the independent validators the
-# disk-image tests check kitrun's output with.
+# disk-image tests check kitrun's output with (libyal's VHD/VHDX and VMDK
+# readers are a second reader of the virtual-disk containers, besides QEMU).
 HOST_DEPS   := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm \
                qemu-img:qemu-utils ssh:openssh-client \
                /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/AAVMF/AAVMF_CODE.fd:qemu-efi-aarch64 \
-               sgdisk:gdisk fsck.vfat:dosfstools mdir:mtools xorriso:xorriso isoinfo:genisoimage
+               sgdisk:gdisk fsck.vfat:dosfstools mdir:mtools xorriso:xorriso isoinfo:genisoimage \
+               /usr/share/doc/python3-libvhdi:python3-libvhdi /usr/share/doc/python3-libvmdk:python3-libvmdk
 # Debian packages kitrun takes boot loaders and EFI stubs from, as
 # PACKAGE:DEBIAN_ARCH, downloaded into $(PACKAGE_DIR) (never installed).
 BOOT_PKGS   := systemd-boot-efi:amd64 systemd-boot-efi:arm64 isolinux:all syslinux-common:all

@@ -11,7 +11,7 @@ import (
 )
 
 func TestQemuImgReadsWhatWasWritten(t *testing.T) {
-	rawtest.RoundTrip(t, "qcow2", true, qcow2.Write)
+	rawtest.RoundTrip(t, rawtest.Readers{Qemu: "qcow2", Check: true}, qcow2.Write)
 }
 
 func TestBadInput(t *testing.T) {

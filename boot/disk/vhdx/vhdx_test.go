@@ -8,5 +8,5 @@ import (
 )
 
 func TestQemuImgReadsWhatWasWritten(t *testing.T) {
-	rawtest.RoundTrip(t, "vhdx", true, vhdx.Write)
+	rawtest.RoundTrip(t, rawtest.Readers{Qemu: "vhdx", Check: true, Libyal: "vhdx"}, vhdx.Write)
 }

@@ -278,12 +278,23 @@ func WriteErr(raw, out string, write WriteFunc) error {
 	return err
 }
 
+// Readers names the independent readers of a container format.
+type Readers struct {
+	// Qemu is qemu-img's name for the format; Check says whether
+	// `qemu-img check` supports it.
+	Qemu  string
+	Check bool
+	// Libyal is "vhd", "vhdx" or "vmdk" for a second reader, libyal's
+	// libvhdi or libvmdk (a different code base from QEMU's), or "".
+	Libyal string
+}
+
 // RoundTrip checks a container writer against every case (the big one
 // too unless -short): qemu-img check finds nothing wrong (when it can
 // check the format), qemu-img info reports the raw image's size, qemu-img
-// reads back exactly the raw image, zeros take no space, and two writes
-// give the same bytes.
-func RoundTrip(t *testing.T, qemuFormat string, checkable bool, write WriteFunc) {
+// and libyal read back exactly the raw image, zeros take no space, and
+// two writes give the same bytes.
+func RoundTrip(t *testing.T, r Readers, write WriteFunc) {
 	cases := Cases()
 	if !testing.Short() {
 		cases = append(cases, BigCase())
@@ -292,16 +303,19 @@ func RoundTrip(t *testing.T, qemuFormat string, checkable bool, write WriteFunc)
 		t.Run(c.Name, func(t *testing.T) {
 			dir := t.TempDir()
 			raw := c.Make(t, dir)
-			out := filepath.Join(dir, "disk."+qemuFormat)
+			out := filepath.Join(dir, "disk."+r.Qemu)
 			Write(t, raw, out, write)
-			if checkable {
-				Check(t, qemuFormat, out)
+			if r.Check {
+				Check(t, r.Qemu, out)
 			}
-			info := ImageInfo(t, qemuFormat, out)
+			info := ImageInfo(t, r.Qemu, out)
 			if info.VirtualSize != c.Size {
 				t.Errorf("qemu-img info: virtual size %d, want %d", info.VirtualSize, c.Size)
 			}
-			SameAsRaw(t, qemuFormat, out, raw)
+			SameAsRaw(t, r.Qemu, out, raw)
+			if r.Libyal != "" && !c.Big { // libyal reads every byte: minutes for the big one
+				SameFile(t, raw, LibyalToRaw(t, r.Libyal, out))
+			}
 
 			st, err := os.Stat(out)
 			if err != nil {
@@ -315,11 +329,67 @@ func RoundTrip(t *testing.T, qemuFormat string, checkable bool, write WriteFunc)
 			if limit := 2*data + int64(len(c.Extents))*MiB + 5*MiB; st.Size() > limit {
 				t.Errorf("%s is %d bytes for %d bytes of data: were zeros stored?", out, st.Size(), data)
 			}
-			t.Logf("%s: %d bytes of data in %d bytes of raw image: %d bytes", qemuFormat, data, c.Size, st.Size())
+			t.Logf("%s: %d bytes of data in %d bytes of raw image: %d bytes", r.Qemu, data, c.Size, st.Size())
 
-			again := filepath.Join(dir, "again."+qemuFormat)
+			again := filepath.Join(dir, "again."+r.Qemu)
 			Write(t, raw, again, write)
 			SameFile(t, out, again)
 		})
 	}
+}
+
+// libyalRead reads a container with libyal's Python bindings (Debian's
+// python3-libvhdi and python3-libvmdk) into a sparse raw file.
+const libyalRead = `
+import sys
+kind, src, dst = sys.argv[1:4]
+if kind == "vmdk":
+    import pyvmdk
+    h = pyvmdk.handle()
+    h.open(src)
+    h.open_extent_data_files()
+else:
+    import pyvhdi
+    h = pyvhdi.file()
+    h.open(src)
+    want = {"vhd": 2, "vhdx": 3}[kind]  # fixed, dynamic
+    if h.get_disk_type() != want:
+        sys.exit("disk type %d, want %d" % (h.get_disk_type(), want))
+size = h.get_media_size()
+chunk = 1 << 20
+zero = bytes(chunk)
+with open(dst, "wb") as out:
+    off = 0
+    while off < size:
+        n = min(chunk, size - off)
+        b = h.read_buffer_at_offset(n, off)
+        if len(b) != n:
+            sys.exit("short read at %d: %d of %d bytes" % (off, len(b), n))
+        if b == zero[:n]:
+            out.seek(n, 1)
+        else:
+            out.write(b)
+        off += n
+    out.truncate(size)
+h.close()
+`
+
+// LibyalToRaw reads the container at path (kind "vhd", "vhdx" or "vmdk")
+// with libyal and returns the path of the raw image it read.
+func LibyalToRaw(t testing.TB, kind, path string) string {
+	t.Helper()
+	const python = "/usr/bin/python3" // Debian's, which has the bindings
+	module := map[string]string{"vhd": "pyvhdi", "vhdx": "pyvhdi", "vmdk": "pyvmdk"}[kind]
+	if err := exec.Command(python, "-c", "import "+module).Run(); err != nil {
+		pkg := map[string]string{"pyvhdi": "python3-libvhdi", "pyvmdk": "python3-libvmdk"}[module]
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI: %s not installed (run `make deps`)", pkg)
+		}
+		t.Skipf("%s not installed (run `make deps`)", pkg)
+	}
+	back := filepath.Join(t.TempDir(), "libyal.raw")
+	if out, err := exec.Command(python, "-c", libyalRead, kind, path, back).CombinedOutput(); err != nil {
+		t.Fatalf("libyal could not read %s as %s: %v\n%s", path, kind, err, out)
+	}
+	return back
 }
