@@ -9,11 +9,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// NextData returns the offset of the first byte at or after off that the
-// file system does not know to be a hole (size if there is none), when r
-// is a file; else off. It moves the file's offset (the writers read with
-// ReadAt only).
+// NextData returns the offset of the first byte at or after off that is
+// not known to be in a hole (size if there is none): r knows if it is a
+// DataFinder, the file system if it is a file (whose offset this moves;
+// the writers read with ReadAt only); else off.
 func NextData(r io.ReaderAt, off, size int64) int64 {
+	if d, ok := r.(DataFinder); ok {
+		return min(d.NextData(off), size)
+	}
 	f, ok := r.(*os.File)
 	if !ok {
 		return off

@@ -203,6 +203,13 @@ func IsZero(b []byte) bool {
 // Zeros returns n (≤ Unit) zero bytes, to be written, never modified.
 func Zeros(n int) []byte { return zeros[:n] }
 
+// DataFinder is a reader that knows where its holes are.
+type DataFinder interface {
+	// NextData returns the first offset at or after off that may hold
+	// non-zero bytes.
+	NextData(off int64) int64
+}
+
 // Writer counts what goes through it, so that a writer can check that the
 // layout it computed in advance is the one it writes.
 type Writer struct {
