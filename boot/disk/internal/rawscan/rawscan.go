@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 )
 
 // Unit is the granularity of the map: the qcow2 cluster and VMDK grain
@@ -82,21 +81,6 @@ func (m *Map) UsedIn(off, n int64) bool {
 		i++
 	}
 	return false
-}
-
-// CountUsedBefore is the number of used units with index < i.
-func (m *Map) CountUsedBefore(i int64) int64 {
-	if i > m.Units() {
-		i = m.Units()
-	}
-	var n int
-	for w := int64(0); w < i/64; w++ {
-		n += bits.OnesCount64(m.used[w])
-	}
-	if r := i % 64; r != 0 {
-		n += bits.OnesCount64(m.used[i/64] & (1<<uint(r) - 1))
-	}
-	return int64(n)
 }
 
 // ID derives a 16-byte identifier from the content and purpose (so that
