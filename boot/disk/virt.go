@@ -135,7 +135,7 @@ func buildAWS(ctx context.Context, in *Input, base, out string) error {
 		return fmt.Errorf("aws.json must sit beside the raw image it describes (%s is not in %s)", base, filepath.Dir(out))
 	}
 	h := sha256.New()
-	if _, err := io.Copy(h, contextReader{ctx, src}); err != nil {
+	if _, err := io.CopyBuffer(h, contextReader{ctx, src}, make([]byte, 1<<20)); err != nil {
 		return fmt.Errorf("hashing %s: %w", base, err)
 	}
 	m, err := awsimport.New(in.Name, in.Arch, filepath.Base(base), size, hex.EncodeToString(h.Sum(nil)))
