@@ -17,11 +17,13 @@ import (
 
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/disk"
+	"github.com/kitrun/kitrun/boot/disk/internal/rawtest"
 )
 
 // noSpaceJob is what the parent hands the child process of TestNoSpace.
 type noSpaceJob struct {
 	Format                  string
+	Base                    string // the base file a container is built from
 	Mode                    string // "tmpfs" or "rlimit"
 	Dir                     string
 	Arch, Kernel, Initrd    string
@@ -35,7 +37,8 @@ const noSpaceEnv = "KITRUN_TEST_NOSPACE_JOB"
 // tmpfs mounted in a user and mount namespace of a child process (a real
 // ENOSPC, no root needed), or where user namespaces are off, under a 4 MiB
 // RLIMIT_FSIZE (EFBIG). The build must fail with an error that says so and
-// leave nothing in the directory. (raw-bios is iso-bios's builder.)
+// leave nothing in the directory. (raw-bios is iso-bios's builder.) The
+// containers are built from a 12 MiB raw disk of random data.
 func TestNoSpace(t *testing.T) {
 	if job := os.Getenv(noSpaceEnv); job != "" {
 		noSpaceChild(t, job)
@@ -43,13 +46,17 @@ func TestNoSpace(t *testing.T) {
 	}
 	_, in := minimal(t, "x86_64")
 	for _, format := range []string{"raw-efi", "iso-bios", "iso-efi"} {
-		t.Run(format, func(t *testing.T) { noSpace(t, format, in) })
+		t.Run(format, func(t *testing.T) { noSpace(t, format, in, "") })
+	}
+	base := rawtest.Cases()[5].Make(t, t.TempDir()) // multi-mib
+	for _, format := range []string{"qcow2", "vhd", "vhdx", "vmdk", "gcp"} {
+		t.Run(format, func(t *testing.T) { noSpace(t, format, in, base) })
 	}
 }
 
-func noSpace(t *testing.T, format string, in *disk.Input) {
+func noSpace(t *testing.T, format string, in *disk.Input, base string) {
 	run := func(mode string) (string, error) {
-		job, _ := json.Marshal(noSpaceJob{Format: format, Mode: mode, Dir: t.TempDir(), Arch: in.Arch.Name, Kernel: in.Kernel, Initrd: in.Initrd,
+		job, _ := json.Marshal(noSpaceJob{Format: format, Base: base, Mode: mode, Dir: t.TempDir(), Arch: in.Arch.Name, Kernel: in.Kernel, Initrd: in.Initrd,
 			Cmdline: in.Cmdline, PackageDir: in.Loaders.PackageDir, LoaderCache: in.Loaders.CacheDir})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
@@ -122,7 +129,7 @@ func noSpaceChild(t *testing.T, js string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = f.Build(context.Background(), in, "", filepath.Join(job.Dir, f.File))
+	err = f.Build(context.Background(), in, job.Base, filepath.Join(job.Dir, f.File))
 	t.Logf("BUILD-ERROR: %v", err)
 	ents, _ := os.ReadDir(job.Dir)
 	var names []string

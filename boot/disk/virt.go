@@ -26,20 +26,20 @@ import (
 func init() {
 	for _, f := range []*Format{
 		{Name: "qcow2", File: "disk.qcow2", Summary: "raw-efi as QEMU's qcow2 (QEMU, OpenStack)",
-			Build: container(func(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, _ string) error {
+			Build: container("qcow2", func(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, _ string) error {
 				return qcow2.Write(ctx, w, r, size)
 			})},
 		{Name: "vhd", File: "disk.vhd", Summary: "raw-efi as a fixed VHD of whole MiB (Azure)", Build: buildVHD},
 		{Name: "vhdx", File: "disk.vhdx", Summary: "raw-efi as a dynamic VHDX (Hyper-V generation 2)",
-			Build: container(func(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, _ string) error {
+			Build: container("vhdx", func(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, _ string) error {
 				return vhdx.Write(ctx, w, r, size)
 			})},
 		{Name: "vmdk", File: "disk.vmdk", Summary: "raw-efi as a stream-optimized VMDK (VMware ESXi, VirtualBox)",
-			Build: container(func(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, out string) error {
+			Build: container("vmdk", func(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, out string) error {
 				return vmdk.Write(ctx, w, r, size, vmdk.Options{FileName: filepath.Base(out)})
 			})},
 		{Name: "gcp", File: "gcp.tar.gz", Summary: "raw-efi as disk.raw of whole GiB in a GNU tar.gz (GCP image import)",
-			Build: container(func(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, _ string) error {
+			Build: container("gcp", func(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, _ string) error {
 				g, err := grow.Grow(r, size, roundUp(size, gcptar.Alignment))
 				if err != nil {
 					return err
@@ -55,29 +55,33 @@ func init() {
 
 func roundUp(n, to int64) int64 { return (n + to - 1) / to * to }
 
-// container makes the Build of a format that writes the base image in
+// container makes the Build of format, which writes the base image in
 // another container: the base is read through an io.ReaderAt, and what
 // write writes appears at out only when complete.
-func container(write func(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, out string) error) func(context.Context, *Input, string, string) error {
+func container(format string, write func(ctx context.Context, w io.Writer, r io.ReaderAt, size int64, out string) error) func(context.Context, *Input, string, string) error {
 	return func(ctx context.Context, in *Input, base, out string) error {
 		src, size, err := openBase(base)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %w", format, err)
 		}
 		defer src.Close()
 		f, err := atomicfile.Create(out, 0o644)
 		if err != nil {
-			return err
+			return outputError(format, out, 0, err)
 		}
 		defer f.Abort()
 		bw := bufio.NewWriterSize(f, 1<<20)
-		if err := write(ctx, bw, src, size, out); err != nil {
-			return fmt.Errorf("writing %s from %s: %w", out, base, err)
+		err = write(ctx, bw, src, size, out)
+		if err == nil {
+			err = bw.Flush()
 		}
-		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("writing %s: %w", out, err)
+		if err == nil {
+			err = f.Commit()
 		}
-		return f.Commit()
+		if err != nil {
+			return outputError(format, out, 0, fmt.Errorf("from %s: %w", base, err))
+		}
+		return nil
 	}
 }
 
@@ -102,22 +106,26 @@ func openBase(base string) (*os.File, int64, error) {
 func buildVHD(ctx context.Context, in *Input, base, out string) error {
 	src, size, err := openBase(base)
 	if err != nil {
-		return err
+		return fmt.Errorf("vhd: %w", err)
 	}
 	defer src.Close()
 	g, err := grow.Grow(src, size, roundUp(size, vhd.Alignment))
 	if err != nil {
-		return fmt.Errorf("writing %s from %s: %w", out, base, err)
+		return fmt.Errorf("vhd: from %s: %w", base, err)
 	}
 	f, err := atomicfile.Create(out, 0o644)
 	if err != nil {
-		return err
+		return outputError("vhd", out, 0, err)
 	}
 	defer f.Abort()
-	if err := vhd.Write(ctx, f.File, g, g.Size(), vhd.Options{}); err != nil {
-		return fmt.Errorf("writing %s from %s: %w", out, base, err)
+	err = vhd.Write(ctx, f.File, g, g.Size(), vhd.Options{})
+	if err == nil {
+		err = f.Commit()
 	}
-	return f.Commit()
+	if err != nil {
+		return outputError("vhd", out, g.Size()+vhd.FooterSize, fmt.Errorf("from %s: %w", base, err))
+	}
+	return nil
 }
 
 // buildAWS describes the base for import: the base file itself is what is
@@ -125,28 +133,31 @@ func buildVHD(ctx context.Context, in *Input, base, out string) error {
 func buildAWS(ctx context.Context, in *Input, base, out string) error {
 	src, size, err := openBase(base)
 	if err != nil {
-		return err
+		return fmt.Errorf("aws: %w", err)
 	}
 	defer src.Close()
 	if err := rawscan.CheckSize(size); err != nil {
-		return fmt.Errorf("%s: %w", base, err)
+		return fmt.Errorf("aws: %s: %w", base, err)
 	}
 	if filepath.Dir(base) != filepath.Dir(out) {
-		return fmt.Errorf("aws.json must sit beside the raw image it describes (%s is not in %s)", base, filepath.Dir(out))
+		return fmt.Errorf("aws: aws.json must sit beside the raw image it describes (%s is not in %s)", base, filepath.Dir(out))
 	}
 	h := sha256.New()
 	if _, err := io.CopyBuffer(h, contextReader{ctx, src}, make([]byte, 1<<20)); err != nil {
-		return fmt.Errorf("hashing %s: %w", base, err)
+		return fmt.Errorf("aws: hashing %s: %w", base, err)
 	}
 	m, err := awsimport.New(in.Name, in.Arch, filepath.Base(base), size, hex.EncodeToString(h.Sum(nil)))
 	if err != nil {
-		return err
+		return fmt.Errorf("aws: %w", err)
 	}
 	b, err := m.Marshal()
 	if err != nil {
-		return err
+		return fmt.Errorf("aws: %w", err)
 	}
-	return atomicfile.Write(out, b, 0o644)
+	if err := atomicfile.Write(out, b, 0o644); err != nil {
+		return outputError("aws", out, int64(len(b)), err)
+	}
+	return nil
 }
 
 // contextReader stops a long read when ctx is done.

@@ -11,12 +11,10 @@ import (
 	"testing"
 
 	"github.com/kitrun/kitrun/boot/arch"
-	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/boot/disk"
 	"github.com/kitrun/kitrun/boot/disk/awsimport"
 	"github.com/kitrun/kitrun/boot/disk/disktest"
 	"github.com/kitrun/kitrun/boot/disk/internal/rawtest"
-	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 )
 
 // containers are the formats that wrap raw-efi, with qemu-img's name for
@@ -25,7 +23,7 @@ var containers = []struct{ name, qemu string }{
 	{"qcow2", "qcow2"}, {"vhd", "vpc"}, {"vhdx", "vhdx"}, {"vmdk", "vmdk"}, {"gcp", ""}, {"aws", ""},
 }
 
-func build(t *testing.T, format string, in *disk.Input, base, dir string) string {
+func wrap(t *testing.T, format string, in *disk.Input, base, dir string) string {
 	t.Helper()
 	f, err := disk.Lookup(format)
 	if err != nil {
@@ -60,67 +58,48 @@ func TestContainersAreRegistered(t *testing.T) {
 	}
 }
 
-// hybridISO makes a bootable disk image without kitrun's own raw formats:
-// an ISO made hybrid by xorriso with isolinux's MBR, which SeaBIOS boots
-// as a hard disk, holding the minimal example's kernel and initramfs.
-func hybridISO(t *testing.T, a arch.Arch) string {
-	t.Helper()
-	rawtest.RequireTool(t, "xorriso")
-	cache := assemble.DefaultCacheDir()
-	l := &disk.Loaders{PackageDir: filepath.Join(cache, "packages"), CacheDir: filepath.Join(t.TempDir(), "loaders")}
-	file := func(pkg, member string) string {
-		p, err := l.File(context.Background(), pkg, "all", member)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	img := qemutest.BuildSpec(t, a, filepath.Join(qemutest.RepoRoot(t), "examples/minimal.yml"))
-	root := t.TempDir()
-	for src, dst := range map[string]string{
-		file("isolinux", "usr/lib/ISOLINUX/isolinux.bin"):                    "isolinux.bin",
-		file("syslinux-common", "usr/lib/syslinux/modules/bios/ldlinux.c32"): "ldlinux.c32",
-		img.Kernel: "kernel",
-		img.Initrd: "initrd.img",
-	} {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(root, dst), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg := "default k\nlabel k\n  kernel /kernel\n  append initrd=/initrd.img " + disktest.Cmdline(a, img.Cmdline) + "\n"
-	if err := os.WriteFile(filepath.Join(root, "isolinux.cfg"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "hybrid.iso")
-	if b, err := exec.Command("xorriso", "-as", "mkisofs", "-quiet", "-o", out,
-		"-isohybrid-mbr", file("isolinux", "usr/lib/ISOLINUX/isohdpfx.bin"),
-		"-b", "isolinux.bin", "-c", "boot.cat", "-no-emul-boot", "-boot-load-size", "4", "-boot-info-table", root).CombinedOutput(); err != nil {
-		t.Fatalf("xorriso: %v\n%s", err, b)
-	}
-	return out
-}
-
-// TestContainersBoot wraps a bootable disk in each container QEMU reads
-// and boots it from a virtio disk under SeaBIOS to kitinit's all-ready.
-func TestContainersBoot(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots VMs")
-	}
-	a := qemutest.Require(t, "x86_64")
-	iso := hybridISO(t, a)
-	in := &disk.Input{Payload: disk.Payload{Name: "minimal", Arch: a}}
+// TestContainersOfRawEFI wraps the minimal example's raw-efi disk in
+// each container: QEMU reads back exactly the raw disk from each, GCP's
+// disk.raw is that disk grown to 1 GiB with a valid GPT, and each
+// container QEMU takes boots under OVMF to all-ready with every service
+// of the image ready.
+func TestContainersOfRawEFI(t *testing.T) {
+	img, in := minimal(t, "x86_64")
+	raw := build(t, "raw-efi", in)
 	for _, c := range containers {
-		if c.qemu == "" {
-			continue
-		}
 		t.Run(c.name, func(t *testing.T) {
-			out := build(t, c.name, in, iso, t.TempDir())
-			r := disktest.Run(t, disktest.Boot{Arch: a, Firmware: "bios", Path: out, Format: c.qemu, Media: disktest.Disk})
+			dir := t.TempDir()
+			out := wrap(t, c.name, in, raw, filepath.Dir(raw))
+			switch c.name {
+			case "aws":
+				if _, err := awsimport.Read(out); err != nil {
+					t.Fatal(err)
+				}
+				return
+			case "gcp":
+				rawtest.RequireTool(t, "tar")
+				if b, err := exec.Command("tar", "-xzf", out, "-C", dir).CombinedOutput(); err != nil {
+					t.Fatalf("tar: %v\n%s", err, b)
+				}
+				got := filepath.Join(dir, "disk.raw")
+				if v, err := exec.Command("sgdisk", "-v", got).CombinedOutput(); err != nil || !strings.Contains(string(v), "No problems found") {
+					t.Errorf("sgdisk -v disk.raw: %v\n%s", err, v)
+				}
+				if st, err := os.Stat(got); err != nil || st.Size() != rawtest.GiB {
+					t.Errorf("disk.raw: %v, want %d bytes", err, rawtest.GiB)
+				}
+				return
+			}
+			if c.name != "vhd" {
+				rawtest.Check(t, c.qemu, out)
+			}
+			rawtest.SameAsRaw(t, c.qemu, out, raw) // raw-efi is whole MiB: VHD adds nothing
+			if testing.Short() {
+				return
+			}
+			r := disktest.Run(t, disktest.Boot{Arch: in.Arch, Firmware: "efi", Path: out, Format: c.qemu, Media: disktest.Disk})
 			t.Logf("%s: all-ready after %s, %d events", c.name, r.Took, len(r.Events))
+			checkEvents(t, img, r)
 		})
 	}
 }
@@ -143,10 +122,10 @@ func TestGrownGPTStaysValid(t *testing.T) {
 	in := &disk.Input{Payload: disk.Payload{Name: "gpt", Arch: arch.Host()}}
 
 	vhdRaw := filepath.Join(dir, "from-vhd.raw")
-	rawtest.QemuImg(t, "convert", "-f", "vpc", "-O", "raw", build(t, "vhd", in, raw, dir), vhdRaw)
+	rawtest.QemuImg(t, "convert", "-f", "vpc", "-O", "raw", wrap(t, "vhd", in, raw, dir), vhdRaw)
 	x := filepath.Join(dir, "x")
 	os.Mkdir(x, 0o755)
-	if b, err := exec.Command("tar", "-xzf", build(t, "gcp", in, raw, dir), "-C", x).CombinedOutput(); err != nil {
+	if b, err := exec.Command("tar", "-xzf", wrap(t, "gcp", in, raw, dir), "-C", x).CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v\n%s", err, b)
 	}
 	orig, _ := os.ReadFile(raw)
@@ -183,7 +162,7 @@ func TestAWSManifest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		out := build(t, "aws", &disk.Input{Payload: disk.Payload{Name: "minimal", Arch: a}}, raw, dir)
+		out := wrap(t, "aws", &disk.Input{Payload: disk.Payload{Name: "minimal", Arch: a}}, raw, dir)
 		m, err := awsimport.Read(out)
 		if err != nil {
 			t.Fatal(err)
@@ -232,7 +211,7 @@ func TestBuildsAreReproducibleAndAtomic(t *testing.T) {
 			one, two := filepath.Join(dir, "one"), filepath.Join(dir, "two")
 			os.MkdirAll(one, 0o755)
 			os.MkdirAll(two, 0o755)
-			rawtest.SameFile(t, build(t, c.name, in, raw, one), build(t, c.name, in, raw, two))
+			rawtest.SameFile(t, wrap(t, c.name, in, raw, one), wrap(t, c.name, in, raw, two))
 
 			f, _ := disk.Lookup(c.name)
 			empty := t.TempDir()

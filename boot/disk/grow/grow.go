@@ -125,7 +125,11 @@ func (g *Reader) moveGPT() error {
 			if p[4] == 0xee && le.Uint32(p[8:]) == 1 && le.Uint32(p[12:]) == uint32(min(oldLast, 0xffffffff)) {
 				newMBR = append([]byte(nil), mbr...)
 				e := newMBR[446+16*i : 446+16*(i+1)]
-				copy(e[5:8], chs(newLast))
+				// The ending CHS follows the size if it did (sgdisk's way);
+				// "not representable" (kitrun's gpt writes it) stays.
+				if string(e[5:8]) == string(chs(oldLast)) {
+					copy(e[5:8], chs(newLast))
+				}
 				le.PutUint32(e[12:], uint32(min(newLast, 0xffffffff)))
 			}
 		}
