@@ -10,54 +10,57 @@ import (
 	"time"
 
 	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
 // FloorRun is one boot of the floor.
 type FloorRun struct {
-	// PowerOff is the time from QEMU exec to QEMU's exit.
+	// PowerOff is the time from the machine's start to its exit.
 	PowerOff time.Duration
 	Accel    string
 }
 
-// BootFloor boots kernel with the floor initramfs on cfg's arch, machine
-// and accelerator, and times it from QEMU exec to exit.
-func BootFloor(ctx context.Context, backend hypervisor.Backend, cfg hypervisor.Config, timeout time.Duration) (FloorRun, error) {
-	m, err := backend.Start(ctx, cfg)
+// FloorImage is the floor for img: the same kernel, arch and platform
+// with the floor initramfs at initrd, and no network.
+func FloorImage(img *image.Image, initrd string) *image.Image {
+	return &image.Image{
+		Kernel: img.Kernel, Initrd: initrd, Cmdline: img.Cmdline, Arch: img.Arch,
+		Manifest: image.Manifest{
+			Version: image.ManifestVersion, Name: "floor", Arch: img.Arch.Name,
+			Platform: img.Manifest.Platform, Network: image.NetworkNone,
+			KernelVersion: img.Manifest.KernelVersion, Kernel: img.Manifest.Kernel,
+		},
+	}
+}
+
+// BootFloor boots a floor image (FloorImage) with res and times it from
+// the machine's start to its exit.
+func BootFloor(ctx context.Context, backend hypervisor.Backend, floor *image.Image, res hypervisor.Resources, timeout time.Duration) (FloorRun, error) {
+	v, err := vm.Boot(ctx, backend, floor, vm.Options{Resources: res})
 	if err != nil {
 		return FloorRun{}, err
 	}
-	var exited time.Duration
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		select {
-		case ev, ok := <-m.Events():
-			if !ok {
-				if err := m.Err(); err != nil {
-					return FloorRun{}, fmt.Errorf("floor: qemu: %w", err)
-				}
-				if exited == 0 {
-					return FloorRun{}, fmt.Errorf("floor: no exit event")
-				}
-				return FloorRun{PowerOff: exited, Accel: m.Info().Accel}, nil
-			}
-			if ev.Kind == hypervisor.EvExited {
-				exited = ev.Host
-			}
-		case <-t.C:
-			m.Kill()
-			return FloorRun{}, fmt.Errorf("floor did not power off within %s", timeout)
-		}
+	accel := v.Machine.Info().Accel
+	select {
+	case <-v.Exited():
+	case <-time.After(timeout):
+		v.Kill()
+		return FloorRun{Accel: accel}, fmt.Errorf("floor did not power off within %s", timeout)
 	}
+	if err := v.Machine.Err(); err != nil {
+		return FloorRun{Accel: accel}, fmt.Errorf("floor: %w", err)
+	}
+	return FloorRun{PowerOff: v.ExitTime(), Accel: accel}, nil
 }
 
 // ImageRun is one boot of an image to all-ready.
 type ImageRun struct {
-	// Ready is the time from QEMU exec to the all-ready event.
+	// Ready is the time from the machine's start to the all-ready event.
 	Ready time.Duration
-	// Shutdown is the time from the power-off request to QEMU's exit.
+	// Shutdown is the time from the power-off request to the machine's
+	// exit.
 	Shutdown time.Duration
 	Timeline []vm.Mark
 	Accel    string
@@ -75,7 +78,7 @@ func BootImage(ctx context.Context, backend hypervisor.Backend, img *image.Image
 	}
 	run := ImageRun{Accel: v.Machine.Info().Accel}
 	for _, m := range v.Timeline() {
-		if m.Stage == "all-ready" {
+		if m.Stage.Kind == initproto.EvAllReady {
 			run.Ready = m.Host
 		}
 	}

@@ -32,21 +32,22 @@ func BenchmarkMinimalVsFloor(b *testing.B) {
 		b.Fatal(err)
 	}
 	backend := &qemu.Backend{}
-	floorCfg := hypervisor.Config{Arch: a, Accel: "tcg", Kernel: img.Kernel, Initrd: initrd, Cmdline: img.Cmdline}
+	floor := FloorImage(img, initrd)
+	tcg := hypervisor.Resources{Accel: "tcg"}
 	var floors, readies []float64
 	b.ResetTimer()
 	// ABBA order: on these hosts back-to-back VMs alternate between a fast
 	// and a slow slot, which a strict A B A B order would pin to one side.
 	for i := 0; i < b.N; i++ {
 		bootFloor := func() {
-			f, err := BootFloor(context.Background(), backend, floorCfg, time.Minute)
+			f, err := BootFloor(context.Background(), backend, floor, tcg, time.Minute)
 			if err != nil {
 				b.Fatal(err)
 			}
 			floors = append(floors, f.PowerOff.Seconds())
 		}
 		bootImage := func() {
-			r, err := BootImage(context.Background(), backend, img, vm.Options{Accel: "tcg"}, time.Minute)
+			r, err := BootImage(context.Background(), backend, img, vm.Options{Resources: hypervisor.Resources{Accel: "tcg"}}, time.Minute)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -98,7 +99,7 @@ func BenchmarkCompression(b *testing.B) {
 		// follows the same one (back-to-back VMs are not independent here).
 		for j := range names {
 			c := names[(i+j)%len(names)]
-			r, err := BootImage(context.Background(), backend, imgs[c], vm.Options{Accel: "tcg"}, time.Minute)
+			r, err := BootImage(context.Background(), backend, imgs[c], vm.Options{Resources: hypervisor.Resources{Accel: "tcg"}}, time.Minute)
 			if err != nil {
 				b.Fatalf("%s: %v", c, err)
 			}
@@ -126,11 +127,11 @@ func BenchmarkEventChannelCost(b *testing.B) {
 	bootOnce := func(channel bool) {
 		var console consoleWatch
 		console.want = "kitinit: all ready ("
-		v, err := vm.Boot(context.Background(), backend, img, vm.Options{Accel: "tcg", NoEventChannel: !channel, Console: &console})
+		v, err := vm.Boot(context.Background(), backend, img, vm.Options{Resources: hypervisor.Resources{Accel: "tcg"}, NoEventChannel: !channel, Console: &console})
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer v.Machine.Kill()
+		defer v.Kill()
 		select {
 		case line := <-console.found():
 			var up float64
@@ -192,4 +193,51 @@ func (c *consoleWatch) Write(p []byte) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// BenchmarkDiskVsDirect boots examples/minimal.yml directly and from its
+// raw-efi disk under OVMF, in ABBA order, and reports for each the median
+// time to all-ready (host clock, from the machine's start), the firmware's
+// and boot loader's share (boot.kernel_entry: when, on the host's clock,
+// the guest kernel's clock started), and kitrun's own share (the guest's
+// uptime at all-ready: kernel start to ready), and the ratio of the
+// latter two between disk and direct boots.
+// Run: go test ./bench -run - -bench DiskVsDirect -benchtime 6x
+func BenchmarkDiskVsDirect(b *testing.B) {
+	a := qemutest.Require(b, "x86_64")
+	img := qemutest.BuildSpec(b, a, filepath.Join(qemutest.RepoRoot(b), "examples", "minimal.yml"),
+		func(o *assemble.Options) { o.Formats = []string{"raw-efi"} })
+	backend := &qemu.Backend{}
+	got := map[string]map[string][]float64{"direct": {}, "raw-efi": {}}
+	run := func(format string) {
+		format2 := format
+		if format == "direct" {
+			format2 = ""
+		}
+		m, _, err := MeasureImage(backend, img, vm.Options{Resources: hypervisor.Resources{Accel: "tcg"}, Format: format2}, 0, 4*time.Minute)
+		if err != nil {
+			b.Fatalf("%s: %v", format, err)
+		}
+		for _, k := range []string{"boot.all_ready", "boot.kernel_entry", "guest.all_ready"} {
+			got[format][k] = append(got[format][k], m[k])
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i%2 == 0 {
+			run("direct")
+			run("raw-efi")
+		} else {
+			run("raw-efi")
+			run("direct")
+		}
+	}
+	b.StopTimer()
+	for _, f := range []string{"direct", "raw-efi"} {
+		b.ReportMetric(median(got[f]["boot.all_ready"]), f+"-ready-s")
+		b.ReportMetric(median(got[f]["boot.kernel_entry"]), f+"-kernel-entry-s")
+		b.ReportMetric(median(got[f]["guest.all_ready"]), f+"-guest-ready-s")
+	}
+	b.ReportMetric(median(got["raw-efi"]["guest.all_ready"])/median(got["direct"]["guest.all_ready"]), "kitrun-share-disk/direct")
+	b.ReportMetric(0, "ns/op")
 }

@@ -1,16 +1,15 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/kitrun/kitrun/boot/disk"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/vm"
@@ -41,17 +40,17 @@ func MeasureImage(backend hypervisor.Backend, img *image.Image, opts vm.Options,
 	for k, val := range GuestMemoryMetrics(guest) {
 		m[k] = val
 	}
-	mem := opts.MemoryMiB
-	if mem <= 0 {
-		mem = 256
-	}
-	host, err := QEMUMemory(v.Machine.Info().PID, mem)
-	if err != nil {
-		v.Shutdown(context.Background(), 5*time.Second)
-		return nil, accel, err
-	}
-	for k, val := range host {
-		m[k] = val
+	if mr, ok := v.Machine.(hypervisor.MemoryReporter); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		hm, err := mr.HostMemory(ctx)
+		cancel()
+		if err != nil {
+			v.Shutdown(context.Background(), 5*time.Second)
+			return nil, accel, err
+		}
+		for k, val := range HostMemoryMetrics(hm) {
+			m[k] = val
+		}
 	}
 	start := time.Now()
 	if err := v.Shutdown(context.Background(), 10*time.Second); err != nil {
@@ -76,12 +75,14 @@ func firstLineErr(err error) error {
 func TimelineMetrics(marks []vm.Mark) map[string]float64 {
 	m := map[string]float64{}
 	for _, mk := range marks {
-		kind, name, _ := strings.Cut(mk.Stage, " ")
+		kind, name := mk.Stage.Kind, mk.Stage.Name
 		host := mk.Host.Seconds()
 		switch kind {
 		case hypervisor.EvVMMReady:
 			m["boot.vmm_ready"] = host
-		case hypervisor.EvKernelStart:
+		case vm.StageFirmware:
+			m["boot.first_output"] = host
+		case vm.StageKernel:
 			m["boot.kernel_start"] = host
 		case "init-start":
 			m["boot.init_start"] = host
@@ -98,6 +99,12 @@ func TimelineMetrics(marks []vm.Mark) map[string]float64 {
 			m["boot.all_ready"] = host
 			m["guest.all_ready"] = mk.Guest
 		}
+	}
+	if host, ok := m["boot.init_start"]; ok && m["guest.init_start"] > 0 {
+		// The two clocks are not compared: each gives a duration, and
+		// their difference is when, on the host's clock, the guest's
+		// began.
+		m["boot.kernel_entry"] = max(0, host-m["guest.init_start"])
 	}
 	return m
 }
@@ -129,94 +136,20 @@ func GuestMemoryMetrics(d map[string]int64) map[string]float64 {
 	return m
 }
 
-// QEMUMemory measures the QEMU process on the host:
-//   - mem.qemu_rss: its resident set (smaps_rollup Rss);
-//   - mem.qemu_pss: its proportional set size, shared pages split among
-//     their users (smaps_rollup Pss);
-//   - mem.vmm_overhead: Pss minus the resident part of the guest's RAM
-//     mapping, i.e. what QEMU itself costs beyond the guest memory it backs.
-//
-// The guest RAM mapping is the anonymous mapping of exactly the guest's
-// memory size.
-func QEMUMemory(pid, memMiB int) (map[string]float64, error) {
-	m := map[string]float64{}
-	err := procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), func(k string, v int64) {
-		switch k {
-		case "Rss":
-			m["mem.qemu_rss"] = float64(v)
-		case "Pss":
-			m["mem.qemu_pss"] = float64(v)
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("qemu memory: %w", err)
+// HostMemoryMetrics maps a backend's host memory figures to metrics:
+//   - mem.qemu_rss, mem.qemu_pss: the hypervisor process's resident and
+//     proportional set sizes (named for QEMU, the backend that has them);
+//   - mem.vmm_overhead: PSS minus the resident part of the guest's RAM,
+//     what the hypervisor itself costs beyond the guest memory it backs.
+func HostMemoryMetrics(hm hypervisor.HostMemory) map[string]float64 {
+	m := map[string]float64{"mem.vmm_overhead": float64(hm.Overhead)}
+	if hm.RSS > 0 {
+		m["mem.qemu_rss"] = float64(hm.RSS)
 	}
-	guest, err := guestRAMResident(pid, int64(memMiB)<<20)
-	if err != nil {
-		return nil, err
+	if hm.PSS > 0 {
+		m["mem.qemu_pss"] = float64(hm.PSS)
 	}
-	m["mem.vmm_overhead"] = m["mem.qemu_pss"] - float64(guest)
-	return m, nil
-}
-
-// guestRAMResident finds the guest RAM mapping in /proc/PID/smaps and
-// returns its resident bytes.
-func guestRAMResident(pid int, size int64) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	inGuest := false
-	for sc.Scan() {
-		line := sc.Text()
-		key, rest, ok := strings.Cut(line, ":")
-		if !ok || strings.Contains(key, " ") || strings.Contains(key, "-") {
-			inGuest = false // a mapping header line
-			continue
-		}
-		v, ok := kbValue(rest)
-		if !ok {
-			continue
-		}
-		switch key {
-		case "Size":
-			inGuest = v == size
-		case "Rss":
-			if inGuest {
-				return v, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("qemu pid %d: no %d MiB guest RAM mapping in smaps", pid, size>>20)
-}
-
-// procKB calls f for each "Key:  123 kB" line of a /proc file, in bytes.
-func procKB(path string, f func(key string, bytes int64)) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		key, rest, ok := strings.Cut(l, ":")
-		if !ok {
-			continue
-		}
-		if v, ok := kbValue(rest); ok {
-			f(strings.TrimSpace(key), v)
-		}
-	}
-	return nil
-}
-
-func kbValue(s string) (int64, bool) {
-	parts := strings.Fields(s)
-	if len(parts) != 2 || parts[1] != "kB" {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(parts[0], 10, 64)
-	return v * 1024, err == nil
+	return m
 }
 
 // DiskMetrics are an image's sizes: apparent and allocated bytes of the
@@ -228,10 +161,15 @@ func DiskMetrics(img *image.Image) map[string]float64 {
 		"disk.initrd_uncompressed": float64(img.Manifest.Initrd.UncompressedSize),
 	}
 	for name, path := range map[string]string{"kernel": img.Kernel, "initrd": img.Initrd} {
-		var st syscall.Stat_t
-		if syscall.Stat(path, &st) == nil {
-			m["disk."+name] = float64(st.Size)
-			m["disk."+name+"_allocated"] = float64(st.Blocks * 512)
+		if st, err := os.Stat(path); err == nil {
+			m["disk."+name] = float64(st.Size())
+			m["disk."+name+"_allocated"] = float64(disk.Allocated(st))
+		}
+	}
+	for format, d := range img.Manifest.Disks {
+		m["disk.format."+format] = float64(d.Size)
+		if st, err := os.Stat(filepath.Join(img.Dir, d.File)); err == nil {
+			m["disk.format_allocated."+format] = float64(disk.Allocated(st))
 		}
 	}
 	for _, e := range img.Manifest.Files {

@@ -1,12 +1,9 @@
 package bench
 
 import (
-	"os"
 	"reflect"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
@@ -39,20 +36,21 @@ func TestSlotOrderIsABBA(t *testing.T) {
 
 func TestTimelineMetrics(t *testing.T) {
 	marks := []vm.Mark{
-		{Stage: "vmm-ready", Host: 40 * time.Millisecond, Guest: -1},
-		{Stage: "init-start", Host: 2 * time.Second, Guest: 1.5},
-		{Stage: "modules-loaded", Host: 2100 * time.Millisecond, Guest: 1.6},
-		{Stage: "network-up", Host: 2200 * time.Millisecond, Guest: 1.7},
-		{Stage: "task-done render", Host: 2300 * time.Millisecond, Guest: 1.8},
-		{Stage: "service-started web", Host: 2350 * time.Millisecond, Guest: 1.85},
-		{Stage: "service-ready web", Host: 2400 * time.Millisecond, Guest: 1.9},
-		{Stage: "all-ready", Host: 2500 * time.Millisecond, Guest: 2.0},
+		{Stage: vm.Stage{Kind: "vmm-ready"}, Host: 40 * time.Millisecond, Guest: -1},
+		{Stage: vm.Stage{Kind: "firmware"}, Host: 60 * time.Millisecond, Guest: -1},
+		{Stage: vm.Stage{Kind: "init-start"}, Host: 2 * time.Second, Guest: 1.5},
+		{Stage: vm.Stage{Kind: "modules-loaded"}, Host: 2100 * time.Millisecond, Guest: 1.6},
+		{Stage: vm.Stage{Kind: "network-up"}, Host: 2200 * time.Millisecond, Guest: 1.7},
+		{Stage: vm.Stage{Kind: "task-done", Name: "render"}, Host: 2300 * time.Millisecond, Guest: 1.8},
+		{Stage: vm.Stage{Kind: "service-started", Name: "web"}, Host: 2350 * time.Millisecond, Guest: 1.85},
+		{Stage: vm.Stage{Kind: "service-ready", Name: "web"}, Host: 2400 * time.Millisecond, Guest: 1.9},
+		{Stage: vm.Stage{Kind: "all-ready"}, Host: 2500 * time.Millisecond, Guest: 2.0},
 	}
 	got := TimelineMetrics(marks)
 	want := map[string]float64{
-		"boot.vmm_ready": 0.04, "boot.init_start": 2, "guest.init_start": 1.5, "boot.modules_loaded": 2.1,
+		"boot.vmm_ready": 0.04, "boot.first_output": 0.06, "boot.init_start": 2, "guest.init_start": 1.5, "boot.modules_loaded": 2.1,
 		"boot.network_up": 2.2, "boot.task.render": 2.3, "boot.service_ready.web": 2.4,
-		"boot.all_ready": 2.5, "guest.all_ready": 2.0,
+		"boot.all_ready": 2.5, "guest.all_ready": 2.0, "boot.kernel_entry": 0.5,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v\nwant %v", got, want)
@@ -82,30 +80,5 @@ func TestComponent(t *testing.T) {
 		if got := component(origin); got != want {
 			t.Errorf("component(%q) = %q, want %q", origin, got, want)
 		}
-	}
-}
-
-// TestGuestRAMResident maps an anonymous region the way QEMU maps guest
-// RAM, touches part of it, and finds exactly that much resident.
-func TestGuestRAMResident(t *testing.T) {
-	const size = 48 << 20
-	mem, err := unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(mem)
-	unix.Madvise(mem, unix.MADV_NOHUGEPAGE)
-	for i := 0; i < 8<<20; i += 4096 {
-		mem[i] = 1
-	}
-	got, err := guestRAMResident(os.Getpid(), size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != 8<<20 {
-		t.Errorf("resident %d, want %d", got, 8<<20)
-	}
-	if _, err := guestRAMResident(os.Getpid(), 12345<<20); err == nil {
-		t.Error("no mapping of that size must be an error")
 	}
 }

@@ -26,7 +26,9 @@ const familySuffix = "<name>"
 var Metrics = []Metric{
 	// Host-side times, from QEMU exec.
 	{Name: "boot.vmm_ready", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to the VMM ready to run the guest"},
+	{Name: "boot.first_output", Unit: UnitSeconds, Lower: true, Doc: "machine start to the first console byte (firmware or boot loader; the kernel on a direct boot)"},
 	{Name: "boot.kernel_start", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to the kernel starting"},
+	{Name: "boot.kernel_entry", Unit: UnitSeconds, Lower: true, Doc: "machine start to the guest kernel's clock starting, estimated as boot.init_start - guest.init_start: firmware, boot loader and decompression"},
 	{Name: "boot.init_start", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to init starting"},
 	{Name: "boot.modules_loaded", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to the kernel modules loaded"},
 	{Name: "boot.network_up", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to the network up"},
@@ -56,6 +58,8 @@ var Metrics = []Metric{
 	{Name: "disk.component.<name>", Unit: UnitBytes, Lower: true, Exact: true, Doc: "bytes the component adds to the initramfs"},
 	{Name: "disk.kernel_allocated", Unit: UnitBytes, Lower: true, Exact: true, Doc: "disk space allocated to the kernel image"},
 	{Name: "disk.initrd_allocated", Unit: UnitBytes, Lower: true, Exact: true, Doc: "disk space allocated to the initramfs"},
+	{Name: "disk.format.<name>", Unit: UnitBytes, Lower: true, Exact: true, Doc: "size of the image's disk in that format (boot/disk)"},
+	{Name: "disk.format_allocated.<name>", Unit: UnitBytes, Lower: true, Exact: true, Doc: "disk space allocated to the image's disk in that format (less than its size when sparse)"},
 
 	{Name: "ratio.all_ready_floor", Unit: UnitRatio, Lower: true, Doc: "boot.all_ready over the floor's boot.power_off"},
 }

@@ -1,6 +1,10 @@
 package bench
 
-import "time"
+import (
+	"time"
+
+	"github.com/kitrun/kitrun/hypervisor"
+)
 
 // SchemaVersion is the version of the JSON results format (README,
 // "kitrun bench JSON").
@@ -49,13 +53,20 @@ type Config struct {
 	Accel     string `json:"accel"`
 	AccelUsed string `json:"accel_used"`
 	Kernel    string `json:"kernel_version"`
-	Floor     bool   `json:"floor,omitempty"`
+	// Format is the image format booted ("" for direct kernel boot).
+	Format string `json:"format,omitempty"`
+	Floor  bool   `json:"floor,omitempty"`
 	// Samples are the measured runs, warm-up excluded, in run order.
 	Samples []Sample `json:"samples"`
 	// Stats summarises the successful samples, by metric name.
 	Stats map[string]Stats `json:"stats"`
 	// Failed counts samples that failed.
 	Failed int `json:"failed"`
+}
+
+// Resources are what a configuration's machine is given.
+func (c *Config) Resources() hypervisor.Resources {
+	return hypervisor.Resources{Machine: c.Machine, Accel: c.Accel, MemoryMiB: c.MemMiB}
 }
 
 // Sample is one run of a configuration.

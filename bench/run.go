@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,9 +25,12 @@ type Plan struct {
 	Machines []string // "" is each arch's default
 	MemMiB   []int
 	Accels   []string
-	Runs     int
-	Warmup   int
-	Floor    bool
+	// Formats are the image formats booted ("" is direct kernel boot;
+	// disk formats must have been built into each image).
+	Formats []string
+	Runs    int
+	Warmup  int
+	Floor   bool
 	// FloorInitrd returns the floor initramfs for an arch.
 	FloorInitrd func(a arch.Arch) (string, error)
 	// Settle is how long to wait after all-ready before measuring memory.
@@ -161,59 +165,79 @@ func (r *Results) Failures() int {
 }
 
 func (p Plan) units() ([]unit, error) {
-	machines, mems, accels := p.Machines, p.MemMiB, p.Accels
+	machines, mems, accels, formats := p.Machines, p.MemMiB, p.Accels, p.Formats
 	if len(machines) == 0 {
 		machines = []string{""}
 	}
 	if len(mems) == 0 {
-		mems = []int{256}
+		mems = []int{hypervisor.DefaultMemoryMiB}
 	}
 	if len(accels) == 0 {
-		accels = []string{"auto"}
+		accels = []string{hypervisor.DefaultAccel}
+	}
+	if len(formats) == 0 {
+		formats = []string{""}
 	}
 	var units []unit
 	floors := map[string]bool{}
 	ids := map[string]bool{}
 	for _, img := range p.Images {
+		plat, err := p.Backend.Platform(img.Arch)
+		if err != nil {
+			return nil, err
+		}
 		for _, mname := range machines {
-			machine, _, err := img.Arch.Machine(mname)
+			machine, _, err := plat.Machine(mname)
 			if err != nil {
 				return nil, err
 			}
 			for _, mem := range mems {
 				for _, accel := range accels {
-					cfg := &Config{
-						Name: img.Manifest.Name, Spec: img.Dir, Arch: img.Arch.Name, Machine: machine,
-						MemMiB: mem, Accel: accel, Kernel: img.Manifest.KernelVersion,
+					for _, format := range formats {
+						if format == image.FormatDirect {
+							format = ""
+						}
+						if format != "" {
+							if _, err := img.Disk(format); err != nil {
+								return nil, err
+							}
+						}
+						cfg := &Config{
+							Name: img.Manifest.Name, Spec: img.Dir, Arch: img.Arch.Name, Machine: machine,
+							MemMiB: mem, Accel: accel, Format: format, Kernel: img.Manifest.KernelVersion,
+						}
+						cfg.ID = fmt.Sprintf("%s/%s/%s/%dM/%s", cfg.Name, cfg.Arch, machine, mem, accel)
+						if format != "" {
+							cfg.ID += "/" + format
+						}
+						if ids[cfg.ID] {
+							return nil, fmt.Errorf("configuration %s given twice (two specs named %q?)", cfg.ID, cfg.Name)
+						}
+						ids[cfg.ID] = true
+						units = append(units, p.imageUnit(cfg, img))
+						if !p.Floor {
+							continue
+						}
+						key := fmt.Sprintf("%s/%s/%dM/%s/%s", cfg.Arch, machine, mem, accel, img.Manifest.Kernel.SHA256)
+						if floors[key] {
+							continue
+						}
+						floors[key] = true
+						f := &Config{
+							Name: "floor", Arch: cfg.Arch, Machine: machine, MemMiB: mem, Accel: accel,
+							Kernel: cfg.Kernel, Floor: true,
+							ID: fmt.Sprintf("floor/%s/%s/%dM/%s", cfg.Arch, machine, mem, accel),
+						}
+						if ids[f.ID] { // same machine, other kernel
+							f.ID += "/" + cfg.Kernel
+						}
+						ids[f.ID] = true
+						u, err := p.floorUnit(f, img)
+						if err != nil {
+							return nil, err
+						}
+						units = append(units, u)
 					}
-					cfg.ID = fmt.Sprintf("%s/%s/%s/%dM/%s", cfg.Name, cfg.Arch, machine, mem, accel)
-					if ids[cfg.ID] {
-						return nil, fmt.Errorf("configuration %s given twice (two specs named %q?)", cfg.ID, cfg.Name)
-					}
-					ids[cfg.ID] = true
-					units = append(units, p.imageUnit(cfg, img))
-					if !p.Floor {
-						continue
-					}
-					key := fmt.Sprintf("%s/%s/%dM/%s/%s", cfg.Arch, machine, mem, accel, img.Manifest.Kernel.SHA256)
-					if floors[key] {
-						continue
-					}
-					floors[key] = true
-					f := &Config{
-						Name: "floor", Arch: cfg.Arch, Machine: machine, MemMiB: mem, Accel: accel,
-						Kernel: cfg.Kernel, Floor: true,
-						ID: fmt.Sprintf("floor/%s/%s/%dM/%s", cfg.Arch, machine, mem, accel),
-					}
-					if ids[f.ID] { // same machine, other kernel
-						f.ID += "/" + cfg.Kernel
-					}
-					ids[f.ID] = true
-					u, err := p.floorUnit(f, img)
-					if err != nil {
-						return nil, err
-					}
-					units = append(units, u)
 				}
 			}
 		}
@@ -228,7 +252,7 @@ func (p Plan) imageUnit(cfg *Config, img *image.Image) unit {
 	disk := DiskMetrics(img)
 	return unit{cfg: cfg, boot: func() (Sample, string, error) {
 		m, accel, err := MeasureImage(p.Backend, img, vm.Options{
-			Machine: cfg.Machine, Accel: cfg.Accel, MemoryMiB: cfg.MemMiB,
+			Resources: cfg.Resources(), Format: cfg.Format,
 		}, p.Settle, p.Timeout)
 		if err != nil {
 			return Sample{}, accel, err
@@ -248,12 +272,9 @@ func (p Plan) floorUnit(cfg *Config, img *image.Image) (unit, error) {
 	if err != nil {
 		return unit{}, fmt.Errorf("building the floor for %s: %w", img.Arch.Name, err)
 	}
-	hc := hypervisor.Config{
-		Arch: img.Arch, Machine: cfg.Machine, Accel: cfg.Accel, MemoryMiB: cfg.MemMiB,
-		Kernel: img.Kernel, Initrd: initrd, Cmdline: img.Cmdline,
-	}
+	floor := FloorImage(img, initrd)
 	return unit{cfg: cfg, boot: func() (Sample, string, error) {
-		f, err := BootFloor(context.Background(), p.Backend, hc, p.Timeout)
+		f, err := BootFloor(context.Background(), p.Backend, floor, cfg.Resources(), p.Timeout)
 		if err != nil {
 			return Sample{}, f.Accel, err
 		}
@@ -275,7 +296,7 @@ func addFloorRatios(r *Results) {
 			continue
 		}
 		for _, f := range r.Configs {
-			if !f.Floor || f.Arch != c.Arch || f.Machine != c.Machine || f.MemMiB != c.MemMiB || f.Accel != c.Accel {
+			if !f.Floor || f.Arch != c.Arch || f.Machine != c.Machine || f.MemMiB != c.MemMiB || f.Accel != c.Accel || f.Format != "" {
 				continue
 			}
 			off, ok := f.Stats["boot.power_off"]
@@ -310,11 +331,17 @@ func HostInfo() Host {
 			}
 		}
 	}
-	procKB("/proc/meminfo", func(k string, v int64) {
-		if k == "MemTotal" {
-			h.MemBytes = v
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+				f := strings.Fields(v)
+				if len(f) == 2 && f[1] == "kB" {
+					kb, _ := strconv.ParseInt(f[0], 10, 64)
+					h.MemBytes = kb << 10
+				}
+			}
 		}
-	})
+	}
 	return h
 }
 

@@ -1,172 +1,171 @@
 // Package hypervisor is the boundary between kitrun and whatever runs its
-// virtual machines. A Backend starts Machines from a Config; a Machine streams
-// what the guest reports, takes commands, and is torn down. Backends (QEMU
-// today; Hyper-V and cloud platforms later) live in subpackages and own every
-// detail of their command lines, sockets and processes.
+// virtual machines: a local QEMU process today, Hyper-V and cloud platforms
+// next. Everything above it (hypervisor/vm, the benchmarks, the test
+// harness, the lifecycle commands) is written against these interfaces
+// only.
+//
+// A Backend starts a Machine from a Spec, says which Platform its guests
+// see (an input of the image build: modules, console, channel, network),
+// and can end a machine from its ID alone, from another process. A Machine
+// gives byte streams — the guest console and kitinit's channel, or the
+// console alone where the channel shares it — power operations, network
+// endpoints and an ID that outlives the kitrun process that started it.
+//
+// A backend knows nothing of kitinit's protocol: hypervisor/vm reads the
+// streams, decodes events, names the stages, runs the stop ladder and types
+// the failures, once for every backend. A backend reports only what it
+// alone can see (BackendEvent: its monitor came up, a paravirtual panic
+// device fired, the machine exited).
 package hypervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/kitrun/kitrun/boot/arch"
-	"github.com/kitrun/kitrun/boot/initproto"
+	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/platform"
 )
 
-// Backend starts virtual machines.
+// Backend starts and ends virtual machines on one kind of hypervisor.
 type Backend interface {
+	// Name is the backend's registry name ("qemu").
 	Name() string
-	Start(ctx context.Context, cfg Config) (Machine, error)
+	// Verify checks that the backend can run guests of arch here (its
+	// programs are installed, its API answers), with what to do if not.
+	Verify(ctx context.Context, a arch.Arch) error
+	// Version is the hypervisor's version for guests of arch a.
+	Version(ctx context.Context, a arch.Arch) (string, error)
+	// Platform is what guests of arch a see on this backend; images are
+	// built for it.
+	Platform(a arch.Arch) (platform.Platform, error)
+	// Start boots a machine. It returns once the machine runs; the guest
+	// boots on.
+	Start(ctx context.Context, spec Spec) (Machine, error)
+	// Destroy ends the machine with this ID (Machine.ID) if it still
+	// runs, from any process; a machine already gone is not an error.
+	Destroy(ctx context.Context, id string) error
+	// Alive says whether the machine with this ID still runs.
+	Alive(ctx context.Context, id string) (bool, error)
 }
 
-// Config is everything a backend needs to boot a kernel and initramfs.
-type Config struct {
-	Arch    arch.Arch
-	Machine string // machine type; "" is the arch's default
-	// Accel is "auto", "kvm" or "tcg". Backends resolve auto by probing.
-	Accel     string
-	MemoryMiB int
-	CPUs      int
-	Kernel    string // host path
-	Initrd    string // host path
-	// Cmdline is the image's own kernel command line; the backend appends
-	// what its wiring needs (console, event channel).
-	Cmdline string
-	// Network gives the guest a NIC with user-mode networking.
-	Network bool
+// Spec is what a machine is started with.
+type Spec struct {
+	Image *image.Image
+	// Format is the image format to boot: "" (or "kernel+initrd") for
+	// direct kernel boot, else a disk format (boot/disk) built into the
+	// image directory.
+	Format string
+	Resources
+	// Publish makes guest TCP ports reachable from the host
+	// (Machine.Endpoint).
 	Publish []PortForward
-	// Console receives every byte the guest writes on its console.
-	// It may be nil.
-	Console io.Writer
-	// NoEventChannel keeps kitinit's event channel off (the device stays,
-	// unused). The host then sees no guest events: this exists to measure
-	// what the channel itself costs the boot.
-	NoEventChannel bool
-	// RuntimeDir holds the machine's sockets; a private temporary directory
-	// (removed at teardown) when empty.
+	// Seed is a newc cpio archive of files the guest gets at this boot
+	// only (per-boot SSH keys); the backend delivers it as it can, over
+	// the image's own files. Empty: none.
+	Seed []byte
+	// ExtraCmdline is appended to the image's kernel command line. Only a
+	// direct kernel boot can take it: a disk image carries its own.
+	ExtraCmdline string
+	// NoChannel keeps kitinit's event channel off: the guest then reports
+	// nothing. It exists to measure what the channel costs.
+	NoChannel bool
+	// RuntimeDir is where the backend may keep sockets and per-boot files;
+	// a private directory of its own when empty.
 	RuntimeDir string
-}
-
-// PortForward forwards a host port to a guest TCP port.
-type PortForward struct {
-	HostAddr  string // always a loopback address unless the user says otherwise
-	HostPort  int
-	GuestPort int
-}
-
-// String renders the forward the way users write it.
-func (p PortForward) String() string {
-	return fmt.Sprintf("%s:%d->%d", p.HostAddr, p.HostPort, p.GuestPort)
-}
-
-// ParsePortForward reads "HOSTPORT:GUESTPORT", "ADDR:HOSTPORT:GUESTPORT" or
-// "PORT" (same on both sides). The host side binds 127.0.0.1 unless an
-// address is given, so that nothing is exposed by default.
-func ParsePortForward(s string) (PortForward, error) {
-	parts := strings.Split(s, ":")
-	pf := PortForward{HostAddr: "127.0.0.1"}
-	var hostPort, guestPort string
-	switch len(parts) {
-	case 1:
-		hostPort, guestPort = parts[0], parts[0]
-	case 2:
-		hostPort, guestPort = parts[0], parts[1]
-	case 3:
-		pf.HostAddr, hostPort, guestPort = parts[0], parts[1], parts[2]
-	default:
-		return pf, fmt.Errorf("bad port forward %q; use HOSTPORT:GUESTPORT or ADDR:HOSTPORT:GUESTPORT", s)
-	}
-	var err error
-	if pf.HostPort, err = parsePort(hostPort, true); err != nil {
-		return pf, fmt.Errorf("bad port forward %q: host port: %v", s, err)
-	}
-	if pf.GuestPort, err = parsePort(guestPort, false); err != nil {
-		return pf, fmt.Errorf("bad port forward %q: guest port: %v", s, err)
-	}
-	return pf, nil
-}
-
-func parsePort(s string, zeroOK bool) (int, error) {
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > 65535 || (n == 0 && !zeroOK) {
-		return 0, fmt.Errorf("%q is not a port number (1-65535)", s)
-	}
-	return n, nil
-}
-
-// Event is something the machine reported, stamped with the host's
-// monotonic time since the hypervisor process was started. Guest events carry
-// the guest's own uptime too; the two clocks are never compared directly.
-type Event struct {
-	Host  time.Duration
-	Guest *initproto.Event // nil for hypervisor-side events
-	// Kind is set for hypervisor-side events.
-	Kind   string
-	Detail string
-}
-
-// Hypervisor-side event kinds.
-const (
-	EvVMMReady     = "vmm-ready"     // the monitor greeted us
-	EvKernelStart  = "kernel-start"  // first console byte
-	EvGuestPanic   = "guest-panic"   // pvpanic, or a panic line on the console
-	EvPowerdown    = "powerdown"     // the host asked for a power-off
-	EvExited       = "exited"        // the hypervisor process ended (Detail: status)
-	EvChannelError = "channel-error" // an unparsable line on the event channel
-)
-
-// Name returns the stage name of the event, guest or host side.
-func (e Event) Name() string {
-	if e.Guest != nil {
-		if e.Guest.Name != "" {
-			return e.Guest.Kind + " " + e.Guest.Name
-		}
-		return e.Guest.Kind
-	}
-	return e.Kind
 }
 
 // Machine is one running virtual machine.
 type Machine interface {
-	// Events delivers host-stamped events until the machine has exited; then
-	// it is closed. It must be drained.
-	Events() <-chan Event
-	// Send writes a command to kitinit over the event channel.
-	Send(ctx context.Context, cmd string) error
-	// Powerdown asks the guest to power off (ACPI power button).
-	Powerdown(ctx context.Context) error
-	// Stop tears the machine down: a graceful power-off request, a grace
-	// period, then harder means until the process is gone. It returns every
-	// error met on the way. Calling it on an exited machine is a no-op.
-	Stop(ctx context.Context, grace time.Duration) error
-	// Kill ends the machine at once.
-	Kill() error
-	// Done is closed when the hypervisor process has exited.
-	Done() <-chan struct{}
-	// Err is the process's exit error after Done (nil for a clean exit).
-	Err() error
-	// Info says what was actually started.
+	// Info says what was started; Info().ID names the machine for
+	// Backend.Destroy and Backend.Alive, from this process or another.
 	Info() Info
+	// Console is the guest's console: what it writes, live or fetched
+	// after the fact, until EOF when the machine is gone; what is written
+	// goes to the guest's console input, where the backend has one. It is
+	// read by one reader.
+	Console() io.ReadWriter
+	// Channel is kitinit's event channel: events from the guest, commands
+	// to it. It is nil when the channel shares the console (the
+	// platform's hardware says so) or is off.
+	Channel() io.ReadWriter
+	// Events delivers the backend's own observations until the machine
+	// has exited; then it is closed. Each is delivered; a consumer must
+	// drain it.
+	Events() <-chan BackendEvent
+	// PowerButton presses the virtual power button (ACPI).
+	PowerButton(ctx context.Context) error
+	// ForceOff ends the machine now, by the backend's hardest means, and
+	// returns once it is gone (or ctx ends).
+	ForceOff(ctx context.Context) error
+	// Endpoint is the address ("host:port") where the host reaches a
+	// published guest TCP port.
+	Endpoint(guestPort int) (string, error)
+	// Done is closed once the machine is gone; its streams then reach EOF
+	// once what it wrote has been read.
+	Done() <-chan struct{}
+	// Err is how the machine ended, after Done: nil when the guest
+	// powered itself off.
+	Err() error
 }
 
 // Info describes a started machine.
 type Info struct {
 	Backend string
+	// ID names the machine for as long as it exists: a PID and its start
+	// time for QEMU, a VM name for Hyper-V, an instance ID in a cloud.
+	ID string
 	Arch    string
 	Machine string
-	Accel   string // what was really used, never "auto"
-	// AccelReason says why auto chose it.
+	// Accel is what was really used, never "auto"; AccelReason says why
+	// auto chose it.
+	Accel       string
 	AccelReason string
-	PID         int
-	Version     string // hypervisor version
-	Started     time.Time
-	Publish     []PortForward
-	Command     []string
+	// Format is the image format booted ("" for direct kernel boot).
+	Format  string
+	Version string // the hypervisor's version
+	// Started is when the machine was started: the origin of every host
+	// time stamp (Event.Host).
+	Started time.Time
+	// Published are the forwards actually set up, host ports chosen.
+	Published []PortForward
+	// Process is the local process that runs the machine, for backends
+	// that run one (nil otherwise).
+	Process *Process
 }
+
+// Process describes a local hypervisor process.
+type Process struct {
+	PID int
+	// Start is the process's start time in clock ticks since the host
+	// booted (/proc/PID/stat field 22): a PID is only believed with it.
+	Start   uint64
+	Command []string
+}
+
+// BackendEvent is something only the backend can see.
+type BackendEvent struct {
+	// Host is the host's time since Info.Started.
+	Host   time.Duration
+	Kind   string
+	Detail string
+}
+
+// Backend event kinds.
+const (
+	// EvVMMReady: the hypervisor's monitor greeted kitrun.
+	EvVMMReady = "vmm-ready"
+	// EvGuestPanic: the guest kernel reported a panic through a
+	// paravirtual device (pvpanic), which no guest program can fake.
+	EvGuestPanic = "guest-panic"
+	// EvPowerdown: the power button was pressed.
+	EvPowerdown = "powerdown"
+	// EvExited: the machine is gone (Detail: how).
+	EvExited = "exited"
+)
 
 // Controller is what a Machine may offer beyond Machine; callers
 // type-assert for it. The QEMU backend implements it.
@@ -176,6 +175,42 @@ type Controller interface {
 	Resume(ctx context.Context) error
 	// RunState is the hypervisor's run state ("running", "paused", …).
 	RunState(ctx context.Context) (string, error)
-	// WriteConsole sends input to the guest console.
-	WriteConsole(ctx context.Context, p []byte) (int, error)
+}
+
+// HostMemory is the host memory a machine costs, as its backend measures
+// it.
+type HostMemory struct {
+	// RSS and PSS of the hypervisor process (PSS: shared pages split among
+	// their users); zero where the backend cannot tell.
+	RSS, PSS int64
+	// GuestResident is the part of the guest's RAM actually backed by host
+	// memory.
+	GuestResident int64
+	// Overhead is what the hypervisor costs beyond the guest memory it
+	// backs: PSS − GuestResident.
+	Overhead int64
+}
+
+// MemoryReporter is what a Machine whose backend can measure its host
+// memory offers; callers type-assert for it.
+type MemoryReporter interface {
+	HostMemory(ctx context.Context) (HostMemory, error)
+}
+
+// ErrExited is returned by operations on a machine that is gone.
+var ErrExited = errors.New("the machine has exited")
+
+// UnsupportedError says a backend cannot do something a spec asks for.
+type UnsupportedError struct {
+	Backend string
+	What    string
+	Hint    string
+}
+
+func (e *UnsupportedError) Error() string {
+	s := fmt.Sprintf("the %s backend cannot %s", e.Backend, e.What)
+	if e.Hint != "" {
+		s += "; " + e.Hint
+	}
+	return s
 }

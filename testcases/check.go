@@ -26,19 +26,26 @@ type session struct {
 	poweredOff bool
 }
 
-// Console line patterns that fail every test unless it opts out.
+// Console line patterns that fail every test unless it opts out. The
+// kernel's own reports start with its printk time stamp: a guest program's
+// output, which kitinit relays prefixed with its name, can mention a panic
+// without being one (and a guest program cannot print a line that starts
+// with a time stamp: see boot/kitinit's LockConsole).
 var implicitConsole = []struct {
 	re   *regexp.Regexp
 	what string
 }{
-	{regexp.MustCompile(`Kernel panic`), "a kernel panic"},
-	{regexp.MustCompile(`\bBUG: `), "a kernel BUG"},
-	{regexp.MustCompile(`\bOops\b`), "a kernel oops"},
-	{regexp.MustCompile(`WARNING: CPU: \d+ PID: \d+`), "a kernel warning"},
+	{regexp.MustCompile(kernelLine + `Kernel panic`), "a kernel panic"},
+	{regexp.MustCompile(kernelLine + `.*\bBUG: `), "a kernel BUG"},
+	{regexp.MustCompile(kernelLine + `.*\bOops\b`), "a kernel oops"},
+	{regexp.MustCompile(kernelLine + `.*WARNING: CPU: \d+ PID: \d+`), "a kernel warning"},
 	{regexp.MustCompile(`(^|\] )panic: `), "a Go panic"},
 	{regexp.MustCompile(`goroutine \d+ \[running\]`), "a Go panic's stack trace"},
 	{regexp.MustCompile(`kitinit panicked`), "a panic in kitinit"},
 }
+
+// kernelLine starts a line the kernel printed: its time stamp.
+const kernelLine = `^\[\s*\d+\.\d{6}\] `
 
 // Console lines the kernel prints when the guest powers off or restarts.
 var (
@@ -108,7 +115,7 @@ func (s *session) check(ctx context.Context, a Assertion) error {
 		return s.waitRestarts(ctx, a.Names[0], a.Times)
 	case KindEvent:
 		return s.wait(ctx, "an event matching /"+a.Pattern.String()+"/", func(evs []Event, _ []string) (bool, error) {
-			return slices.ContainsFunc(evs, func(e Event) bool { return a.Pattern.MatchString(e.Name()) }), nil
+			return slices.ContainsFunc(evs, func(e Event) bool { return a.Pattern.MatchString(e.Stage().String()) }), nil
 		})
 	case KindEventsInOrder:
 		return s.waitInOrder(ctx, a.Names)
@@ -170,7 +177,7 @@ func (s *session) waitGuestEvent(ctx context.Context, kind, name, failKind, what
 			case kind:
 				return true, nil
 			case failKind:
-				return false, fmt.Errorf("%s: %s", e.Name(), describeGuestEvent(g))
+				return false, fmt.Errorf("%s: %s", e.Stage().String(), describeGuestEvent(g))
 			}
 		}
 		return false, nil
@@ -223,8 +230,8 @@ func (s *session) waitInOrder(ctx context.Context, names []string) error {
 		i := 0
 		seen = seen[:0]
 		for _, e := range evs {
-			seen = append(seen, e.Name())
-			if i < len(names) && e.Name() == names[i] {
+			seen = append(seen, e.Stage().String())
+			if i < len(names) && e.Stage().String() == names[i] {
 				i++
 			}
 		}

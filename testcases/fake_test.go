@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/kitrun/kitrun/boot/initproto"
-	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
@@ -72,7 +71,7 @@ func (g *fakeGuest) emit(kind, name string, mods ...func(*initproto.Event)) {
 	}
 	g.mu.Unlock()
 	if g.req.OnEvent != nil {
-		g.req.OnEvent(hypervisor.Event{Host: time.Since(g.start), Guest: ev})
+		g.req.OnEvent(vm.Event{Host: time.Since(g.start), Guest: ev})
 	}
 }
 
@@ -141,7 +140,7 @@ func (g *fakeGuest) WaitReady(ctx context.Context, timeout time.Duration) error 
 		case <-time.After(timeout):
 		case <-ctx.Done():
 		}
-		return &vm.TimeoutError{Stage: g.Stage(), After: timeout, Console: []string{"fake console line"}}
+		return &vm.TimeoutError{Stage: vm.Stage{Kind: g.Stage()}, After: timeout, Console: []string{"fake console line"}}
 	}
 	return nil
 }
@@ -302,7 +301,7 @@ func specFor(t *testing.T, network bool, services []string, tasks []string) stri
 	var b strings.Builder
 	b.WriteString("version: 1\nkernel: {package: linux-image-cloud}\n")
 	if network {
-		b.WriteString("network: {mode: user}\n")
+		b.WriteString("network: {mode: auto}\n")
 	}
 	b.WriteString("onshutdown:\n  - {name: goodbye, go: " + demo + ", args: [check, /etc/hostname, x]}\n")
 	if len(tasks) > 0 {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 )
 
@@ -22,7 +23,7 @@ func TestShippedCasesOnRealVMs(t *testing.T) {
 	var out strings.Builder
 	s, err := Run(context.Background(), Options{
 		Dir: "cases", Names: names, Parallel: 2, Arches: []string{"x86_64"},
-		ResultsDir: t.TempDir(), Out: &lockedWriter{w: &out}, Launcher: &QEMULauncher{Accel: "tcg"},
+		ResultsDir: t.TempDir(), Out: &lockedWriter{w: &out}, Launcher: &VMLauncher{Resources: hypervisor.Resources{Accel: "tcg"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +56,7 @@ func TestBrokenCaseFailsUsefully(t *testing.T) {
 	var out strings.Builder
 	s, err := Run(context.Background(), Options{
 		Dir: "testdata/broken", Arches: []string{"x86_64"},
-		ResultsDir: t.TempDir(), Out: &out, Launcher: &QEMULauncher{Accel: "tcg"},
+		ResultsDir: t.TempDir(), Out: &out, Launcher: &VMLauncher{Resources: hypervisor.Resources{Accel: "tcg"}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -2,21 +2,18 @@ package testcases
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/boot/spec"
 	"github.com/kitrun/kitrun/hypervisor"
-	"github.com/kitrun/kitrun/hypervisor/qemu"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
@@ -60,7 +57,7 @@ type LaunchRequest struct {
 	// WorkDir is a private directory for the image.
 	WorkDir string
 	Console io.Writer
-	OnEvent func(hypervisor.Event)
+	OnEvent func(vm.Event)
 }
 
 // BuildError is a spec or build failure, as opposed to a failed boot.
@@ -69,32 +66,59 @@ type BuildError struct{ Err error }
 func (e *BuildError) Error() string { return e.Err.Error() }
 func (e *BuildError) Unwrap() error { return e.Err }
 
-// QEMULauncher boots on QEMU through hypervisor/vm.
-type QEMULauncher struct {
-	Accel   string // default auto
-	Machine string
-	CPUs    int
+// VMLauncher builds for its backend's platform and boots through
+// hypervisor/vm.
+type VMLauncher struct {
+	// Backend runs the machines (the default backend when nil).
+	Backend hypervisor.Backend
+	// Resources for every machine; a test's own memory setting wins.
+	hypervisor.Resources
+	// Format is the image format booted ("" for direct kernel boot).
+	Format string
 	// CacheDir is kitrun's cache (assemble.DefaultCacheDir when empty).
 	CacheDir string
 }
 
 // Launch implements Launcher.
-func (l *QEMULauncher) Launch(ctx context.Context, req LaunchRequest) (Guest, error) {
-	img, err := BuildImage(ctx, req.Spec, BuildOptions{Arch: req.Arch, SSH: req.SSH, OutDir: req.WorkDir, CacheDir: l.CacheDir})
+func (l *VMLauncher) Launch(ctx context.Context, req LaunchRequest) (Guest, error) {
+	backend := l.Backend
+	if backend == nil {
+		var err error
+		if backend, err = hypervisor.Open("", nil); err != nil {
+			return nil, err
+		}
+	}
+	plat, err := backend.Platform(req.Arch)
 	if err != nil {
 		return nil, &BuildError{err}
 	}
-	return Boot(ctx, img, BootOptions{
-		Accel: l.Accel, Machine: l.Machine, CPUs: l.CPUs, MemoryMiB: req.MemoryMiB,
-		SSH: req.SSH, Publish: req.Publish, Console: req.Console, OnEvent: req.OnEvent,
-	})
+	bo := BuildOptions{Platform: plat, SSH: req.SSH, OutDir: req.WorkDir, CacheDir: l.CacheDir, Machine: l.Machine}
+	if l.Format != "" && l.Format != image.FormatDirect {
+		bo.Formats = []string{l.Format}
+	}
+	img, err := BuildImage(ctx, req.Spec, bo)
+	if err != nil {
+		return nil, &BuildError{err}
+	}
+	res := l.Resources
+	if req.MemoryMiB > 0 {
+		res.MemoryMiB = req.MemoryMiB
+	}
+	return Boot(ctx, backend, img, BootOptions{Options: vm.Options{
+		Resources: res, Format: l.Format, SSH: req.SSH, Console: req.Console, OnEvent: req.OnEvent,
+	}, Publish: req.Publish})
 }
 
 // BuildOptions steer BuildImage.
 type BuildOptions struct {
-	Arch arch.Arch
+	// Platform is what the image is built for (its arch included).
+	Platform platform.Platform
 	// SSH forces the guest's SSH server into the image.
 	SSH bool
+	// Formats are disk formats (boot/disk) to build beside the kernel and
+	// initramfs, for Machine ("" is the platform's default).
+	Formats []string
+	Machine string
 	// OutDir receives the image directory (OutDir/<name>).
 	OutDir   string
 	CacheDir string
@@ -111,16 +135,17 @@ var buildMu sync.Mutex
 func BuildImage(ctx context.Context, path string, o BuildOptions) (*image.Image, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if o.Arch.Name == "" {
-		o.Arch = arch.Host()
-	}
+	a := o.Platform.Arch
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		img, err := image.Load(path)
 		if err != nil {
 			return nil, err
 		}
-		if img.Arch.Name != o.Arch.Name {
-			return nil, fmt.Errorf("image %s is for %s, not %s", path, img.Arch.Name, o.Arch.Name)
+		if img.Arch.Name != a.Name {
+			return nil, fmt.Errorf("image %s is for %s, not %s", path, img.Arch.Name, a.Name)
+		}
+		if img.Manifest.Platform != o.Platform.Name {
+			return nil, fmt.Errorf("image %s was built for the %s platform, not %s", path, img.Manifest.Platform, o.Platform.Name)
 		}
 		if o.SSH && img.Manifest.SSH == 0 {
 			return nil, fmt.Errorf("image %s was built without SSH; pass the spec instead, or build it with `ssh: true`", path)
@@ -131,7 +156,7 @@ func BuildImage(ctx context.Context, path string, o BuildOptions) (*image.Image,
 	if err != nil {
 		return nil, err
 	}
-	opts := assemble.Options{Arch: o.Arch, CacheDir: o.CacheDir}
+	opts := assemble.Options{Platform: o.Platform, CacheDir: o.CacheDir, Formats: o.Formats, Machine: o.Machine}
 	if o.SSH {
 		assembleWithSSH(&opts)
 	}
@@ -144,82 +169,33 @@ func BuildImage(ctx context.Context, path string, o BuildOptions) (*image.Image,
 
 // BootOptions steer Boot.
 type BootOptions struct {
-	Accel     string // default auto
-	Machine   string
-	MemoryMiB int // default 256
-	CPUs      int
-	// SSH boots with per-run keys and a forwarded SSH port.
-	SSH bool
-	// Publish lists guest TCP ports to forward from free 127.0.0.1 ports.
-	Publish      []int
-	ExtraCmdline string
-	Console      io.Writer
-	OnEvent      func(hypervisor.Event)
+	vm.Options
+	// Publish lists guest TCP ports to make reachable from the host (at
+	// free 127.0.0.1 ports).
+	Publish []int
 }
 
 // Machine is a real booted image: a vm.VM with its published ports and SSH.
 type Machine struct {
-	VM    *vm.VM
-	ports map[int]string
+	VM *vm.VM
 }
 
 var _ Guest = (*Machine)(nil)
 
-// Boot starts img on QEMU. It returns once the machine runs.
-func Boot(ctx context.Context, img *image.Image, o BootOptions) (*Machine, error) {
-	if o.Accel == "" {
-		o.Accel = "auto"
-	}
-	if o.MemoryMiB <= 0 {
-		o.MemoryMiB = 256
-	}
-	opts := vm.Options{
-		Machine: o.Machine, Accel: o.Accel, MemoryMiB: o.MemoryMiB, CPUs: o.CPUs,
-		Console: o.Console, OnEvent: o.OnEvent, ExtraCmdline: o.ExtraCmdline,
-	}
-	if o.SSH {
+// Boot starts img on backend. It returns once the machine runs.
+func Boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, o BootOptions) (*Machine, error) {
+	opts := o.Options
+	if opts.SSH {
 		bootWithSSH(&opts)
 	}
-	m := &Machine{ports: map[int]string{}}
 	for _, gp := range o.Publish {
-		hp, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		opts.Publish = append(opts.Publish, hypervisor.PortForward{HostAddr: "127.0.0.1", HostPort: hp, GuestPort: gp})
-		m.ports[gp] = net.JoinHostPort("127.0.0.1", strconv.Itoa(hp))
+		opts.Publish = append(opts.Publish, hypervisor.PortForward{HostAddr: "127.0.0.1", GuestPort: gp})
 	}
-	v, err := vm.Boot(ctx, &qemu.Backend{}, img, opts)
+	v, err := vm.Boot(ctx, backend, img, opts)
 	if err != nil {
 		return nil, err
 	}
-	m.VM = v
-	return m, nil
-}
-
-var (
-	portMu   sync.Mutex
-	portUsed = map[int]bool{}
-)
-
-// freePort picks a free loopback port, never the same twice in a process,
-// so parallel tests do not race each other for one.
-func freePort() (int, error) {
-	portMu.Lock()
-	defer portMu.Unlock()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if !portUsed[p] {
-			portUsed[p] = true
-			return p, nil
-		}
-	}
-	return 0, errors.New("no free loopback port")
+	return &Machine{VM: v}, nil
 }
 
 // WaitReady implements Guest.
@@ -228,7 +204,7 @@ func (m *Machine) WaitReady(ctx context.Context, timeout time.Duration) error {
 }
 
 // Stage implements Guest.
-func (m *Machine) Stage() string { return m.VM.Stage() }
+func (m *Machine) Stage() string { return m.VM.Stage().String() }
 
 // Exec implements Guest.
 func (m *Machine) Exec(ctx context.Context, cmd string, stdin []byte) (ExecResult, error) {
@@ -241,13 +217,7 @@ func (m *Machine) Stat(ctx context.Context, path string) (FileInfo, error) {
 }
 
 // Addr implements Guest.
-func (m *Machine) Addr(guestPort int) (string, error) {
-	a, ok := m.ports[guestPort]
-	if !ok {
-		return "", fmt.Errorf("guest port %d is not published", guestPort)
-	}
-	return a, nil
-}
+func (m *Machine) Addr(guestPort int) (string, error) { return m.VM.Machine.Endpoint(guestPort) }
 
 // Shutdown implements Guest.
 func (m *Machine) Shutdown(ctx context.Context, grace time.Duration) error {
@@ -255,14 +225,7 @@ func (m *Machine) Shutdown(ctx context.Context, grace time.Duration) error {
 }
 
 // Kill implements Guest.
-func (m *Machine) Kill() error {
-	err := m.VM.Machine.Kill()
-	select {
-	case <-m.VM.Exited():
-	case <-time.After(5 * time.Second):
-	}
-	return err
-}
+func (m *Machine) Kill() error { return m.VM.Kill() }
 
 // Exited implements Guest.
 func (m *Machine) Exited() <-chan struct{} { return m.VM.Exited() }

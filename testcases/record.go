@@ -12,13 +12,13 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
 // Event is one event of a boot and the host's wall clock when it arrived.
 type Event struct {
 	At time.Time
-	hypervisor.Event
+	vm.Event
 }
 
 // Record is what the host saw of one boot: every event and the whole
@@ -69,7 +69,7 @@ func (r *Record) Write(p []byte) (int, error) {
 }
 
 // OnEvent takes an event of the machine.
-func (r *Record) OnEvent(ev hypervisor.Event) {
+func (r *Record) OnEvent(ev vm.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := Event{At: r.now(), Event: ev}
@@ -84,7 +84,7 @@ func (r *Record) OnEvent(ev hypervisor.Event) {
 // since the hypervisor started, stage, then the guest's uptime and details.
 func FormatEvent(e Event) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %+9.3fs %s", e.At.UTC().Format("2006-01-02T15:04:05.000Z"), e.Host.Seconds(), e.Name())
+	fmt.Fprintf(&b, "%s %+9.3fs %s", e.At.UTC().Format("2006-01-02T15:04:05.000Z"), e.Host.Seconds(), e.Stage().String())
 	if g := e.Guest; g != nil {
 		fmt.Fprintf(&b, " guest=%.3fs", g.Uptime)
 		if g.Status != nil {

@@ -57,7 +57,7 @@ type Options struct {
 	// ResultsDir receives the logs and reports; default
 	// out/test-results/<timestamp>.
 	ResultsDir string
-	// Launcher builds and boots; default a QEMULauncher.
+	// Launcher builds and boots; default a VMLauncher on the default backend.
 	Launcher Launcher
 	// Out receives a line per finished test and the closing line.
 	Out io.Writer
@@ -104,7 +104,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		o.MemBudgetMiB = DefaultMemBudget()
 	}
 	if o.Launcher == nil {
-		o.Launcher = &QEMULauncher{}
+		o.Launcher = &VMLauncher{}
 	}
 	if o.Out == nil {
 		o.Out = io.Discard

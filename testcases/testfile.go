@@ -13,6 +13,7 @@ import (
 
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/spec"
+	"github.com/kitrun/kitrun/hypervisor"
 )
 
 // TestFile is a parsed test.yml.
@@ -184,7 +185,7 @@ func ParseTestBytes(file string, data []byte) (*TestFile, error) {
 			tf.Publish, tf.publishPos = p.ports(v), p.at(k)
 		case "mem":
 			if s, ok := p.str(v, "mem"); ok {
-				if n, err := parseMemory(s); err != nil {
+				if n, err := hypervisor.ParseMemory(s); err != nil {
 					p.errorf(p.at(v), "mem: %v", err)
 				} else {
 					tf.MemoryMiB = n
@@ -487,26 +488,6 @@ func flow(n *yaml.Node) string {
 	return n.Value
 }
 
-// parseMemory reads a memory size in MiB: "256", "256M", "1G".
-func parseMemory(s string) (int, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	mult := 1
-	for _, suf := range []struct {
-		s string
-		m int
-	}{{"GIB", 1024}, {"GB", 1024}, {"G", 1024}, {"MIB", 1}, {"MB", 1}, {"M", 1}} {
-		if strings.HasSuffix(t, suf.s) {
-			t, mult = strings.TrimSuffix(t, suf.s), suf.m
-			break
-		}
-	}
-	n, err := strconv.Atoi(t)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q is not a memory size; use e.g. 128M or 1G", s)
-	}
-	return n * mult, nil
-}
-
 // CheckSpec cross-checks the names a test file uses against the spec it
 // tests: services, tasks and the network a tcp assertion needs. Problems are
 // reported at the test file's positions.
@@ -549,13 +530,13 @@ func (tf *TestFile) CheckSpec(s *spec.Spec) error {
 		case KindShutdown:
 			check(a, a.ShutdownTasks, onshut, "onshutdown task")
 		case KindTCP:
-			if s.Network.Mode != "user" && !tf.SSH {
-				p.errorf(a.Pos, "tcp: the host reaches guest ports through user networking, and %s has none; add `network: {mode: user}` to it", s.File)
+			if s.Network.Mode != spec.NetworkAuto && !tf.SSH {
+				p.errorf(a.Pos, "tcp: the host reaches guest ports through the guest's network, and %s has none; add `network: {mode: auto}` to it", s.File)
 			}
 		}
 	}
-	if len(tf.Publish) > 0 && s.Network.Mode != "user" && !tf.SSH {
-		p.errorf(tf.publishPos, "publish: %s has no network; add `network: {mode: user}` to it", s.File)
+	if len(tf.Publish) > 0 && s.Network.Mode != spec.NetworkAuto && !tf.SSH {
+		p.errorf(tf.publishPos, "publish: %s has no network; add `network: {mode: auto}` to it", s.File)
 	}
 	return p.err()
 }

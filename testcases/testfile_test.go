@@ -167,7 +167,7 @@ func TestParseTestFileErrors(t *testing.T) {
 		{"publish: [http]\n", `t.yml:1:11: publish: "http" is not a guest port`},
 		{"arches: [sparc]\n", `t.yml:1:9: arches: unknown architecture "sparc"`},
 		{"labels: [\"a,b\"]\n", `t.yml:1:9: labels: "a,b" is not a valid label`},
-		{"mem: lots\n", `t.yml:1:6: mem: "lots" is not a memory size`},
+		{"mem: lots\n", `t.yml:1:6: mem: bad memory size "lots"`},
 		{"repeat: 0\n", `t.yml:1:9: repeat: 0 is out of range; use a count from 1 to 1000`},
 		{"expect:\n  - services_ready: []\n", `t.yml:2:21: services_ready must be a name or a non-empty list of names`},
 		{"a: [\n", `t.yml:1:1: invalid YAML: did not find expected node content`},
@@ -203,7 +203,7 @@ expect:
 		`t.yml:3:5: services_ready: service "helo" is not in spec.yml; did you mean "hello"? valid: hello`,
 		`t.yml:4:5: task_fails: onboot task "goodbye" is not in spec.yml; valid: render`,
 		`t.yml:5:5: shutdown: onshutdown task "goodby" is not in spec.yml; did you mean "goodbye"? valid: goodbye`,
-		`t.yml:7:5: tcp: the host reaches guest ports through user networking, and spec.yml has none; add ` + "`network: {mode: user}`" + ` to it`,
+		`t.yml:7:5: tcp: the host reaches guest ports through the guest's network, and spec.yml has none; add ` + "`network: {mode: auto}`" + ` to it`,
 	}
 	if err == nil || err.Error() != strings.Join(want, "\n") {
 		t.Errorf("got\n%v\nwant\n%s", err, strings.Join(want, "\n"))

@@ -1,9 +1,9 @@
 // Package arch is the table of target architectures kitrun supports. Every
 // arch-dependent fact on the image side (Go's GOARCH, Debian's architecture
-// name, the guest's console and event-channel devices) lives in one row here,
-// so that adding an architecture is adding a row, not hunting for `if`s.
-// Facts about the hypervisor (QEMU binary, machine types) live in the
-// backend's own table, keyed by the same Name.
+// and kernel flavour) lives in one row here, so that adding an architecture
+// is adding a row, not hunting for `if`s. What a guest sees of a machine
+// (console and channel devices, modules) depends on the backend too: each
+// backend's platform (boot/platform) says it, keyed by the same Name.
 package arch
 
 import (
@@ -29,50 +29,6 @@ type Arch struct {
 	Debian string
 	// KernelFlavour is the Debian kernel flavour kitrun uses by default.
 	KernelFlavour string
-	// Machines is what the guest sees on each virtual machine type of this
-	// arch, by machine name; DefaultMachine names the one used when none is
-	// asked for.
-	Machines       map[string]Hardware
-	DefaultMachine string
-}
-
-// Hardware is the guest's view of one machine type: the device names kitinit
-// and the kernel command line use, and the kernel modules without which those
-// devices do not exist (Debian builds virtio as modules).
-type Hardware struct {
-	// Console is the kernel console device (console=...).
-	Console string
-	// Channel is the guest device of kitrun's event channel.
-	Channel string
-	// ChannelModules must be loaded before Channel exists.
-	ChannelModules []string
-	// NICModules must be loaded before the first NIC exists.
-	NICModules []string
-}
-
-// MachineNames lists the machine types of the arch, default first.
-func (a Arch) MachineNames() []string {
-	names := []string{a.DefaultMachine}
-	var rest []string
-	for n := range a.Machines {
-		if n != a.DefaultMachine {
-			rest = append(rest, n)
-		}
-	}
-	sort.Strings(rest)
-	return append(names, rest...)
-}
-
-// Machine returns the hardware of a machine type ("" means the default).
-func (a Arch) Machine(name string) (string, Hardware, error) {
-	if name == "" {
-		name = a.DefaultMachine
-	}
-	hw, ok := a.Machines[name]
-	if !ok {
-		return "", Hardware{}, fmt.Errorf("unknown machine %q for %s; valid: %s", name, a.Name, strings.Join(a.MachineNames(), ", "))
-	}
-	return name, hw, nil
 }
 
 var table = map[string]Arch{
@@ -82,22 +38,6 @@ var table = map[string]Arch{
 		GoEnv:         []string{"GOAMD64=v1"},
 		Debian:        "amd64",
 		KernelFlavour: "cloud-amd64",
-		// q35 finds a second 16550 through ACPI, so its channel needs no
-		// module; microvm describes only one UART, so it uses virtio-console.
-		Machines: map[string]Hardware{
-			"q35": {
-				Console:    "ttyS0",
-				Channel:    "/dev/ttyS1",
-				NICModules: []string{"virtio_pci", "virtio_net"},
-			},
-			"microvm": {
-				Console:        "ttyS0",
-				Channel:        "/dev/hvc0",
-				ChannelModules: []string{"virtio_mmio", "virtio_console"},
-				NICModules:     []string{"virtio_mmio", "virtio_net"},
-			},
-		},
-		DefaultMachine: "q35",
 	},
 	"aarch64": {
 		Name:          "aarch64",
@@ -105,17 +45,6 @@ var table = map[string]Arch{
 		GoEnv:         []string{"GOARM64=v8.0"},
 		Debian:        "arm64",
 		KernelFlavour: "cloud-arm64",
-		// virt has one PL011; the channel is virtio-console on virtio-mmio,
-		// which needs fewer modules than the PCI transport.
-		Machines: map[string]Hardware{
-			"virt": {
-				Console:        "ttyAMA0",
-				Channel:        "/dev/hvc0",
-				ChannelModules: []string{"virtio_mmio", "virtio_console"},
-				NICModules:     []string{"virtio_mmio", "virtio_net"},
-			},
-		},
-		DefaultMachine: "virt",
 	},
 }
 

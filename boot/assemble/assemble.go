@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
@@ -30,17 +31,22 @@ import (
 
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/cpio"
+	"github.com/kitrun/kitrun/boot/disk"
 	"github.com/kitrun/kitrun/boot/gobuild"
 	"github.com/kitrun/kitrun/boot/guestbin"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/boot/kernel"
+	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/boot/spec"
 )
 
 // Options steer a build.
 type Options struct {
-	Arch arch.Arch
+	// Platform is what the image will boot on (a hypervisor backend's
+	// Platform for the target arch): it decides the modules kitrun's
+	// devices need and the network `network: auto` gives. Required.
+	Platform platform.Platform
 	// CacheDir holds kitrun's caches (built programs, unpacked kernels,
 	// packed initramfs images); DefaultCacheDir() when empty.
 	CacheDir string
@@ -60,6 +66,14 @@ type Options struct {
 	// SSH puts the guest SSH server in the image even when the spec does
 	// not ask for it (the test harness forces it on). See addSSHServer.
 	SSH bool
+	// Formats are disk formats (boot/disk) to build into the image
+	// directory beside the kernel and initramfs, for the platform's
+	// Machine ("" is its default).
+	Formats []string
+	Machine string
+	// PackageDir holds the Debian packages boot loaders come from;
+	// CacheDir/packages when empty.
+	PackageDir string
 }
 
 // ExtraFile is a file the caller adds to the image.
@@ -112,21 +126,24 @@ func Build(ctx context.Context, s *spec.Spec, outDir string, opts Options) (*Res
 	if err != nil {
 		return nil, err
 	}
-	if opts.Arch.Name == "" {
-		opts.Arch = arch.Host()
+	if opts.Platform.Name == "" {
+		return nil, errors.New("assemble: no target platform (Options.Platform: a backend's Platform for the arch)")
 	}
+	a := opts.Platform.Arch
 	b := &builder{
-		spec: s, opts: opts, arch: opts.Arch,
-		gob:     &gobuild.Builder{CacheDir: filepath.Join(opts.CacheDir, "go", opts.Arch.GOARCH)},
-		files:   map[string]*entry{},
-		network: s.Network,
+		ctx: ctx, spec: s, opts: opts, arch: a,
+		gob:   &gobuild.Builder{CacheDir: filepath.Join(opts.CacheDir, "go", a.GOARCH)},
+		files: map[string]*entry{},
 	}
-	if b.sshEnabled() && b.network.Mode != "user" {
-		// SSH reaches the guest through a forwarded port of QEMU's user
-		// networking, so an SSH image gets the NIC even with `network:
-		// none`, with user networking's usual layout; the manifest then
-		// says "user".
-		b.network = spec.Network{Mode: "user", Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3", Pos: s.Network.Pos}
+	network := s.Network
+	if b.sshEnabled() && network.Mode != spec.NetworkAuto {
+		// SSH reaches the guest through a published port, so an SSH image
+		// gets the NIC even with `network: none`; the manifest then says
+		// "auto".
+		network = spec.Network{Mode: spec.NetworkAuto, Pos: s.Network.Pos}
+	}
+	if b.network, err = resolveNetwork(network, opts.Platform); err != nil {
+		return nil, err
 	}
 	if err := b.collect(ctx); err != nil {
 		return nil, err
@@ -152,6 +169,7 @@ type entry struct {
 }
 
 type builder struct {
+	ctx    context.Context
 	spec   *spec.Spec
 	opts   Options
 	arch   arch.Arch
@@ -164,8 +182,9 @@ type builder struct {
 	// guestCheckout is the checkout any of them was built from.
 	guest         []image.GuestProgram
 	guestCheckout string
-	// network is the spec's, or user networking forced on by SSH.
-	network spec.Network
+	// network is the guest's NIC configuration, nil without one: the
+	// spec's over the platform's (forced on by SSH).
+	network *initproto.Network
 }
 
 // collect gathers every entry of the initramfs and kitinit's configuration.
@@ -182,9 +201,7 @@ func (b *builder) collect(ctx context.Context) error {
 	}
 	s := b.spec
 	b.config.Hostname = s.Hostname
-	if b.network.Mode == "user" {
-		b.config.Network = &initproto.Network{Address: b.network.Address, Gateway: b.network.Gateway, DNS: b.network.DNS}
-	}
+	b.config.Network = b.network
 	for i, f := range s.Files {
 		if err := b.addSpecFile(f, fmt.Sprintf("files[%d] %s", i, f.Path)); err != nil {
 			return posErr(f.Pos, err)
@@ -281,16 +298,9 @@ func (b *builder) addModules() error {
 	if len(errs) > 0 {
 		return &spec.Errors{List: errs}
 	}
-	var machine []string
-	for _, hw := range b.arch.Machines {
-		machine = append(machine, hw.ChannelModules...)
-		if b.network.Mode == "user" {
-			machine = append(machine, hw.NICModules...)
-		}
-	}
-	machineMods, err := ix.Resolve(machine...)
+	machineMods, err := ix.Resolve(b.opts.Platform.Modules(b.network != nil)...)
 	if err != nil {
-		return fmt.Errorf("modules kitrun needs for %s: %v", b.arch.Name, err)
+		return fmt.Errorf("modules the %s platform needs on %s: %v", b.opts.Platform.Name, b.arch.Name, err)
 	}
 	late, err := ix.Resolve(lateModules(ix)...)
 	if err != nil {
@@ -598,10 +608,14 @@ func (b *builder) write(dest string, comp compressor) (bool, error) {
 			Blob:        image.Blob{Size: int64(len(initrd)), SHA256: sum(initrd)},
 			Compression: comp.name, UncompressedSize: meta.Uncompressed,
 		},
-		Cmdline: strings.TrimSpace(b.spec.Kernel.Cmdline),
-		Network: b.network.Mode,
-		Modules: b.mods,
-		Guest:   b.guest,
+		Cmdline:  strings.TrimSpace(b.spec.Kernel.Cmdline),
+		Platform: b.opts.Platform.Name,
+		Network:  image.NetworkNone,
+		Modules:  b.mods,
+		Guest:    b.guest,
+	}
+	if b.network != nil {
+		m.Network = image.NetworkAuto
 	}
 	if b.sshEnabled() {
 		m.SSH = b.sshPort()
@@ -612,12 +626,6 @@ func (b *builder) write(dest string, comp compressor) (bool, error) {
 	for _, n := range names {
 		m.Files = append(m.Files, manifestEntry(b.files[n]))
 	}
-	mj, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return false, err
-	}
-	mj = append(mj, '\n')
-
 	parent := filepath.Dir(dest)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return false, err
@@ -631,18 +639,60 @@ func (b *builder) write(dest string, comp compressor) (bool, error) {
 		return false, err
 	}
 	for name, data := range map[string][]byte{
-		image.InitrdFile:   initrd,
-		image.CmdlineFile:  []byte(m.Cmdline + "\n"),
-		image.ManifestFile: mj,
+		image.InitrdFile:  initrd,
+		image.CmdlineFile: []byte(m.Cmdline + "\n"),
 	} {
 		if err := os.WriteFile(filepath.Join(tmp, name), data, 0o644); err != nil {
 			return false, err
 		}
 	}
+	if len(b.opts.Formats) > 0 {
+		if m.Disks, err = b.writeDisks(tmp, m); err != nil {
+			return false, err
+		}
+	}
+	mj, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return false, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, image.ManifestFile), append(mj, '\n'), 0o644); err != nil {
+		return false, err
+	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return false, err
 	}
 	return cached, replaceDir(tmp, dest)
+}
+
+// writeDisks builds the disk formats asked for into the image directory
+// being written. A disk image carries its kernel command line: the
+// image's own, wired for the platform's machine (Options.Machine).
+func (b *builder) writeDisks(dir string, m image.Manifest) (map[string]image.Disk, error) {
+	machine, hw, err := b.opts.Platform.Machine(b.opts.Machine)
+	if err != nil {
+		return nil, err
+	}
+	pkgDir := b.opts.PackageDir
+	if pkgDir == "" {
+		pkgDir = filepath.Join(b.opts.CacheDir, "packages")
+	}
+	in := &disk.Input{
+		Payload: disk.Payload{
+			Name: m.Name, Arch: b.arch,
+			Kernel: filepath.Join(dir, image.KernelFile), Initrd: filepath.Join(dir, image.InitrdFile),
+			Cmdline: hw.Cmdline(m.Cmdline, platform.Wiring{Network: b.network != nil, Disk: true}),
+		},
+		Loaders: &disk.Loaders{PackageDir: pkgDir, CacheDir: filepath.Join(b.opts.CacheDir, "loaders")},
+	}
+	disks, err := disk.Build(b.ctx, in, b.opts.Formats, dir)
+	if err != nil {
+		return nil, fmt.Errorf("disk images: %w", err)
+	}
+	for name, d := range disks {
+		d.Machine = machine
+		disks[name] = d
+	}
+	return disks, nil
 }
 
 // addParents adds every missing parent directory explicitly, so that the
@@ -799,6 +849,42 @@ func replaceDir(tmp, dest string) error {
 		os.RemoveAll(old)
 	}
 	return nil
+}
+
+// resolveNetwork puts the spec's network over the platform's: nil for
+// `network: none`, else the NIC's static configuration.
+func resolveNetwork(nw spec.Network, p platform.Platform) (*initproto.Network, error) {
+	if nw.Mode != spec.NetworkAuto {
+		return nil, nil
+	}
+	n := &initproto.Network{Address: nw.Address, Gateway: nw.Gateway, DNS: nw.DNS}
+	def := p.Network
+	if n.Address == "" {
+		n.Address = def.Address
+	}
+	if n.Gateway == "" {
+		n.Gateway = def.Gateway
+	}
+	if n.DNS == "" {
+		n.DNS = def.DNS
+	}
+	if n.Address == "" {
+		return nil, posErr(nw.Pos, fmt.Errorf("the %s platform has no static network layout; give network.address and network.gateway", p.Name))
+	}
+	prefix, err := netip.ParsePrefix(n.Address)
+	if err != nil {
+		return nil, posErr(nw.Pos, fmt.Errorf("network address %q: %v", n.Address, err))
+	}
+	if n.Gateway != "" {
+		gw, err := netip.ParseAddr(n.Gateway)
+		if err != nil {
+			return nil, posErr(nw.Pos, fmt.Errorf("network gateway %q: %v", n.Gateway, err))
+		}
+		if !prefix.Contains(gw) {
+			return nil, posErr(nw.Pos, fmt.Errorf("network address %s does not contain the gateway %s (the %s platform's, unless network.gateway says otherwise); set network.gateway to an address inside %s", n.Address, gw, p.Name, prefix.Masked()))
+		}
+	}
+	return n, nil
 }
 
 func posErr(p spec.Pos, err error) error {

@@ -58,8 +58,8 @@ func freshCache(t testing.TB) string {
 // Go programs are compiled twice) and requires identical bytes.
 func TestReproducible(t *testing.T) {
 	a := qemutest.Require(t, "x86_64")
-	first := build(t, repo(t, "examples/rich.yml"), assemble.Options{Arch: a, CacheDir: freshCache(t)})
-	second := build(t, repo(t, "examples/rich.yml"), assemble.Options{Arch: a, CacheDir: freshCache(t)})
+	first := build(t, repo(t, "examples/rich.yml"), assemble.Options{Platform: qemutest.Platform(t, a), CacheDir: freshCache(t)})
+	second := build(t, repo(t, "examples/rich.yml"), assemble.Options{Platform: qemutest.Platform(t, a), CacheDir: freshCache(t)})
 	if first.Cached || second.Cached {
 		t.Fatal("a fresh cache must not hit")
 	}
@@ -77,7 +77,7 @@ func TestReproducible(t *testing.T) {
 // digests and origins.
 func TestManifestAccountsForEveryFile(t *testing.T) {
 	a := qemutest.Require(t, "x86_64")
-	res := build(t, repo(t, "examples/rich.yml"), assemble.Options{Arch: a})
+	res := build(t, repo(t, "examples/rich.yml"), assemble.Options{Platform: qemutest.Platform(t, a)})
 	m := res.Image.Manifest
 	raw, err := os.ReadFile(res.Image.Initrd)
 	if err != nil {
@@ -188,7 +188,7 @@ kernel: {package: linux-image-nosuchflavour}
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = assemble.Build(context.Background(), s, t.TempDir(), assemble.Options{Arch: a})
+			_, err = assemble.Build(context.Background(), s, t.TempDir(), assemble.Options{Platform: qemutest.Platform(t, a)})
 			if c.want == "" {
 				if err != nil {
 					t.Fatalf("host binary for the host arch: %v", err)
@@ -215,7 +215,7 @@ func TestHostBinaryForOtherArch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = assemble.Build(context.Background(), s, t.TempDir(), assemble.Options{Arch: a})
+	_, err = assemble.Build(context.Background(), s, t.TempDir(), assemble.Options{Platform: qemutest.Platform(t, a)})
 	if err == nil || !strings.Contains(err.Error(), "not aarch64") {
 		t.Fatalf("got %v, want an arch mismatch", err)
 	}
@@ -231,7 +231,7 @@ func BenchmarkRebuildUnchanged(b *testing.B) {
 		b.Fatal(err)
 	}
 	out := b.TempDir()
-	if _, err := assemble.Build(context.Background(), s, out, assemble.Options{Arch: a}); err != nil {
+	if _, err := assemble.Build(context.Background(), s, out, assemble.Options{Platform: qemutest.Platform(b, a)}); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
@@ -240,7 +240,7 @@ func BenchmarkRebuildUnchanged(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := assemble.Build(context.Background(), s, out, assemble.Options{Arch: a})
+		res, err := assemble.Build(context.Background(), s, out, assemble.Options{Platform: qemutest.Platform(b, a)})
 		if err != nil || !res.Cached {
 			b.Fatalf("rebuild: cached=%v err=%v", res != nil && res.Cached, err)
 		}
@@ -260,7 +260,7 @@ func BenchmarkColdBuild(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		if _, err := assemble.Build(context.Background(), s, b.TempDir(), assemble.Options{Arch: a, CacheDir: cache}); err != nil {
+		if _, err := assemble.Build(context.Background(), s, b.TempDir(), assemble.Options{Platform: qemutest.Platform(b, a), CacheDir: cache}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -21,6 +21,10 @@ const (
 	ManifestFile = "manifest.json"
 )
 
+// FormatDirect names the image directory's own output, booted directly by
+// a hypervisor that loads the kernel and initramfs itself.
+const FormatDirect = "kernel+initrd"
+
 // ManifestVersion is the schema version of manifest.json.
 const ManifestVersion = 1
 
@@ -35,7 +39,10 @@ type Manifest struct {
 	KernelVersion string `json:"kernel_version"`
 	Initrd        Initrd `json:"initrd"`
 	Cmdline       string `json:"cmdline"`
-	// Network is the spec's network mode: "none" or "user".
+	// Platform names the platform (boot/platform) the image was built
+	// for: the backend whose devices and network it expects.
+	Platform string `json:"platform"`
+	// Network is "none" or "auto" (the platform's network).
 	Network string `json:"network"`
 	// SSH is the guest port of kitinit's SSH server, 0 when off.
 	SSH      int      `json:"ssh,omitempty"`
@@ -45,6 +52,9 @@ type Manifest struct {
 	// from.
 	Guest []GuestProgram `json:"guest,omitempty"`
 	Files []Entry        `json:"files"`
+	// Disks are the disk images built from the image (boot/disk), by
+	// format name.
+	Disks map[string]Disk `json:"disks,omitempty"`
 }
 
 // GuestProgram is one of kitrun's own programs in the image (kitinit,
@@ -57,6 +67,19 @@ type GuestProgram struct {
 	// (built from a kitrun checkout whose sources of it differ from the
 	// embedded copy's; see boot/guestbin).
 	From string `json:"from"`
+}
+
+// Disk is a disk image in the image directory.
+type Disk struct {
+	File string `json:"file"`
+	Blob
+	// Allocated is the bytes it occupies on the disk it was written to
+	// (sparse files occupy less than their size).
+	Allocated int64 `json:"allocated,omitempty"`
+	// Cmdline is the kernel command line the disk image carries.
+	Cmdline string `json:"cmdline,omitempty"`
+	// Machine is the machine type whose hardware that command line wires.
+	Machine string `json:"machine,omitempty"`
 }
 
 // Blob is a file of the image directory.
@@ -111,6 +134,12 @@ func Load(dir string) (*Image, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("%s: corrupt manifest: %v", filepath.Join(dir, ManifestFile), err)
 	}
+	if m.Network == "user" { // kitrun before platforms: QEMU's user networking
+		m.Network = NetworkAuto
+	}
+	if m.Platform == "" {
+		m.Platform = "qemu"
+	}
 	if m.Version != ManifestVersion {
 		return nil, fmt.Errorf("%s: manifest version %d, this kitrun reads %d", dir, m.Version, ManifestVersion)
 	}
@@ -133,6 +162,29 @@ func Load(dir string) (*Image, error) {
 	}
 	return img, nil
 }
+
+// Network modes of an image.
+const (
+	NetworkNone = "none"
+	NetworkAuto = "auto"
+)
+
+// Disk returns the path of the image's disk in format, or an error saying
+// how to build it.
+func (i *Image) Disk(format string) (string, error) {
+	d, ok := i.Manifest.Disks[format]
+	if !ok {
+		return "", fmt.Errorf("image %s has no %s disk; build it with `kitrun build --format %s`", i.Manifest.Name, format, format)
+	}
+	p := filepath.Join(i.Dir, d.File)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("image %s is incomplete: %v", i.Dir, err)
+	}
+	return p, nil
+}
+
+// Networked says whether the guest has a NIC.
+func (i *Image) Networked() bool { return i.Manifest.Network == NetworkAuto }
 
 // Exists reports whether dir holds an image.
 func Exists(dir string) bool {

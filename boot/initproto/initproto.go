@@ -8,6 +8,8 @@ package initproto
 import (
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -18,7 +20,8 @@ const ConfigPath = "/etc/kitinit.json"
 // Kernel command-line parameters the hypervisor sets for kitinit.
 const (
 	// ParamChannel names the guest device of the event channel, e.g.
-	// kitrun.channel=/dev/ttyS1. Absent: kitinit reports on no channel.
+	// kitrun.channel=/dev/ttyS1, or ChannelConsole. Absent: kitinit
+	// reports on no channel.
 	ParamChannel = "kitrun.channel"
 	// ParamChannelModules names the modules (comma separated) this machine
 	// type needs for its channel and NIC, e.g. virtio_mmio,virtio_console.
@@ -26,6 +29,21 @@ const (
 	// it opens the channel. The image holds the union for every machine of
 	// its arch; only the booted machine's share is loaded.
 	ParamChannelModules = "kitrun.chanmods"
+	// ParamSeed says where kitinit finds this boot's own files (per-boot
+	// SSH keys) when the boot cannot append them to the initramfs (a disk
+	// image): SeedFwCfg reads them from QEMU's fw_cfg. kitinit unpacks
+	// them over the image's files before any task or service starts.
+	ParamSeed = "kitrun.seed"
+)
+
+// Seed sources (values of ParamSeed).
+const (
+	// SeedFwCfg: the newc archive QEMU's fw_cfg device holds under the
+	// name SeedFwCfgName, which the guest reads at SeedFwCfgPath once the
+	// device's module is loaded (ParamChannelModules).
+	SeedFwCfg     = "fwcfg"
+	SeedFwCfgName = "opt/org.kitrun/seed"
+	SeedFwCfgPath = "/sys/firmware/qemu_fw_cfg/by_name/" + SeedFwCfgName + "/raw"
 )
 
 // Config is kitinit's whole configuration. It is derived from the spec by the
@@ -161,28 +179,88 @@ type Event struct {
 	Data map[string]int64 `json:"data,omitempty"`
 }
 
-// Prefix starts every event line, so that the host can tell events from noise
-// (a kernel message that strays onto the channel, a half line after reset).
+// Prefix starts every event line, so that the host can tell events from
+// noise (a kernel message that strays onto the channel, a half line after
+// a reset) and, where the channel shares the console, from console output.
 const Prefix = "@kitrun "
+
+// A line is Prefix, the CRC-32C of the JSON as 8 hex digits, a space, the
+// JSON and a newline:
+//
+//	@kitrun 1a2b3c4d {"t":1.234,"ev":"all-ready"}
+//
+// The checksum catches lines that other output interleaved with (a kernel
+// message printed in the middle of an event on a shared console) and lines
+// cut short; such lines are reported, never half-believed.
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// MaxLine bounds an event line, newline included. kitinit keeps its
+// events far below it (service logs are cut to a few short lines); the
+// host discards longer lines unread, so a guest cannot make it buffer more.
+const MaxLine = 64 << 10
+
+// ChannelConsole, as the value of ParamChannel, means the event channel
+// shares the console: kitinit writes its framed events among the console's
+// lines, and the host picks them out. There is no way back to kitinit then:
+// the host powers the guest off with the power button.
+const ChannelConsole = "console"
 
 // Encode renders an event as one line, Prefix included, newline terminated.
 func (e Event) Encode() []byte {
 	b, _ := json.Marshal(e)
-	return append(append([]byte(Prefix), b...), '\n')
+	line := make([]byte, 0, len(Prefix)+9+len(b)+1)
+	line = append(line, Prefix...)
+	line = fmt.Appendf(line, "%08x ", crc32.Checksum(b, crcTable))
+	line = append(line, b...)
+	return append(line, '\n')
 }
 
-// DecodeEvent parses a line written by Encode (with or without its newline).
+// IsEventLine says whether a line (with or without its newline) claims to
+// be an event: it starts with Prefix. Such a line that DecodeEvent rejects
+// is a damaged event, not console output.
+func IsEventLine(line string) bool {
+	return strings.HasPrefix(strings.TrimLeft(line, "\r"), Prefix)
+}
+
+// DecodeEvent parses a line written by Encode (with or without its
+// newline). The line must start with Prefix (carriage returns aside) and
+// its checksum must match.
 func DecodeEvent(line string) (Event, error) {
-	line = strings.TrimRight(line, "\r\n")
-	i := strings.Index(line, Prefix)
-	if i < 0 {
-		return Event{}, fmt.Errorf("not an event line: %q", line)
+	if len(line) > MaxLine {
+		return Event{}, fmt.Errorf("event line of %d bytes, over the limit of %d", len(line), MaxLine)
+	}
+	body, ok := strings.CutPrefix(strings.Trim(line, "\r\n"), Prefix)
+	if !ok {
+		return Event{}, fmt.Errorf("not an event line: %q", clip(line))
+	}
+	sumHex, js, ok := strings.Cut(body, " ")
+	if !ok || len(sumHex) != 8 {
+		return Event{}, fmt.Errorf("event line without a checksum: %q", clip(line))
+	}
+	want, err := strconv.ParseUint(sumHex, 16, 32)
+	if err != nil {
+		return Event{}, fmt.Errorf("event line with a malformed checksum: %q", clip(line))
+	}
+	if got := crc32.Checksum([]byte(js), crcTable); uint32(want) != got {
+		return Event{}, fmt.Errorf("event line damaged (checksum %08x, content %08x): %q", want, got, clip(line))
 	}
 	var e Event
-	if err := json.Unmarshal([]byte(line[i+len(Prefix):]), &e); err != nil {
-		return Event{}, fmt.Errorf("bad event line %q: %w", line, err)
+	if err := json.Unmarshal([]byte(js), &e); err != nil {
+		return Event{}, fmt.Errorf("bad event line %q: %w", clip(line), err)
+	}
+	if e.Kind == "" {
+		return Event{}, fmt.Errorf("event line without a kind: %q", clip(line))
 	}
 	return e, nil
+}
+
+// clip shortens a line for an error message.
+func clip(s string) string {
+	const n = 200
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
 }
 
 // Commands the host writes to the channel, one per line.

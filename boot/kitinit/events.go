@@ -36,6 +36,18 @@ func (c *console) write(s string) {
 	c.mu.Unlock()
 }
 
+// consoleChannel carries events on the console, where the host picks the
+// framed lines out (initproto.ChannelConsole); each is one write under the
+// console's lock, so no other line of kitinit's splits it.
+type consoleChannel struct{ c *console }
+
+func (c consoleChannel) Write(p []byte) (int, error) {
+	c.c.write(string(p))
+	return len(p), nil
+}
+
+func (consoleChannel) Read([]byte) (int, error) { return 0, io.EOF }
+
 // emitter writes events to the channel, one write each, and a human line for
 // each to the console. Events emitted before the channel is known (it is
 // opened only after the channel modules are loaded) are queued.

@@ -74,6 +74,9 @@ type kitinit struct {
 	settleOnce sync.Once
 	shutOnce   sync.Once
 	shutdownCh chan shutdownRequest
+	// private is closed once the event channel and the console are
+	// kitinit's alone; no task or service starts before.
+	private chan struct{}
 }
 
 // Main is kitinit's entry point as the guest's PID 1. It never returns.
@@ -116,6 +119,7 @@ func Run(o Options) error {
 		shutdownCh:  make(chan shutdownRequest, 1),
 		reaper:      SharedReaper(),
 		devnull:     -1,
+		private:     make(chan struct{}),
 	}
 	if k.con.w == nil {
 		k.con.w = os.Stdout
@@ -165,7 +169,7 @@ func Run(o Options) error {
 		k.ev.errorf("log directory: %v", err)
 		k.logDir = ""
 	}
-	channel, chanmods := parseCmdline(o.CmdlinePath)
+	channel, chanmods, seed := parseCmdline(o.CmdlinePath)
 
 	cfg, cfgErr := o.Config, error(nil)
 	if cfg == nil {
@@ -206,15 +210,31 @@ func Run(o Options) error {
 		k.loadAvailable(name, loaded, 0)
 	}
 	var ch io.ReadWriter
-	if channel != "" {
+	switch channel {
+	case "":
+	case initproto.ChannelConsole:
+		// Events go among the console's lines, framed; nothing comes back.
+		ch = consoleChannel{k.con}
+	default:
 		var err error
 		if ch, err = k.sys.OpenChannel(channel); err != nil {
 			k.ev.errorf("event channel %s: %v", channel, err)
 			ch = nil
 		}
 	}
+	if err := k.sys.LockConsole(); err != nil {
+		k.ev.errorf("locking the console: %v", err)
+	}
+	if seed != "" {
+		if err := k.sys.UnpackSeed(seed); err != nil {
+			k.ev.errorf("this boot's own files (%s=%s): %v", initproto.ParamSeed, seed, err)
+		}
+	}
 	k.ev.attach(ch)
-	if ch != nil {
+	// Tasks and services start only now that the channel and the console
+	// are kitinit's alone, and this boot's own files are in place.
+	close(k.private)
+	if _, ok := ch.(consoleChannel); !ok && ch != nil {
 		go k.readCommands(ch)
 	}
 	if cfgErr != nil {
@@ -247,6 +267,8 @@ func (k *kitinit) boot(modules []string) {
 			k.ev.emit(initproto.Event{Kind: initproto.EvNetworkUp, Detail: desc})
 		}
 	}
+	// No guest program runs before the channel is private (see Run).
+	<-k.private
 	for _, t := range k.cfg.Onboot {
 		if !k.runTask(t, true) {
 			// Later steps depend on this one: start nothing more, stay up
@@ -359,17 +381,19 @@ func (k *kitinit) recoverGo(where string) {
 
 // parseCmdline reads the channel device and the set of channel module
 // names from the kernel command line.
-func parseCmdline(path string) (channel string, mods []string) {
+func parseCmdline(path string) (channel string, mods []string, seed string) {
 	if path == "" {
 		path = "/proc/cmdline"
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", mods
+		return "", mods, ""
 	}
 	for _, f := range strings.Fields(string(b)) {
 		k, v, _ := strings.Cut(f, "=")
 		switch k {
+		case initproto.ParamSeed:
+			seed = v
 		case initproto.ParamChannel:
 			channel = v
 		case initproto.ParamChannelModules:
@@ -380,7 +404,7 @@ func parseCmdline(path string) (channel string, mods []string) {
 			}
 		}
 	}
-	return channel, mods
+	return channel, mods, seed
 }
 
 func readConfig(path string) (*initproto.Config, error) {

@@ -116,6 +116,8 @@ func (f *fakeSystem) SetHostname(name string) error { f.record("hostname " + nam
 func (f *fakeSystem) LoopbackUp() error             { f.record("lo"); return nil }
 func (f *fakeSystem) KillAll(sig unix.Signal)       { f.record("killall " + unix.SignalName(sig)) }
 func (f *fakeSystem) Sync()                         { f.record("sync") }
+func (f *fakeSystem) LockConsole() error            { f.record("lock console"); return nil }
+func (f *fakeSystem) UnpackSeed(src string) error   { f.record("seed " + src); return nil }
 func (f *fakeSystem) OpenChannel(path string) (io.ReadWriter, error) {
 	f.record("channel " + path)
 	return f.channel, nil

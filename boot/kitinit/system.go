@@ -1,13 +1,18 @@
 package kitinit
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/kitrun/kitrun/boot/cpio"
 	"github.com/kitrun/kitrun/boot/initproto"
 	"golang.org/x/sys/unix"
 )
@@ -21,8 +26,14 @@ type System interface {
 	// LoadModule loads a kernel module from an absolute .ko path; a module
 	// that is already loaded is not an error.
 	LoadModule(path string) error
-	// OpenChannel opens the event channel device, in raw mode if a tty.
+	// OpenChannel opens the event channel device, in raw mode if a tty,
+	// for kitinit alone (see LinuxSystem.OpenChannel).
 	OpenChannel(path string) (io.ReadWriter, error)
+	// LockConsole keeps other programs from opening the console.
+	LockConsole() error
+	// UnpackSeed puts this boot's own files (a newc archive from the
+	// source a value of initproto.ParamSeed names) over the image's.
+	UnpackSeed(source string) error
 	SetHostname(name string) error
 	LoopbackUp() error
 	// ConfigureNetwork configures the first non-loopback interface and
@@ -130,15 +141,24 @@ func (LinuxSystem) LoadModule(path string) error {
 }
 
 // OpenChannel opens the channel device, waiting up to 3s for it to appear
-// (virtio ports are created asynchronously), and makes a tty raw.
+// (virtio ports are created asynchronously), makes a tty raw, and makes the
+// channel kitinit's alone: the tty refuses any further open (TIOCEXCL:
+// only CAP_SYS_ADMIN overrides it) and its node is removed, so no task or
+// service can write events that the host would believe.
 func (LinuxSystem) OpenChannel(path string) (io.ReadWriter, error) {
 	deadline := time.Now().Add(3 * time.Second)
 	for {
 		f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY, 0)
 		if err == nil {
 			if rc, err := f.SyscallConn(); err == nil {
-				rc.Control(func(fd uintptr) { makeRaw(int(fd)) })
+				rc.Control(func(fd uintptr) {
+					makeRaw(int(fd))
+					unix.IoctlSetInt(int(fd), unix.TIOCEXCL, 0)
+				})
 			}
+			// A file system that cannot unlink the node (devpts) leaves
+			// TIOCEXCL as the guard.
+			os.Remove(path)
 			return f, nil
 		}
 		if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENXIO) && !errors.Is(err, unix.ENODEV) ||
@@ -163,6 +183,44 @@ func makeRaw(fd int) {
 	t.Cc[unix.VMIN] = 1
 	t.Cc[unix.VTIME] = 0
 	unix.IoctlSetTermios(fd, unix.TCSETS, t)
+}
+
+// LockConsole makes the console kitinit's alone from now on: guest
+// programs reach it only through kitinit, which prefixes their lines with
+// their name, so none can print a line the host would take for the
+// kernel's (a panic) or for an event (where the channel shares the
+// console). The console's tty refuses further opens (TIOCEXCL), its nodes
+// (/dev/console and the device behind it) are removed, and no process
+// started from now on may create device nodes again (CAP_MKNOD leaves the
+// bounding set). kitinit's own descriptors stay open; programs it starts
+// get pipes, never the console.
+func (LinuxSystem) LockConsole() error {
+	var errs []error
+	for _, fd := range []int{0, 1, 2} {
+		if _, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
+			if err := unix.IoctlSetInt(fd, unix.TIOCEXCL, 0); err != nil {
+				errs = append(errs, err)
+			}
+			break
+		}
+	}
+	nodes := []string{"/dev/console"}
+	if b, err := os.ReadFile("/sys/class/tty/console/active"); err == nil {
+		for _, name := range strings.Fields(string(b)) {
+			nodes = append(nodes, "/dev/"+name)
+		}
+	}
+	for _, n := range nodes {
+		if err := os.Remove(n); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	// The bounding set is per thread, and programs are started from any of
+	// kitinit's: drop it on all of them.
+	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, unix.CAP_MKNOD, 0); e != 0 && e != unix.EPERM {
+		errs = append(errs, fmt.Errorf("dropping CAP_MKNOD: %w", e))
+	}
+	return errors.Join(errs...)
 }
 
 func (LinuxSystem) SetHostname(name string) error { return unix.Sethostname([]byte(name)) }
@@ -192,3 +250,70 @@ func (LinuxSystem) KillAll(sig unix.Signal) { unix.Kill(-1, sig) }
 func (LinuxSystem) Sync() { unix.Sync() }
 
 func (LinuxSystem) Reboot(cmd int) error { return unix.Reboot(cmd) }
+
+// UnpackSeed implements System: from QEMU's fw_cfg, the seed a disk boot
+// cannot get appended to its initramfs. A machine given no seed has no
+// entry: that is not an error.
+func (LinuxSystem) UnpackSeed(source string) error {
+	if source != initproto.SeedFwCfg {
+		return fmt.Errorf("unknown seed source %q", source)
+	}
+	// The fw_cfg module registers its entries as it probes the device.
+	var data []byte
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		var err error
+		data, err = os.ReadFile(initproto.SeedFwCfgPath)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		if _, derr := os.Stat("/sys/firmware/qemu_fw_cfg/by_name"); derr == nil || time.Now().After(deadline) {
+			return nil // the device is there without a seed, or there is none
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return unpackArchive("/", data)
+}
+
+// unpackArchive writes a newc archive's directories and regular files
+// under root, with their modes and owners. Names may not leave root.
+func unpackArchive(root string, data []byte) error {
+	r := cpio.NewReader(bytes.NewReader(data))
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("seed archive: %w", err)
+		}
+		name := path.Clean("/" + rec.Name)
+		if name == "/" || strings.Contains(rec.Name, "..") {
+			continue
+		}
+		p := filepath.Join(root, name)
+		perm := os.FileMode(rec.Mode & 0o7777)
+		switch rec.Mode & cpio.TypeMask {
+		case cpio.TypeDir:
+			if err := os.MkdirAll(p, perm); err != nil {
+				return err
+			}
+			os.Chmod(p, perm)
+		case cpio.TypeReg:
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				return err
+			}
+			os.Remove(p)
+			if err := os.WriteFile(p, rec.Data, perm); err != nil {
+				return err
+			}
+			os.Chmod(p, perm)
+		default:
+			continue // the host sends directories and files only
+		}
+		os.Lchown(p, int(rec.UID), int(rec.GID))
+	}
+}

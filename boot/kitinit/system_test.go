@@ -1,6 +1,8 @@
 package kitinit
 
 import (
+	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kitrun/kitrun/boot/cpio"
 	"github.com/kitrun/kitrun/boot/initproto"
 	"golang.org/x/sys/unix"
 )
@@ -29,12 +32,12 @@ func TestModuleName(t *testing.T) {
 
 func TestParseCmdline(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "cmdline")
-	os.WriteFile(p, []byte("BOOT_IMAGE=/vmlinuz console=ttyS0 kitrun.channel=/dev/hvc1 kitrun.chanmods=virtio-pci,virtio_console, panic=-1\n"), 0o644)
-	ch, mods := parseCmdline(p)
-	if ch != "/dev/hvc1" || strings.Join(mods, ",") != "virtio_pci,virtio_console" {
-		t.Errorf("channel %q mods %v", ch, mods)
+	os.WriteFile(p, []byte("BOOT_IMAGE=/vmlinuz console=ttyS0 kitrun.channel=/dev/hvc1 kitrun.chanmods=virtio-pci,virtio_console, panic=-1 kitrun.seed=fwcfg\n"), 0o644)
+	ch, mods, seed := parseCmdline(p)
+	if ch != "/dev/hvc1" || strings.Join(mods, ",") != "virtio_pci,virtio_console" || seed != "fwcfg" {
+		t.Errorf("channel %q mods %v seed %q", ch, mods, seed)
 	}
-	if ch, mods := parseCmdline(filepath.Join(t.TempDir(), "none")); ch != "" || len(mods) != 0 {
+	if ch, mods, _ := parseCmdline(filepath.Join(t.TempDir(), "none")); ch != "" || len(mods) != 0 {
 		t.Errorf("missing cmdline: %q %v", ch, mods)
 	}
 }
@@ -217,6 +220,10 @@ func TestOpenChannelMakesTTYRaw(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Exclusive: only CAP_SYS_ADMIN may open it again.
+	if excl, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGEXCL); err != nil || excl != 1 {
+		t.Errorf("TIOCGEXCL = %d, %v; want exclusive mode", excl, err)
+	}
 	if tio.Lflag&(unix.ICANON|unix.ECHO|unix.ISIG) != 0 || tio.Oflag&unix.OPOST != 0 ||
 		tio.Iflag&unix.ICRNL != 0 || tio.Cflag&unix.CSIZE != unix.CS8 || tio.Cc[unix.VMIN] != 1 {
 		t.Errorf("not raw: %+v", tio)
@@ -241,6 +248,11 @@ func TestOpenChannelWaitsForDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	rw.(*os.File).Close()
+	// The node is gone: no guest program can open the channel after
+	// kitinit (see TestOpenChannelMakesTTYRaw for the tty's exclusive mode).
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("channel node still there after OpenChannel: %v", err)
+	}
 }
 
 func TestWaitNIC(t *testing.T) {
@@ -324,5 +336,35 @@ func TestMainRefusesWhenNotPID1(t *testing.T) {
 	ws := <-exit
 	if exitCode(ws) != 2 || !strings.Contains(string(out[:n]), "must be PID 1") {
 		t.Errorf("pid %d: %s, output %q", pid, describeExit(ws), out[:n])
+	}
+}
+
+// TestUnpackSeed writes a seed archive's directories and files, with their
+// modes, over what is there; names that would leave the root are skipped.
+func TestUnpackSeed(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc/kitrun/ssh"), 0o755)
+	os.WriteFile(filepath.Join(root, "etc/kitrun/ssh/host_key"), []byte("old"), 0o644)
+	var buf bytes.Buffer
+	if err := cpio.WriteTree(&buf, []cpio.Record{
+		cpio.File("/etc/kitrun/ssh/host_key", []byte("per boot"), 0o600),
+		cpio.File("/root/.ssh/authorized_keys", []byte("key"), 0o644),
+		cpio.Dir("/root", 0o700),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unpackArchive(root, buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "etc/kitrun/ssh/host_key"))
+	st, _ := os.Stat(filepath.Join(root, "etc/kitrun/ssh/host_key"))
+	if err != nil || string(b) != "per boot" || st.Mode().Perm() != 0o600 {
+		t.Errorf("host_key: %q %v %v", b, st.Mode(), err)
+	}
+	if st, err := os.Stat(filepath.Join(root, "root")); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("/root: %v %v", st, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "root/.ssh/authorized_keys")); string(b) != "key" {
+		t.Errorf("authorized_keys %q", b)
 	}
 }

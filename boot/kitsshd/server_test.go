@@ -346,7 +346,7 @@ func TestOpenSSHClient(t *testing.T) {
 		t.Skip("no OpenSSH client")
 	}
 	s := start(t, "/bin/sh")
-	key, known, err := s.keys.WriteClientFiles(t.TempDir(), s.port)
+	key, known, err := s.keys.WriteClientFiles(t.TempDir(), fmt.Sprintf("127.0.0.1:%d", s.port))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,7 +377,7 @@ func TestOpenSSHClient(t *testing.T) {
 	}
 	// Another known host key: OpenSSH refuses to connect.
 	other, _ := sshkeys.Generate()
-	_, badKnown, _ := other.WriteClientFiles(t.TempDir(), s.port)
+	_, badKnown, _ := other.WriteClientFiles(t.TempDir(), fmt.Sprintf("127.0.0.1:%d", s.port))
 	if out, code := ssh(badKnown, "root@127.0.0.1", "kitrun-ping"); code != 255 || !strings.Contains(out, "HOST IDENTIFICATION HAS CHANGED") {
 		t.Errorf("wrong known host: %q, exit %d", out, code)
 	}

@@ -443,8 +443,8 @@ network:
   address: 10.0.2.15
   dns: 10.0.2.300
 `,
-			want: `x.yml:5:12: network.address: "10.0.2.15" is not an address with prefix length (CIDR); use e.g. 10.0.2.15/24
-x.yml:6:8: network.dns: "10.0.2.300" is not an IP address; use e.g. 10.0.2.3`,
+			want: `x.yml:5:12: network.address: "10.0.2.15" is not an address with prefix length (CIDR); use e.g. 192.0.2.15/24
+x.yml:6:8: network.dns: "10.0.2.300" is not an IP address; use e.g. 192.0.2.53`,
 		},
 		{
 			name: "gateway outside prefix",
@@ -458,16 +458,6 @@ network:
 			want: `x.yml:6:12: network.gateway: 192.168.8.1 is outside 192.168.7.0/24 (network.address); use an address inside that prefix`,
 		},
 		{
-			name: "default gateway outside custom prefix",
-			src: `version: 1
-kernel: {package: linux-image-cloud}
-network:
-  mode: user
-  address: 192.168.7.2/24
-`,
-			want: `x.yml:5:12: network.address: 192.168.7.2/24 does not contain the default gateway 10.0.2.2; set network.gateway to an address inside 192.168.7.0/24`,
-		},
-		{
 			name: "addresses without user networking",
 			src: `version: 1
 kernel: {package: linux-image-cloud}
@@ -475,8 +465,8 @@ network:
   address: 10.0.2.15/24
   dns: 1.1.1.1
 `,
-			want: `x.yml:4:3: network.address needs mode: user; with mode none the guest has only loopback
-x.yml:5:3: network.dns needs mode: user; with mode none the guest has only loopback`,
+			want: `x.yml:4:3: network.address needs mode: auto; with mode none the guest has only loopback
+x.yml:5:3: network.dns needs mode: auto; with mode none the guest has only loopback`,
 		},
 		{
 			name: "network mode typo",
@@ -484,7 +474,7 @@ x.yml:5:3: network.dns needs mode: user; with mode none the guest has only loopb
 kernel: {package: linux-image-cloud}
 network: {mode: usr}
 `,
-			want: `x.yml:3:17: network.mode: "usr" is not valid; did you mean "user"? valid values: none, user`,
+			want: `x.yml:3:17: network.mode: "usr" is not valid; did you mean "user"? valid values: none, auto, user`,
 		},
 		{
 			name: "mutually exclusive program kinds and no program",
@@ -858,7 +848,7 @@ func TestParseRich(t *testing.T) {
 			Pos:        pos(6, 3),
 		},
 		Init:    "kitinit",
-		Network: Network{Mode: "user", Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3", Pos: pos(11, 3)},
+		Network: Network{Mode: NetworkAuto, Pos: pos(11, 3)},
 		Onboot: []Task{{
 			Name: "prepare",
 			Program: Program{
@@ -954,7 +944,7 @@ ssh: true
 	if got.Kernel.Deb == "" || !filepath.IsAbs(got.Kernel.Deb) {
 		t.Errorf("kernel deb %q, want an absolute path", got.Kernel.Deb)
 	}
-	wantNet := Network{Mode: "user", Address: "192.168.7.2/24", Gateway: "192.168.7.1", DNS: "1.1.1.1", Pos: Pos{"v.yml", 4, 3}}
+	wantNet := Network{Mode: NetworkAuto, Address: "192.168.7.2/24", Gateway: "192.168.7.1", DNS: "1.1.1.1", Pos: Pos{"v.yml", 4, 3}}
 	if got.Network != wantNet {
 		t.Errorf("network %+v, want %+v", got.Network, wantNet)
 	}

@@ -53,15 +53,23 @@ type Kernel struct {
 }
 
 // Network configures the guest's first NIC. Mode "none" (the default) gives
-// only loopback; "user" is QEMU user-mode networking with a static address
-// (the kernel has no IP autoconfiguration, kitinit configures it).
+// only loopback; "auto" gives the NIC the network of the platform the image
+// is built for (on QEMU, user-mode networking with a static address; the
+// kernel has no IP autoconfiguration, kitinit configures it). "user" is the
+// old name of "auto". Address, Gateway and DNS override the platform's.
 type Network struct {
-	Mode    string // "none" | "user"
-	Address string // CIDR, default 10.0.2.15/24 for "user"
-	Gateway string // default 10.0.2.2 for "user"
-	DNS     string // default 10.0.2.3 for "user"
+	Mode    string // NetworkNone | NetworkAuto
+	Address string // CIDR; "" is the platform's
+	Gateway string // "" is the platform's
+	DNS     string // "" is the platform's
 	Pos     Pos
 }
+
+// Network modes.
+const (
+	NetworkNone = "none"
+	NetworkAuto = "auto"
+)
 
 // Program is something kitrun puts in the image and runs: built from a Go
 // package, copied from a host binary, or already in the image.

@@ -13,10 +13,8 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -90,24 +88,24 @@ func (k *Keys) ClientConfig() *ssh.ClientConfig {
 }
 
 // KnownHostsLine is the OpenSSH known_hosts line for the guest reached at
-// 127.0.0.1:port ("[127.0.0.1]:PORT ssh-ed25519 AAAA…"), without newline.
-func (k *Keys) KnownHostsLine(port int) string {
-	addr := knownhosts.Normalize(net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	return knownhosts.Line([]string{addr}, k.HostPublicKey())
+// addr, "host:port" ("[127.0.0.1]:PORT ssh-ed25519 AAAA…"), without
+// newline.
+func (k *Keys) KnownHostsLine(addr string) string {
+	return knownhosts.Line([]string{knownhosts.Normalize(addr)}, k.HostPublicKey())
 }
 
 // WriteClientFiles writes the client private key and a known_hosts file
 // into dir, both mode 0600 (OpenSSH refuses a key others can read), so that
 //
-//	ssh -i KEY -o UserKnownHostsFile=KNOWN -p PORT root@127.0.0.1
+//	ssh -i KEY -o UserKnownHostsFile=KNOWN -p PORT root@HOST
 //
-// logs in and verifies the guest.
-func (k *Keys) WriteClientFiles(dir string, port int) (keyPath, knownHostsPath string, err error) {
+// logs in and verifies the guest reached at addr ("HOST:PORT").
+func (k *Keys) WriteClientFiles(dir, addr string) (keyPath, knownHostsPath string, err error) {
 	keyPath = filepath.Join(dir, "id_ed25519")
 	knownHostsPath = filepath.Join(dir, "known_hosts")
 	for p, data := range map[string][]byte{
 		keyPath:        k.ClientKeyPEM(),
-		knownHostsPath: []byte(k.KnownHostsLine(port) + "\n"),
+		knownHostsPath: []byte(k.KnownHostsLine(addr) + "\n"),
 	} {
 		if err := writeFile0600(p, data); err != nil {
 			return "", "", err

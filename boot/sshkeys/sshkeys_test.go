@@ -55,7 +55,7 @@ func TestWriteClientFiles(t *testing.T) {
 	k, _ := Generate()
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "id_ed25519"), []byte("old"), 0o644)
-	key, known, err := k.WriteClientFiles(dir, 2222)
+	key, known, err := k.WriteClientFiles(dir, "127.0.0.1:2222")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestWriteClientFiles(t *testing.T) {
 	if b, _ := os.ReadFile(key); !bytes.Equal(b, k.ClientKeyPEM()) {
 		t.Error("key file content")
 	}
-	line := k.KnownHostsLine(2222)
+	line := k.KnownHostsLine("127.0.0.1:2222")
 	if !strings.HasPrefix(line, "[127.0.0.1]:2222 ssh-ed25519 ") {
 		t.Errorf("known_hosts line %q", line)
 	}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -70,9 +73,16 @@ services:
 // mustRead returns the VM's forwarded SSH port from its meta.json.
 func mustRead(t *testing.T, state, name string) string {
 	t.Helper()
-	out, err := exec.Command("sh", "-c", fmt.Sprintf(`grep -o '"ssh_port": *[0-9]*' %s/%s/meta.json | grep -o '[0-9]*$'`, state, name)).Output()
+	b, err := os.ReadFile(filepath.Join(state, name, "meta.json"))
 	if err != nil {
-		t.Fatalf("no ssh_port in meta.json: %v", err)
+		t.Fatal(err)
 	}
-	return string(out)
+	var m struct {
+		SSHAddr string `json:"ssh_addr"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil || m.SSHAddr == "" {
+		t.Fatalf("no ssh_addr in meta.json: %v", err)
+	}
+	_, port, _ := net.SplitHostPort(m.SSHAddr)
+	return port
 }

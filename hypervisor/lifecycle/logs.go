@@ -1,8 +1,9 @@
 package lifecycle
 
 import (
+	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"sync"
@@ -10,8 +11,17 @@ import (
 )
 
 // DefaultConsoleLimit is the size at which console.log is rotated to
-// console.log.1 (one old file is kept).
-const DefaultConsoleLimit = 8 << 20
+// console.log.1 (one old file is kept); events.log rotates likewise at
+// DefaultEventsLimit. A guest that floods either costs at most twice that
+// on disk.
+const (
+	DefaultConsoleLimit = 8 << 20
+	DefaultEventsLimit  = 4 << 20
+)
+
+// maxEventField bounds one field of an events.log line (a service's last
+// output lines come along with its failure).
+const maxEventField = 4 << 10
 
 // rotatingFile is an append-only log rotated at a size limit. The console
 // must never stall on it: errors are remembered, not returned.
@@ -22,6 +32,20 @@ type rotatingFile struct {
 	f     *os.File
 	size  int64
 	err   error
+}
+
+// RotatingLog is a log file rotated to PATH.1 at a size limit, so that a
+// guest that floods it costs at most twice the limit on disk. Writes never
+// fail (the console must not stall on its log): Err says what went wrong.
+type RotatingLog = rotatingFile
+
+// CreateRotating starts a new rotating log at path (an older file there is
+// truncated) rotated at limit bytes (DefaultConsoleLimit when <= 0).
+func CreateRotating(path string, limit int64) (*RotatingLog, error) {
+	if err := os.Truncate(path, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	return openRotating(path, limit)
 }
 
 func openRotating(path string, limit int64) (*rotatingFile, error) {
@@ -154,16 +178,22 @@ func (f *fanout) close() {
 // (RFC 3339, UTC, nanoseconds), kind, name, detail; "-" for an empty field.
 type eventLog struct {
 	mu sync.Mutex
-	w  io.WriteCloser
+	w  *rotatingFile
 }
 
-func openEventLog(path string) (*eventLog, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+func openEventLog(path string, limit int64) (*eventLog, error) {
+	if limit <= 0 {
+		limit = DefaultEventsLimit
+	}
+	f, err := openRotating(path, limit)
 	if err != nil {
 		return nil, err
 	}
 	return &eventLog{w: f}, nil
 }
+
+// Err is the first write error met.
+func (l *eventLog) Err() error { return l.w.Err() }
 
 func (l *eventLog) add(t time.Time, kind, name, detail string) {
 	if l == nil {
@@ -192,7 +222,11 @@ func field(s string) string {
 	}
 	s = strings.ReplaceAll(s, "\r", "")
 	s = strings.ReplaceAll(s, "\n", " | ")
-	return strings.ReplaceAll(s, "\t", " ")
+	s = strings.ReplaceAll(s, "\t", " ")
+	if len(s) > maxEventField {
+		s = fmt.Sprintf("%s … [%d bytes cut]", s[:maxEventField], len(s)-maxEventField)
+	}
+	return s
 }
 
 // EventLine is one parsed line of events.log.

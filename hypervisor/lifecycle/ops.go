@@ -113,7 +113,7 @@ func (s *Store) killLocked(ctx context.Context, v *VM, reason string) (*VM, bool
 	}
 	st := v.State
 	killVerified(st.SupervisorPID, st.SupervisorStart, 5*time.Second)
-	killVerified(st.QEMUPID, st.QEMUStart, 5*time.Second)
+	s.destroyMachine(v)
 	// The supervisor may have recorded its end after all.
 	if v2, gerr := s.get(v.Name, true); gerr == nil && !Running(v2.State.State) && !v2.Corrected {
 		return v2, true, nil
@@ -202,7 +202,7 @@ func (s *Store) Remove(ctx context.Context, name string, force bool) error {
 			s.killLocked(ctx, &VM{Name: name, Dir: s.VMDir(name), State: v.State}, "killed by kitrun rm -f")
 		} else if Running(v.State.State) {
 			killVerified(v.State.SupervisorPID, v.State.SupervisorStart, 5*time.Second)
-			killVerified(v.State.QEMUPID, v.State.QEMUStart, 5*time.Second)
+			s.destroyMachine(v)
 		}
 	case err != nil:
 		return err

@@ -2,22 +2,18 @@ package lifecycle
 
 import (
 	"bufio"
-	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/kitrun/kitrun/hypervisor/procid"
 	"golang.org/x/sys/unix"
 )
 
 // procStat is what kitrun reads of /proc/PID/stat.
-type procStat struct {
-	State byte   // R, S, D, Z, X, …
-	Start uint64 // start time, clock ticks since boot
-}
+type procStat = procid.Stat
 
 // system is the host as the truth-finding sees it; tests replace it.
 type system struct {
@@ -28,33 +24,7 @@ type system struct {
 
 var host = system{stat: readProcStat, bootID: readBootID, now: time.Now}
 
-func readProcStat(pid int) (procStat, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procStat{}, err
-	}
-	return parseProcStat(b)
-}
-
-// parseProcStat reads state (field 3) and starttime (field 22). The command
-// name (field 2) may hold spaces and parentheses: fields are counted after
-// its last ')'.
-func parseProcStat(b []byte) (procStat, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, errors.New("malformed /proc stat")
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); field 22 is f[19].
-	if len(f) < 20 || len(f[0]) != 1 {
-		return procStat{}, errors.New("malformed /proc stat")
-	}
-	start, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return procStat{}, fmt.Errorf("malformed /proc stat: %v", err)
-	}
-	return procStat{State: f[0][0], Start: start}, nil
-}
+func readProcStat(pid int) (procStat, error) { return procid.ReadStat(pid) }
 
 // ProcStart is the start time of a process (0 if unknown).
 func ProcStart(pid int) uint64 {

@@ -8,8 +8,8 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
-// SSHTarget is how to reach a running VM's SSH server: its forwarded port
-// on 127.0.0.1, this boot's client key and the boot's pinned host key.
+// SSHTarget is how to reach a running VM's SSH server: its address, this
+// boot's client key and the boot's pinned host key.
 type SSHTarget struct {
 	Addr           string
 	KeyPath        string
@@ -33,11 +33,11 @@ func (s *Store) SSH(name string) (*SSHTarget, error) {
 	if v.Meta.GuestSSHPort == 0 {
 		return nil, fmt.Errorf("VM %s's image has no SSH server; add `ssh: true` to its spec", name)
 	}
-	if v.Meta.SSHPort == 0 {
+	if v.Meta.SSHAddr == "" {
 		return nil, fmt.Errorf("VM %s has no SSH keys recorded (started by an older kitrun?)", name)
 	}
 	return &SSHTarget{
-		Addr:           fmt.Sprintf("127.0.0.1:%d", v.Meta.SSHPort),
+		Addr:           v.Meta.SSHAddr,
 		KeyPath:        s.Path(name, SSHKeyFile),
 		KnownHostsPath: s.Path(name, SSHKnownHostsFile),
 	}, nil

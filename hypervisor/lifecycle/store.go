@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/procid"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,28 +75,32 @@ type Meta struct {
 	// Spec is the spec file the image was built from, if any.
 	Spec string `json:"spec,omitempty"`
 	Arch string `json:"arch"`
-	// Machine and Accel are what was asked for ("" and "auto" are
-	// defaults); MachineUsed, AccelUsed and AccelReason what QEMU got.
-	Machine     string `json:"machine,omitempty"`
+	// Backend and BackendOptions open the backend that runs the VM
+	// (hypervisor.Open).
+	Backend        string             `json:"backend"`
+	BackendOptions hypervisor.Options `json:"backend_options,omitempty"`
+	// Format is the image format booted ("" for direct kernel boot).
+	Format string `json:"format,omitempty"`
+	// Resources are what was asked for ("" and "auto" are defaults);
+	// MachineUsed, AccelUsed and AccelReason what the backend gave.
+	hypervisor.Resources
 	MachineUsed string `json:"machine_used,omitempty"`
-	Accel       string `json:"accel"`
 	AccelUsed   string `json:"accel_used,omitempty"`
 	AccelReason string `json:"accel_reason,omitempty"`
-	MemoryMiB   int    `json:"memory_mib"`
-	CPUs        int    `json:"cpus"`
-	// Network is the image's network mode (none, user).
+	// Network is the image's network mode (none, auto).
 	Network string `json:"network,omitempty"`
 	// Published are the forwarded TCP ports; GuestSSHPort is the image's
 	// SSH port in the guest (0: none), to be found among them.
 	Published    []Port `json:"published,omitempty"`
 	GuestSSHPort int    `json:"guest_ssh_port,omitempty"`
-	// SSHPort is the host port forwarded to GuestSSHPort for this boot.
-	SSHPort int `json:"ssh_port,omitempty"`
+	// SSHAddr is where the host reaches GuestSSHPort for this boot.
+	SSHAddr string `json:"ssh_addr,omitempty"`
 	// BootTimeout bounds the boot; Grace is the default power-off grace.
-	BootTimeout Duration  `json:"boot_timeout"`
-	Grace       Duration  `json:"grace"`
-	QEMUVersion string    `json:"qemu_version,omitempty"`
-	Created     time.Time `json:"created"`
+	BootTimeout Duration `json:"boot_timeout"`
+	Grace       Duration `json:"grace"`
+	// HypervisorVersion is the backend's version of its hypervisor.
+	HypervisorVersion string    `json:"hypervisor_version,omitempty"`
+	Created           time.Time `json:"created"`
 }
 
 // Port is a published port.
@@ -113,14 +119,19 @@ type State struct {
 	// Failure classifies a failed boot: boot-timeout, service-failed,
 	// panic, early-exit, stopped (stopped before ready) or error.
 	Failure string `json:"failure,omitempty"`
-	// SupervisorPID and QEMUPID with their start times (field 22 of
-	// /proc/PID/stat, clock ticks since the host booted), and the host's
-	// boot id: a pid is only believed when all three match.
+	// SupervisorPID with its start time (field 22 of /proc/PID/stat, clock
+	// ticks since the host booted), and the host's boot id: a pid is only
+	// believed when all three match.
 	SupervisorPID   int    `json:"supervisor_pid,omitempty"`
 	SupervisorStart uint64 `json:"supervisor_start,omitempty"`
-	QEMUPID         int    `json:"qemu_pid,omitempty"`
-	QEMUStart       uint64 `json:"qemu_start,omitempty"`
 	BootID          string `json:"boot_id,omitempty"`
+	// MachineID is the backend's ID of the machine (Meta.Backend): what
+	// finds it again, or destroys it, after its supervisor is gone.
+	MachineID string `json:"machine_id,omitempty"`
+	// MachinePID and MachineStart are the local process that runs the
+	// machine, for backends that run one (QEMU).
+	MachinePID   int    `json:"machine_pid,omitempty"`
+	MachineStart uint64 `json:"machine_start,omitempty"`
 	// Started is when QEMU was started; Ready when all services were;
 	// Stopped when the VM ended (or when its end was found out).
 	Started time.Time `json:"started,omitzero"`
@@ -154,6 +165,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // Store is a state directory holding one subdirectory per VM.
 type Store struct {
 	Dir string
+	// OpenBackend opens a VM's backend by the name and options in its
+	// meta.json; hypervisor.Open when nil.
+	OpenBackend func(name string, o hypervisor.Options) (hypervisor.Backend, error)
 }
 
 // EnvStateDir names the environment variable that overrides the default
@@ -416,6 +430,9 @@ func (s *Store) ReadMeta(name string) (Meta, error) {
 		return m, err
 	}
 	err := s.readJSON(name, MetaFile, &m)
+	if m.Backend == "" {
+		m.Backend = "qemu" // recorded before there were backends to choose
+	}
 	if err == nil && m.Name != name {
 		err = &CorruptError{Name: name, Path: s.Path(name, MetaFile), Err: fmt.Errorf("it names VM %q", m.Name)}
 	}
@@ -429,6 +446,17 @@ func (s *Store) ReadState(name string) (State, error) {
 		return st, err
 	}
 	err := s.readJSON(name, StateFile, &st)
+	if err == nil && st.MachineID == "" {
+		// Recorded before there were backends: QEMU's pid and start time.
+		var legacy struct {
+			PID   int    `json:"qemu_pid"`
+			Start uint64 `json:"qemu_start"`
+		}
+		if s.readJSON(name, StateFile, &legacy) == nil && legacy.PID != 0 {
+			st.MachinePID, st.MachineStart = legacy.PID, legacy.Start
+			st.MachineID = procid.ID{PID: legacy.PID, Start: legacy.Start}.String()
+		}
+	}
 	if err == nil && !slices.Contains(states, st.State) {
 		err = &CorruptError{Name: name, Path: s.Path(name, StateFile), Err: fmt.Errorf("unknown state %q", st.State)}
 	}

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/kitrun/kitrun/hypervisor"
 )
 
 func testStore(t *testing.T) *Store {
@@ -24,7 +26,7 @@ func testStore(t *testing.T) *Store {
 
 func mustCreate(t *testing.T, s *Store, name string, st State) {
 	t.Helper()
-	if err := s.Create(Meta{Name: name, Arch: "x86_64", Accel: "tcg", Created: time.Now()}, st); err != nil {
+	if err := s.Create(Meta{Name: name, Arch: "x86_64", Backend: "fake", Resources: hypervisor.Resources{Accel: "tcg"}, Created: time.Now()}, st); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -261,15 +263,7 @@ func TestLock(t *testing.T) {
 	}
 }
 
-func TestParseProcStat(t *testing.T) {
-	line := "1234 (qemu (x) y) S 1 1234 1234 0 -1 4194560 100 0 0 0 5 6 0 0 20 0 3 0 987654 1000 200 18446744073709551615\n"
-	st, err := parseProcStat([]byte(line))
-	if err != nil || st.State != 'S' || st.Start != 987654 {
-		t.Fatalf("%+v, %v", st, err)
-	}
-	if _, err := parseProcStat([]byte("garbage")); err == nil {
-		t.Error("garbage parsed")
-	}
+func TestAlive(t *testing.T) {
 	// Our own process: alive, start time stable.
 	pid := os.Getpid()
 	if ok, why := host.alive(pid, ProcStart(pid)); !ok {
@@ -402,7 +396,7 @@ func TestRotatingFile(t *testing.T) {
 
 func TestEventLogLines(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "events.log")
-	l, err := openEventLog(p)
+	l, err := openEventLog(p, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

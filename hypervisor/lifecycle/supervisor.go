@@ -22,23 +22,26 @@ import (
 type SuperviseOptions struct {
 	Store *Store
 	Name  string
-	// Backend starts the machine (the CLI passes the QEMU backend).
+	// Backend starts the machine; when nil, the backend named in the VM's
+	// meta.json is opened.
 	Backend hypervisor.Backend
 	// Report, if set, receives the boot's progress as JSON lines (Report)
 	// and is closed once the VM is ready or has failed.
 	Report io.WriteCloser
 	// Log receives the supervisor's own messages (default os.Stderr).
 	Log io.Writer
-	// ConsoleLimit is the size at which console.log rotates (default
-	// DefaultConsoleLimit).
+	// ConsoleLimit and EventsLimit are the sizes at which console.log and
+	// events.log rotate (default DefaultConsoleLimit, DefaultEventsLimit).
 	ConsoleLimit int64
+	EventsLimit  int64
 }
 
 // Report is one line the supervisor writes on its report pipe.
 type Report struct {
 	Event         string    `json:"event"` // booting, ready, failed
 	SupervisorPID int       `json:"supervisor_pid,omitempty"`
-	QEMUPID       int       `json:"qemu_pid,omitempty"`
+	Backend       string    `json:"backend,omitempty"`
+	MachineID     string    `json:"machine_id,omitempty"`
 	Arch          string    `json:"arch,omitempty"`
 	Machine       string    `json:"machine,omitempty"`
 	Accel         string    `json:"accel,omitempty"`
@@ -159,7 +162,7 @@ func Supervise(ctx context.Context, o SuperviseOptions) error {
 	fmt.Fprintf(s.log, "%s kitrun supervisor (pid %d) for VM %s\n", time.Now().Format(time.RFC3339), pid, o.Name)
 
 	if s.console, err = openRotating(s.store.Path(o.Name, ConsoleFile), o.ConsoleLimit); err == nil {
-		s.events, err = openEventLog(s.store.Path(o.Name, EventsFile))
+		s.events, err = openEventLog(s.store.Path(o.Name, EventsFile), o.EventsLimit)
 	}
 	var ln net.Listener
 	if err == nil {
@@ -187,6 +190,9 @@ func Supervise(ctx context.Context, o SuperviseOptions) error {
 	waitGroupTimeout(&s.handlers, 2*time.Second)
 	if err := s.console.Err(); err != nil {
 		fmt.Fprintf(s.log, "console.log: %v\n", err)
+	}
+	if err := s.events.Err(); err != nil {
+		fmt.Fprintf(s.log, "events.log: %v\n", err)
 	}
 	s.mu.Lock()
 	fmt.Fprintf(s.log, "%s VM %s %s: %s\n", time.Now().Format(time.RFC3339), o.Name, s.st.State, s.st.Reason)
@@ -220,8 +226,16 @@ func (s *supervisor) run() {
 		s.endEarly(FailStopped, fmt.Errorf("stopped before it was started: %s", e.reason))
 		return
 	}
-	v, err := vm.Boot(bootCtx, s.o.Backend, img, vm.Options{
-		Machine: s.meta.Machine, Accel: s.meta.Accel, MemoryMiB: s.meta.MemoryMiB, CPUs: s.meta.CPUs,
+	backend := s.o.Backend
+	if backend == nil {
+		if backend, err = hypervisor.Open(s.meta.Backend, s.meta.BackendOptions); err != nil {
+			close(s.booted)
+			s.endEarly(FailError, err)
+			return
+		}
+	}
+	v, err := vm.Boot(bootCtx, backend, img, vm.Options{
+		Resources: s.meta.Resources, Format: s.meta.Format,
 		Publish: publish, Console: io.MultiWriter(s.console, &s.fan), OnEvent: s.onEvent,
 		RuntimeDir: s.store.Path(s.name, RuntimeDir),
 	})
@@ -241,15 +255,18 @@ func (s *supervisor) run() {
 	s.mu.Lock()
 	s.v = v
 	s.ctl, _ = v.Machine.(hypervisor.Controller)
-	s.st.QEMUPID, s.st.QEMUStart, s.st.Started = info.PID, ProcStart(info.PID), info.Started
+	s.st.MachineID, s.st.Started = info.ID, info.Started
+	if p := info.Process; p != nil {
+		s.st.MachinePID, s.st.MachineStart = p.PID, p.Start
+	}
 	if s.ending == nil {
 		s.st.State = Booting
 	}
 	s.persistLocked()
 	s.mu.Unlock()
 	close(s.booted)
-	s.events.add(time.Now(), "state", Booting, fmt.Sprintf("qemu pid %d, %s/%s, accel %s (%s)", info.PID, info.Arch, info.Machine, info.Accel, info.AccelReason))
-	s.meta.MachineUsed, s.meta.AccelUsed, s.meta.AccelReason, s.meta.QEMUVersion = info.Machine, info.Accel, info.AccelReason, info.Version
+	s.events.add(time.Now(), "state", Booting, fmt.Sprintf("%s machine %s, %s/%s, accel %s (%s)", info.Backend, info.ID, info.Arch, info.Machine, info.Accel, info.AccelReason))
+	s.meta.MachineUsed, s.meta.AccelUsed, s.meta.AccelReason, s.meta.HypervisorVersion = info.Machine, info.Accel, info.AccelReason, info.Version
 	if v.SSHKeys() != nil {
 		if err := s.saveSSH(v); err != nil {
 			fmt.Fprintf(s.log, "ssh: %v\n", err)
@@ -258,7 +275,7 @@ func (s *supervisor) run() {
 	if err := s.store.WriteMeta(s.meta); err != nil {
 		fmt.Fprintf(s.log, "meta.json: %v\n", err)
 	}
-	s.report(Report{Event: "booting", SupervisorPID: selfPID(), QEMUPID: info.PID, Arch: info.Arch,
+	s.report(Report{Event: "booting", SupervisorPID: selfPID(), Backend: info.Backend, MachineID: info.ID, Arch: info.Arch,
 		Machine: info.Machine, Accel: info.Accel, AccelReason: info.AccelReason, Published: s.meta.Published})
 
 	err = v.WaitReady(bootCtx, time.Duration(s.meta.BootTimeout))
@@ -346,7 +363,7 @@ func (s *supervisor) finish(v *vm.VM) {
 	case v.Machine.Err() == nil:
 		st.State, st.Reason = Stopped, "the guest powered off"
 	default:
-		st.State, st.Reason = Failed, "qemu exited: "+firstLine(v.Machine.Err().Error())
+		st.State, st.Reason = Failed, "the machine exited: "+firstLine(v.Machine.Err().Error())
 	}
 	s.persistLocked()
 	s.events.add(now, "state", st.State, st.Reason)
@@ -388,7 +405,7 @@ func (s *supervisor) beginEnd(reason string, grace time.Duration, kill bool) (*e
 			s.mu.Unlock()
 			s.events.add(time.Now(), "request", "kill", reason)
 			if v != nil {
-				go v.Machine.Kill()
+				go v.Kill()
 			}
 			return e, nil
 		}
@@ -424,7 +441,7 @@ func (s *supervisor) teardown(e *ending, prev string, grace time.Duration) {
 		return
 	}
 	if kill {
-		e.err = v.Machine.Kill()
+		e.err = v.Kill()
 		return
 	}
 	if prev == Paused && ctl != nil {
@@ -436,7 +453,7 @@ func (s *supervisor) teardown(e *ending, prev string, grace time.Duration) {
 	e.err = v.Shutdown(context.Background(), grace)
 }
 
-func (s *supervisor) onEvent(ev hypervisor.Event) {
+func (s *supervisor) onEvent(ev vm.Event) {
 	s.mu.Lock()
 	start := s.st.Started
 	s.mu.Unlock()
@@ -562,7 +579,9 @@ func (s *supervisor) status() response {
 			st = "unknown (" + err.Error() + ")"
 		}
 		r.Status = st
-		r.RSS = RSS(r.State.QEMUPID)
+		if r.State.MachinePID != 0 {
+			r.RSS = RSS(r.State.MachinePID)
+		}
 	}
 	return r
 }
@@ -692,14 +711,14 @@ func (s *supervisor) attach(c net.Conn, br *bufio.Reader) {
 func (s *supervisor) consoleInput(p []byte) {
 	<-s.booted
 	s.mu.Lock()
-	ctl := s.ctl
+	v := s.v
 	s.mu.Unlock()
-	if ctl == nil || isDone(s.finished) {
+	if v == nil || isDone(s.finished) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestDeadline)
 	defer cancel()
-	if _, err := ctl.WriteConsole(ctx, p); err != nil {
+	if _, err := v.WriteConsole(ctx, p); err != nil {
 		fmt.Fprintf(s.log, "console input: %v\n", err)
 	}
 }
@@ -722,22 +741,22 @@ func waitGroupTimeout(wg *sync.WaitGroup, d time.Duration) {
 	}
 }
 
-// saveSSH copies this boot's client key and pinned host key into the VM's
-// directory and records the forwarded port, for `kitrun ssh NAME`.
+// saveSSH writes this boot's client key and pinned host key into the VM's
+// directory and records the guest's SSH address, for `kitrun ssh NAME`.
 func (s *supervisor) saveSSH(v *vm.VM) error {
-	port, key, known, err := v.SSHInfo()
+	addr, err := v.SSHAddr()
 	if err != nil {
 		return err
 	}
-	for src, dst := range map[string]string{key: SSHKeyFile, known: SSHKnownHostsFile} {
-		b, err := os.ReadFile(src)
-		if err != nil {
-			return err
-		}
-		if err := writeFileAtomic(s.store.Path(s.name, dst), b, 0o600); err != nil {
+	keys := v.SSHKeys()
+	for file, data := range map[string][]byte{
+		SSHKeyFile:        keys.ClientKeyPEM(),
+		SSHKnownHostsFile: []byte(keys.KnownHostsLine(addr) + "\n"),
+	} {
+		if err := writeFileAtomic(s.store.Path(s.name, file), data, 0o600); err != nil {
 			return err
 		}
 	}
-	s.meta.SSHPort = port
+	s.meta.SSHAddr = addr
 	return nil
 }

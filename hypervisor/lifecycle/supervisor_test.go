@@ -5,185 +5,75 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/fake"
 )
 
-// fakeBackend starts fakeMachines: no VM, the same events a kitinit guest
-// sends, so that the whole supervisor and its protocol run in milliseconds.
-type fakeBackend struct {
-	// failService makes the boot fail with a service failure.
-	failService bool
-	// hold, if set, keeps the boot before all-ready until closed.
-	hold chan struct{}
-	mu   sync.Mutex
-	last *fakeMachine
-}
-
-func (b *fakeBackend) Name() string { return "fake" }
-
-func (b *fakeBackend) Start(ctx context.Context, cfg hypervisor.Config) (hypervisor.Machine, error) {
-	m := &fakeMachine{cfg: cfg, events: make(chan hypervisor.Event, 64), done: make(chan struct{}),
-		status: "running", start: time.Now()}
-	b.mu.Lock()
-	b.last = m
-	b.mu.Unlock()
-	go m.boot(b.failService, b.hold)
-	return m, nil
-}
-
-func (b *fakeBackend) machine() *fakeMachine {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.last
-}
-
-type fakeMachine struct {
-	cfg    hypervisor.Config
-	start  time.Time
-	events chan hypervisor.Event
-	done   chan struct{}
-	once   sync.Once
-	mu     sync.Mutex
-	status string
-	err    error
-	input  strings.Builder
-}
-
-func (m *fakeMachine) console(s string) {
-	if m.cfg.Console != nil {
-		m.cfg.Console.Write([]byte(s))
-	}
-}
-
-func (m *fakeMachine) guest(kind, name, detail string) {
-	m.emit(hypervisor.Event{Guest: &initproto.Event{Kind: kind, Name: name, Detail: detail}})
-}
-
-func (m *fakeMachine) emit(e hypervisor.Event) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	select {
-	case <-m.done:
-	default:
-		e.Host = time.Since(m.start)
-		m.events <- e
-	}
-}
-
-func (m *fakeMachine) boot(failService bool, hold chan struct{}) {
-	m.emit(hypervisor.Event{Kind: hypervisor.EvVMMReady, Detail: "fake"})
-	m.console("kitinit: started\n")
-	m.guest(initproto.EvInitStart, "", "")
-	if failService {
-		m.console("[web] boom\n")
-		m.guest(initproto.EvServiceFailed, "web", "exit status 1")
-		return
-	}
-	if hold != nil {
-		select {
-		case <-hold:
-		case <-m.done:
+// fakeGuest plays a kitinit guest on the fake backend: no VM, the events
+// and console lines a kitinit guest sends, so that the whole supervisor and
+// its protocol run in milliseconds. failService makes the boot fail with a
+// service failure; hold, if set, keeps the boot before all-ready until
+// closed.
+func fakeBackend(failService bool, hold chan struct{}) *fake.Backend {
+	return &fake.Backend{Script: func(g *fake.Guest) {
+		g.Say("kitinit: started")
+		g.Emit(initproto.Event{Kind: initproto.EvInitStart})
+		if failService {
+			g.Say("[web] boom")
+			g.Emit(initproto.Event{Kind: initproto.EvServiceFailed, Name: "web", Detail: "exit status 1"})
+			<-g.Killed()
 			return
 		}
-	}
-	m.guest(initproto.EvAllReady, "", "")
-}
-
-func (m *fakeMachine) exit(err error) {
-	m.once.Do(func() {
-		m.mu.Lock()
-		m.err = err
-		detail := "exit status 0"
-		if err != nil {
-			detail = err.Error()
+		ready := true
+		if hold != nil {
+			select {
+			case <-hold:
+			case <-g.Commands():
+				ready = false // asked to power off while booting
+			case <-g.PowerButton():
+				ready = false
+			case <-g.Killed():
+				return
+			}
 		}
-		m.events <- hypervisor.Event{Kind: hypervisor.EvExited, Detail: detail, Host: time.Since(m.start)}
-		close(m.done)
-		close(m.events)
-		m.mu.Unlock()
-	})
-}
-
-func (m *fakeMachine) Events() <-chan hypervisor.Event            { return m.events }
-func (m *fakeMachine) Send(ctx context.Context, cmd string) error { return nil }
-func (m *fakeMachine) Powerdown(ctx context.Context) error        { return nil }
-func (m *fakeMachine) Done() <-chan struct{}                      { return m.done }
-func (m *fakeMachine) Info() hypervisor.Info {
-	// PID 0: no real process may ever be mistaken for this QEMU.
-	return hypervisor.Info{Backend: "fake", Arch: "x86_64", Machine: "q35", Accel: "tcg", AccelReason: "fake", Started: m.start}
-}
-
-func (m *fakeMachine) Err() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.err
-}
-
-// Stop powers off like kitinit: onshutdown, then exit. A paused guest
-// cannot: the power-off is then forced after grace.
-func (m *fakeMachine) Stop(ctx context.Context, grace time.Duration) error {
-	if st, _ := m.RunState(ctx); st == "paused" {
-		time.Sleep(grace)
-		m.exit(nil)
-		return fmt.Errorf("guest did not power off within %s", grace)
-	}
-	m.guest(initproto.EvShutdown, "", "poweroff requested by host")
-	m.guest(initproto.EvTaskDone, "bye", "")
-	m.console("kitinit: shutdown done\n")
-	m.guest(initproto.EvShutdownDone, "", "")
-	m.exit(nil)
-	return nil
-}
-
-func (m *fakeMachine) Kill() error { m.exit(errors.New("signal: killed")); return nil }
-
-func (m *fakeMachine) Pause(ctx context.Context) error  { m.setStatus("paused"); return nil }
-func (m *fakeMachine) Resume(ctx context.Context) error { m.setStatus("running"); return nil }
-func (m *fakeMachine) setStatus(s string) {
-	m.mu.Lock()
-	m.status = s
-	m.mu.Unlock()
-}
-
-func (m *fakeMachine) RunState(ctx context.Context) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.status, nil
-}
-
-func (m *fakeMachine) typed() string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.input.String()
-}
-
-// WriteConsole echoes, as a guest shell would.
-func (m *fakeMachine) WriteConsole(ctx context.Context, p []byte) (int, error) {
-	m.mu.Lock()
-	m.input.Write(p)
-	m.mu.Unlock()
-	m.console("echo: " + string(p))
-	return len(p), nil
+		if ready {
+			g.Emit(initproto.Event{Kind: initproto.EvAllReady})
+			select {
+			case <-g.Commands():
+			case <-g.PowerButton():
+			case <-g.Killed():
+				return
+			}
+		}
+		if st, _ := g.Machine().(hypervisor.Controller).RunState(context.Background()); st == "paused" {
+			<-g.Killed() // a paused guest cannot power off
+			return
+		}
+		g.Emit(initproto.Event{Kind: initproto.EvShutdown, Detail: "poweroff requested by host"})
+		g.Emit(initproto.Event{Kind: initproto.EvTaskDone, Name: "bye"})
+		g.Say("kitinit: shutdown done")
+		g.Emit(initproto.Event{Kind: initproto.EvShutdownDone})
+		g.Exit(nil)
+	}}
 }
 
 // fakeImage writes an image directory image.Load accepts.
 func fakeImage(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	m := image.Manifest{Version: image.ManifestVersion, Name: "fake", Arch: "x86_64", Network: "user",
+	m := image.Manifest{Version: image.ManifestVersion, Name: "fake", Arch: "x86_64", Network: image.NetworkAuto, Platform: "fake",
 		Kernel: image.Blob{SHA256: "k"}, Initrd: image.Initrd{Blob: image.Blob{SHA256: "i"}}}
 	b, _ := json.Marshal(m)
 	os.WriteFile(filepath.Join(dir, image.ManifestFile), b, 0o644)
@@ -196,16 +86,16 @@ func fakeImage(t *testing.T) string {
 type supervised struct {
 	store   *Store
 	name    string
-	backend *fakeBackend
+	backend *fake.Backend
 	cancel  context.CancelFunc
 	result  chan error
 	reports chan Report
 }
 
-func supervise(t *testing.T, store *Store, name string, b *fakeBackend) *supervised {
+func supervise(t *testing.T, store *Store, name string, b *fake.Backend) *supervised {
 	t.Helper()
 	meta := Meta{Name: name, Image: fakeImage(t), KernelSHA256: "k", InitrdSHA256: "i", Arch: "x86_64",
-		Accel: "tcg", MemoryMiB: 128, CPUs: 1, BootTimeout: Duration(10 * time.Second), Grace: Duration(time.Second),
+		Backend: "fake", Resources: hypervisor.Resources{Accel: "tcg", MemoryMiB: 128, CPUs: 1}, BootTimeout: Duration(10 * time.Second), Grace: Duration(time.Second),
 		Published: []Port{{HostAddr: "127.0.0.1", HostPort: 2222, GuestPort: 22}}, Created: time.Now()}
 	if err := store.Create(meta, State{State: Creating}); err != nil {
 		t.Fatal(err)
@@ -306,7 +196,7 @@ func hasEvent(evs []EventLine, kind, name string) bool {
 
 func TestSupervisorLifecycle(t *testing.T) {
 	s := testStore(t)
-	b := &fakeBackend{}
+	b := fakeBackend(false, nil)
 	sv := supervise(t, s, "web", b)
 	ctx := context.Background()
 	if rep := sv.verdict(t); rep.Event != "ready" {
@@ -316,7 +206,7 @@ func TestSupervisorLifecycle(t *testing.T) {
 	if err != nil || v.State.State != Ready || v.State.SupervisorPID == os.Getpid() || v.State.Ready.IsZero() {
 		t.Fatalf("after ready: %+v %v", v, err)
 	}
-	if v.Meta.AccelUsed != "tcg" || v.Meta.MachineUsed != "q35" {
+	if v.Meta.AccelUsed != "none" || v.Meta.MachineUsed != "fake" || v.State.MachineID == "" {
 		t.Errorf("meta not completed: %+v", v.Meta)
 	}
 	if _, err := os.Stat(s.Path("web", ControlSocket)); err != nil {
@@ -353,7 +243,7 @@ func TestSupervisorLifecycle(t *testing.T) {
 		inW.Write([]byte("ls\n"))
 		return strings.Contains(out.String(), "echo: ls")
 	})
-	if !strings.Contains(b.machine().typed(), "ls\n") {
+	if !strings.Contains(b.Guests()[0].Typed(), "ls\n") {
 		t.Error("input did not reach the guest console")
 	}
 
@@ -415,7 +305,7 @@ func TestSupervisorLifecycle(t *testing.T) {
 
 func TestSupervisorStopWhilePausedResumesFirst(t *testing.T) {
 	s := testStore(t)
-	sv := supervise(t, s, "web", &fakeBackend{})
+	sv := supervise(t, s, "web", fakeBackend(false, nil))
 	sv.verdict(t)
 	ctx := context.Background()
 	if _, err := s.Pause(ctx, "web"); err != nil {
@@ -429,11 +319,11 @@ func TestSupervisorStopWhilePausedResumesFirst(t *testing.T) {
 
 func TestSupervisorForcedStopIsRecorded(t *testing.T) {
 	s := testStore(t)
-	b := &fakeBackend{}
+	b := fakeBackend(false, nil)
 	sv := supervise(t, s, "web", b)
 	sv.verdict(t)
 	// Paused behind the supervisor's back: the guest cannot power off.
-	b.machine().setStatus("paused")
+	b.Guests()[0].Machine().(hypervisor.Controller).Pause(context.Background())
 	v, _, err := s.Stop(context.Background(), "web", 200*time.Millisecond)
 	if err != nil || v.State.State != Stopped || !v.State.Forced || !strings.Contains(v.State.Reason, "forced: guest did not power off") {
 		t.Fatalf("forced stop: %+v %v", v.State, err)
@@ -442,7 +332,7 @@ func TestSupervisorForcedStopIsRecorded(t *testing.T) {
 
 func TestSupervisorKill(t *testing.T) {
 	s := testStore(t)
-	sv := supervise(t, s, "web", &fakeBackend{})
+	sv := supervise(t, s, "web", fakeBackend(false, nil))
 	sv.verdict(t)
 	v, changed, err := s.Kill(context.Background(), "web")
 	if err != nil || !changed || v.State.State != Stopped || v.State.Reason != "killed by kitrun kill" {
@@ -456,20 +346,20 @@ func TestSupervisorKill(t *testing.T) {
 
 func TestSupervisorMachineCrash(t *testing.T) {
 	s := testStore(t)
-	b := &fakeBackend{}
+	b := fakeBackend(false, nil)
 	sv := supervise(t, s, "web", b)
 	sv.verdict(t)
-	b.machine().exit(errors.New("signal: killed"))
+	b.Guests()[0].Exit(errors.New("signal: killed"))
 	sv.ended(t)
 	v, err := s.Get("web")
-	if err != nil || v.State.State != Failed || v.State.Reason != "qemu exited: signal: killed" {
+	if err != nil || v.State.State != Failed || v.State.Reason != "the machine exited: signal: killed" {
 		t.Fatalf("after a crash: %+v %v", v, err)
 	}
 }
 
 func TestSupervisorBootFailure(t *testing.T) {
 	s := testStore(t)
-	sv := supervise(t, s, "web", &fakeBackend{failService: true})
+	sv := supervise(t, s, "web", fakeBackend(true, nil))
 	rep := sv.verdict(t)
 	if rep.Event != "failed" || rep.Failure != FailServiceFailed || !strings.Contains(rep.Error, "service web failed") {
 		t.Fatalf("verdict %+v", rep)
@@ -484,8 +374,9 @@ func TestSupervisorBootFailure(t *testing.T) {
 
 func TestSupervisorStopWhileBooting(t *testing.T) {
 	s := testStore(t)
-	b := &fakeBackend{hold: make(chan struct{})}
-	defer close(b.hold)
+	hold := make(chan struct{})
+	defer close(hold)
+	b := fakeBackend(false, hold)
 	sv := supervise(t, s, "web", b)
 	waitFor(t, func() bool { v, _ := s.Get("web"); return v != nil && v.State.State == Booting })
 	v, changed, err := s.Stop(context.Background(), "web", time.Second)
@@ -500,7 +391,7 @@ func TestSupervisorStopWhileBooting(t *testing.T) {
 
 func TestSupervisorSignalStopsGracefully(t *testing.T) {
 	s := testStore(t)
-	sv := supervise(t, s, "web", &fakeBackend{})
+	sv := supervise(t, s, "web", fakeBackend(false, nil))
 	sv.verdict(t)
 	sv.cancel()
 	sv.ended(t)
@@ -513,7 +404,7 @@ func TestSupervisorSignalStopsGracefully(t *testing.T) {
 func TestSupervisorRefusesAVMNotBeingCreated(t *testing.T) {
 	s := testStore(t)
 	mustCreate(t, s, "web", State{State: Stopped})
-	err := Supervise(context.Background(), SuperviseOptions{Store: s, Name: "web", Backend: &fakeBackend{}, Log: io.Discard})
+	err := Supervise(context.Background(), SuperviseOptions{Store: s, Name: "web", Backend: fakeBackend(false, nil), Log: io.Discard})
 	if err == nil || !strings.Contains(err.Error(), "is stopped") {
 		t.Fatalf("got %v", err)
 	}
@@ -521,7 +412,7 @@ func TestSupervisorRefusesAVMNotBeingCreated(t *testing.T) {
 
 func TestLogsFollowEndsWithTheVM(t *testing.T) {
 	s := testStore(t)
-	sv := supervise(t, s, "web", &fakeBackend{})
+	sv := supervise(t, s, "web", fakeBackend(false, nil))
 	sv.verdict(t)
 	var out qemutest.Buffer
 	done := make(chan error, 1)
@@ -555,7 +446,7 @@ func TestControlSocketDeadline(t *testing.T) {
 	requestDeadline = 200 * time.Millisecond
 	t.Cleanup(func() { requestDeadline = old }) // after the supervisor's
 	s := testStore(t)
-	sv := supervise(t, s, "web", &fakeBackend{})
+	sv := supervise(t, s, "web", fakeBackend(false, nil))
 	sv.verdict(t)
 	// A client that connects and says nothing is dropped.
 	c, err := s.dial(context.Background(), "web")

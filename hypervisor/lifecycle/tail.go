@@ -30,7 +30,9 @@ func (s *Store) Logs(ctx context.Context, name string, w io.Writer, o LogOptions
 	path := s.Path(name, ConsoleFile)
 	if o.Events {
 		path = s.Path(name, EventsFile)
-	} else if f, err := os.Open(path + ".1"); err == nil {
+	}
+	// Both logs rotate: the older part first.
+	if f, err := os.Open(path + ".1"); err == nil {
 		_, err := io.Copy(w, f)
 		f.Close()
 		if err != nil {

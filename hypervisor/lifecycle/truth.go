@@ -1,9 +1,12 @@
 package lifecycle
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/kitrun/kitrun/hypervisor"
 )
 
 // creatingGrace is how long a VM may stay "creating" without a supervisor
@@ -22,8 +25,9 @@ type VM struct {
 	// Corrected says State differs from state.json: its supervisor is
 	// gone and the file has not (yet) been updated.
 	Corrected bool
-	// StrayQEMU is a QEMU still alive although its supervisor is gone.
-	StrayQEMU bool
+	// StrayMachine is a machine still alive although its supervisor is
+	// gone.
+	StrayMachine bool
 }
 
 // Running says whether the VM's supervisor is (believed) alive.
@@ -95,8 +99,8 @@ func (s *Store) get(name string, locked bool) (*VM, error) {
 		return v, nil
 	}
 	v.State, v.Corrected = truth, true
-	if ok, _ := host.alive(st.QEMUPID, st.QEMUStart); ok && st.QEMUStart != 0 {
-		v.StrayQEMU = true
+	if s.machineAlive(v) {
+		v.StrayMachine = true
 	}
 	if locked {
 		s.settle(v)
@@ -116,14 +120,16 @@ func (s *Store) get(name string, locked bool) (*VM, error) {
 	return v, nil
 }
 
-// settle persists a corrected state and kills a QEMU that survived its
-// supervisor. The caller holds the lock.
+// settle persists a corrected state and destroys a machine that survived
+// its supervisor. The caller holds the lock.
 func (s *Store) settle(v *VM) {
-	if v.StrayQEMU {
-		if killVerified(v.State.QEMUPID, v.State.QEMUStart, 5*time.Second) {
-			v.State.Reason += fmt.Sprintf("; its QEMU (pid %d) was still running and has been killed", v.State.QEMUPID)
+	if v.StrayMachine {
+		if err := s.destroyMachine(v); err == nil {
+			v.State.Reason += fmt.Sprintf("; its machine (%s %s) was still running and has been destroyed", v.Meta.Backend, v.State.MachineID)
+		} else {
+			v.State.Reason += fmt.Sprintf("; its machine (%s %s) is still running and could not be destroyed: %v", v.Meta.Backend, v.State.MachineID, err)
 		}
-		v.StrayQEMU = false
+		v.StrayMachine = false
 	}
 	if s.WriteState(v.Name, v.State) == nil {
 		v.Corrected = false
@@ -156,13 +162,54 @@ func (v *VM) Uptime() time.Duration {
 	return time.Since(v.State.Started)
 }
 
-// QEMURSS is QEMU's resident memory in bytes while the VM runs (0 if not).
-func (v *VM) QEMURSS() int64 {
-	if !v.Running() {
+// MachineRSS is the resident memory in bytes of the local process that
+// runs the machine, while the VM runs (0 if not, or if the backend runs no
+// local process).
+func (v *VM) MachineRSS() int64 {
+	if !v.Running() || v.State.MachinePID == 0 {
 		return 0
 	}
-	if ok, _ := host.alive(v.State.QEMUPID, v.State.QEMUStart); !ok {
+	if ok, _ := host.alive(v.State.MachinePID, v.State.MachineStart); !ok {
 		return 0
 	}
-	return RSS(v.State.QEMUPID)
+	return RSS(v.State.MachinePID)
+}
+
+// backend opens the backend that runs a VM.
+func (s *Store) backend(v *VM) (hypervisor.Backend, error) {
+	open := s.OpenBackend
+	if open == nil {
+		open = hypervisor.Open
+	}
+	return open(v.Meta.Backend, v.Meta.BackendOptions)
+}
+
+// machineAlive asks the VM's backend whether its machine still runs.
+func (s *Store) machineAlive(v *VM) bool {
+	if v.State.MachineID == "" {
+		return false
+	}
+	b, err := s.backend(v)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opDeadline)
+	defer cancel()
+	ok, err := b.Alive(ctx, v.State.MachineID)
+	return err == nil && ok
+}
+
+// destroyMachine ends a VM's machine through its backend, from this
+// process: the supervisor that started it is gone.
+func (s *Store) destroyMachine(v *VM) error {
+	if v.State.MachineID == "" {
+		return nil
+	}
+	b, err := s.backend(v)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*opDeadline)
+	defer cancel()
+	return b.Destroy(ctx, v.State.MachineID)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kitrun/kitrun/boot/arch"
-	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/boot/atomicfile"
 )
 
 // probeDeadline is how long a KVM boot may take to reach the kernel's
@@ -26,31 +25,35 @@ import (
 const probeDeadline = 3 * time.Second
 
 // resolveAccel turns "auto" into kvm or tcg, with the reason.
-func (b *Backend) resolveAccel(ctx context.Context, cfg hypervisor.Config, machineName string, mt machineType, binary string) (string, string, error) {
-	switch cfg.Accel {
+func (b *Backend) resolveAccel(ctx context.Context, a arch.Arch, want, machineName string, mt machineType, binary, kernel string) (string, string, error) {
+	switch want {
 	case "tcg":
 		return "tcg", "requested", nil
 	case "kvm":
-		if reason := kvmUnusable(cfg.Arch); reason != "" {
+		if reason := kvmUnusable(a); reason != "" {
 			return "", "", fmt.Errorf("--accel kvm: %s", reason)
 		}
 		return "kvm", "requested", nil
 	case "", "auto":
 	default:
-		return "", "", fmt.Errorf("unknown accelerator %q; valid: auto, kvm, tcg", cfg.Accel)
+		return "", "", fmt.Errorf("unknown accelerator %q; valid: auto, kvm, tcg", want)
 	}
-	if reason := kvmUnusable(cfg.Arch); reason != "" {
+	if reason := kvmUnusable(a); reason != "" {
 		return "tcg", reason, nil
 	}
-	key, err := probeKey(binary, cfg.Arch.Name, machineName)
+	key, err := probeKey(binary, a.Name, machineName)
 	if err != nil {
 		return "", "", err
 	}
 	cache := b.probeCachePath()
-	if r, ok := readProbeCache(cache, key); ok {
+	if r, ok := readProbeCache(cache, key, time.Now()); ok {
 		return r.Accel, r.Reason + " (cached probe)", nil
 	}
-	r := probeKVM(ctx, cfg, mt, binary)
+	r, err := probeKVM(ctx, mt, binary, kernel)
+	if err != nil {
+		// Cut short (the caller gave up): no answer, nothing cached.
+		return "", "", fmt.Errorf("KVM probe: %w", err)
+	}
 	writeProbeCache(cache, key, r)
 	return r.Accel, r.Reason, nil
 }
@@ -72,32 +75,40 @@ type probeResult struct {
 	Accel  string    `json:"accel"`
 	Reason string    `json:"reason"`
 	When   time.Time `json:"when"`
+	// Expires, when set, bounds how long the answer holds: a probe that
+	// ran out of time says KVM hangs here, or only that the host was too
+	// busy to tell; either way it is asked again later.
+	Expires time.Time `json:"expires,omitzero"`
 }
+
+// hangRecheck is how long a probe that ran out of time is believed.
+const hangRecheck = time.Hour
 
 // probeKVM boots the real kernel under KVM with no initramfs: a working
 // KVM reaches the "unable to mount root" panic, which panic=-1 and
 // -no-reboot turn into a QEMU exit, well within probeDeadline. The device
-// file existing proves nothing (see NOTES): only a booting 64-bit kernel
-// does.
-func probeKVM(ctx context.Context, cfg hypervisor.Config, mt machineType, binary string) probeResult {
+// file existing proves nothing (see the README): only a booting 64-bit
+// kernel does. QEMU exiting is a definite answer; running out of the
+// probe's own time is one that expires (hangRecheck); ctx ending first is
+// no answer at all (an error).
+func probeKVM(ctx context.Context, mt machineType, binary, kernel string) (probeResult, error) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, probeDeadline)
-	defer cancel()
 	args := []string{
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-machine", mt.machine, "-accel", "kvm", "-cpu", mt.cpu["kvm"], "-m", "128",
-		"-kernel", cfg.Kernel, "-append", "panic=-1 console=ttyS0",
+		"-kernel", kernel, "-append", "panic=-1 console=ttyS0",
 		"-serial", "none", "-monitor", "none",
 	}
 	cmd := exec.Command(binary, args...)
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = &limitedWriter{w: &stderr, n: 4 << 10}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return probeResult{Accel: "tcg", Reason: "KVM probe could not start QEMU: " + err.Error(), When: time.Now()}
+	done, err := startLocked(cmd)
+	if err != nil {
+		return probeResult{Accel: "tcg", Reason: "KVM probe could not start QEMU: " + err.Error(), When: time.Now()}, nil
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	deadline := time.NewTimer(probeDeadline)
+	defer deadline.Stop()
 	select {
 	case err := <-done:
 		took := time.Since(start).Round(time.Millisecond)
@@ -106,13 +117,19 @@ func probeKVM(ctx context.Context, cfg hypervisor.Config, mt machineType, binary
 			if msg == "" {
 				msg = err.Error()
 			}
-			return probeResult{Accel: "tcg", Reason: fmt.Sprintf("KVM probe failed after %s: %s", took, firstLine(msg)), When: time.Now()}
+			return probeResult{Accel: "tcg", Reason: fmt.Sprintf("KVM probe failed after %s: %s", took, firstLine(msg)), When: time.Now()}, nil
 		}
-		return probeResult{Accel: "kvm", Reason: fmt.Sprintf("KVM probe booted a kernel in %s", took), When: time.Now()}
+		return probeResult{Accel: "kvm", Reason: fmt.Sprintf("KVM probe booted a kernel in %s", took), When: time.Now()}, nil
+	case <-deadline.C:
+		unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+		<-done
+		now := time.Now()
+		return probeResult{Accel: "tcg", Reason: fmt.Sprintf("/dev/kvm exists but a KVM guest kernel did not boot within %s (nested virtualisation?)", probeDeadline),
+			When: now, Expires: now.Add(hangRecheck)}, nil
 	case <-ctx.Done():
 		unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
 		<-done
-		return probeResult{Accel: "tcg", Reason: fmt.Sprintf("/dev/kvm exists but a KVM guest kernel did not boot within %s (nested virtualisation?)", probeDeadline), When: time.Now()}
+		return probeResult{}, ctx.Err()
 	}
 }
 
@@ -150,13 +167,16 @@ func (b *Backend) probeCachePath() string {
 	return filepath.Join(dir, "kitrun", "accel-probe.json")
 }
 
-func readProbeCache(path, key string) (probeResult, bool) {
+func readProbeCache(path, key string, now time.Time) (probeResult, bool) {
 	var all map[string]probeResult
 	b, err := os.ReadFile(path)
 	if err != nil || json.Unmarshal(b, &all) != nil {
 		return probeResult{}, false
 	}
 	r, ok := all[key]
+	if ok && !r.Expires.IsZero() && now.After(r.Expires) {
+		return probeResult{}, false
+	}
 	return r, ok
 }
 
@@ -171,22 +191,7 @@ func writeProbeCache(path, key string, r probeResult) {
 	if err != nil {
 		return
 	}
-	_ = writeFileAtomic(path, b)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+	if os.MkdirAll(filepath.Dir(path), 0o755) == nil {
+		_ = atomicfile.Write(path, b, 0o644)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

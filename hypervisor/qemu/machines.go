@@ -2,12 +2,17 @@ package qemu
 
 import (
 	"fmt"
-	"strings"
+
+	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/initproto"
+	"github.com/kitrun/kitrun/boot/platform"
 )
 
-// machineType is how QEMU makes one machine type of one arch. What the guest
-// sees of it (device names, modules) is in boot/arch; this row must agree.
+// machineType is one machine type of one arch: what the guest sees of it
+// (its platform hardware) and how QEMU makes it. One row holds both, so the
+// two cannot disagree.
 type machineType struct {
+	hw     platform.Hardware
 	binary string
 	// machine is the -machine value.
 	machine string
@@ -19,18 +24,19 @@ type machineType struct {
 	nic func(netdev string) []string
 	// extra devices every boot gets (pvpanic where the kernel has it).
 	extra []string
-	// pvpanic: the guest kernel reports panics to the VMM.
-	pvpanic bool
 	// tscHint: the machine has no timer (HPET, ACPI PM) the kernel can
 	// calibrate the TSC against besides the PIT, and under TCG on a busy
 	// host that calibration fails and the boot hangs (seen on microvm).
 	// The kernel is then told the TSC frequency (tsc_early_khz).
 	tscHint bool
-	// timerCheck: the kernel verifies the timer interrupt through the
-	// IO-APIC at boot and panics ("IO-APIC + timer doesn't work") when a
-	// loaded host delays the emulated timer under TCG; no_timer_check
-	// skips that test, as cloud images do.
-	timerCheck bool
+	// firmware boots disk images: BIOS and EFI code (and EFI variables
+	// template) from Debian's seabios, ovmf and qemu-efi-aarch64.
+	bios    string // "" is QEMU's default (SeaBIOS on x86); "none": no BIOS boot
+	efiCode string
+	efiVars string
+	// disk and cdrom attach a drive (by its -drive id).
+	disk  func(id string) []string
+	cdrom func(id string) []string
 }
 
 func secondSerial(chardev string) []string { return []string{"-serial", "chardev:" + chardev} }
@@ -44,31 +50,82 @@ func nicMMIO(netdev string) []string {
 	return []string{"-device", "virtio-net-device,netdev=" + netdev}
 }
 
+func diskPCI(id string) []string  { return []string{"-device", "virtio-blk-pci,drive=" + id} }
+func cdromIDE(id string) []string { return []string{"-device", "ide-cd,drive=" + id + ",bus=ide.0"} }
+func cdromSCSI(id string) []string {
+	return []string{"-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-cd,drive=" + id + ",bus=scsi0.0"}
+}
+
+// userNetwork is QEMU's user-mode network as the guest sees it: the
+// guest's address, the gateway and the DNS server slirp provides.
+var userNetwork = platform.Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3"}
+
+// x86 under TCG: the kernel verifies the timer interrupt through the
+// IO-APIC at boot and panics ("IO-APIC + timer doesn't work") when a loaded
+// host delays the emulated timer; no_timer_check skips that test, as cloud
+// images do.
+var x86Args = append([]string{"no_timer_check"}, commonArgs...)
+
+// nosoftlockup: a vCPU that the host did not schedule for a while is not a
+// guest kernel that locked up, but the watchdog reports a "BUG: soft
+// lockup" (seen under TCG on a loaded host, with a clock that jumped).
+var commonArgs = []string{"nosoftlockup"}
+
 // machines is keyed by arch name, then machine name.
 var machines = map[string]map[string]machineType{
 	"x86_64": {
 		"q35": {
-			binary:     "qemu-system-x86_64",
-			machine:    "q35",
-			cpu:        map[string]string{"tcg": "qemu64", "kvm": "host"},
-			channel:    secondSerial,
-			nic:        nicPCI,
-			extra:      []string{"-device", "pvpanic"},
-			pvpanic:    true,
-			timerCheck: true,
+			// q35 finds a second 16550 through ACPI, so its channel
+			// needs no module.
+			hw: platform.Hardware{
+				Console: "ttyS0", Channel: "/dev/ttyS1",
+				NICModules:   []string{"virtio_pci", "virtio_net"},
+				PanicModules: []string{"pvpanic_mmio"},
+				KernelArgs:   x86Args,
+				DiskSeed:     initproto.SeedFwCfg,
+				SeedModules:  []string{"qemu_fw_cfg"},
+			},
+			binary:  "qemu-system-x86_64",
+			machine: "q35",
+			cpu:     map[string]string{"tcg": "qemu64", "kvm": "host"},
+			channel: secondSerial,
+			nic:     nicPCI,
+			extra:   []string{"-device", "pvpanic"},
+			efiCode: "/usr/share/OVMF/OVMF_CODE_4M.fd",
+			efiVars: "/usr/share/OVMF/OVMF_VARS_4M.fd",
+			disk:    diskPCI,
+			cdrom:   cdromIDE,
 		},
 		"microvm": {
-			binary:     "qemu-system-x86_64",
-			machine:    "microvm",
-			cpu:        map[string]string{"tcg": "qemu64", "kvm": "host"},
-			channel:    virtconsoleMMIO,
-			nic:        nicMMIO,
-			tscHint:    true,
-			timerCheck: true,
+			// microvm describes only one UART: the channel is
+			// virtio-console on virtio-mmio.
+			hw: platform.Hardware{
+				Console: "ttyS0", Channel: "/dev/hvc0",
+				ChannelModules: []string{"virtio_mmio", "virtio_console"},
+				NICModules:     []string{"virtio_mmio", "virtio_net"},
+				KernelArgs:     x86Args,
+			},
+			binary:  "qemu-system-x86_64",
+			machine: "microvm",
+			cpu:     map[string]string{"tcg": "qemu64", "kvm": "host"},
+			channel: virtconsoleMMIO,
+			nic:     nicMMIO,
+			tscHint: true,
+			bios:    "none", // microvm boots kernels only
 		},
 	},
 	"aarch64": {
 		"virt": {
+			// virt has one PL011; the channel is virtio-console on
+			// virtio-mmio, which needs fewer modules than PCI.
+			hw: platform.Hardware{
+				Console: "ttyAMA0", Channel: "/dev/hvc0",
+				ChannelModules: []string{"virtio_mmio", "virtio_console"},
+				NICModules:     []string{"virtio_mmio", "virtio_net"},
+				DiskSeed:       initproto.SeedFwCfg,
+				SeedModules:    []string{"qemu_fw_cfg"},
+				KernelArgs:     commonArgs,
+			},
 			binary:  "qemu-system-aarch64",
 			machine: "virt",
 			// -cpu max emulates pointer authentication expensively under
@@ -76,22 +133,43 @@ var machines = map[string]map[string]machineType{
 			cpu:     map[string]string{"tcg": "cortex-a57", "kvm": "host"},
 			channel: virtconsoleMMIO,
 			nic:     nicMMIO,
+			bios:    "none",
+			efiCode: "/usr/share/AAVMF/AAVMF_CODE.fd",
+			efiVars: "/usr/share/AAVMF/AAVMF_VARS.fd",
+			disk:    diskPCI,
+			cdrom:   cdromSCSI,
 		},
 	},
 }
 
-func lookupMachine(archName, name string) (machineType, error) {
-	byName, ok := machines[archName]
+// defaultMachine is each arch's default machine type.
+var defaultMachine = map[string]string{"x86_64": "q35", "aarch64": "virt"}
+
+// platformOf is the QEMU platform of arch a.
+func platformOf(a arch.Arch) (platform.Platform, error) {
+	byName, ok := machines[a.Name]
 	if !ok {
-		return machineType{}, fmt.Errorf("the QEMU backend has no machines for %s", archName)
+		return platform.Platform{}, fmt.Errorf("the QEMU backend has no machines for %s", a.Name)
 	}
-	mt, ok := byName[name]
-	if !ok {
-		var names []string
-		for n := range byName {
-			names = append(names, n)
-		}
-		return machineType{}, fmt.Errorf("the QEMU backend has no machine %q for %s; valid: %s", name, archName, strings.Join(names, ", "))
+	p := platform.Platform{
+		Name: "qemu", Arch: a, Machines: map[string]platform.Hardware{},
+		DefaultMachine: defaultMachine[a.Name], Network: userNetwork,
 	}
-	return mt, nil
+	for n, mt := range byName {
+		p.Machines[n] = mt.hw
+	}
+	return p, nil
+}
+
+// lookupMachine finds a machine type ("" is the arch's default).
+func lookupMachine(a arch.Arch, name string) (string, machineType, error) {
+	p, err := platformOf(a)
+	if err != nil {
+		return "", machineType{}, err
+	}
+	name, _, err = p.Machine(name)
+	if err != nil {
+		return "", machineType{}, err
+	}
+	return name, machines[a.Name][name], nil
 }

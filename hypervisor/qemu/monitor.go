@@ -11,11 +11,8 @@ import (
 
 	"github.com/digitalocean/go-qemu/qmp"
 
-	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/hypervisor"
 )
-
-type archHardware = arch.Hardware
 
 // monitorDeadline bounds finding and greeting QMP: QEMU creates the socket
 // before it runs the guest, so this is only ever reached when QEMU failed.
@@ -37,7 +34,7 @@ func (m *machine) connectMonitor(path string) {
 	if err != nil {
 		return
 	}
-	m.emit(hypervisor.Event{Kind: hypervisor.EvVMMReady, Detail: mon.Version.String()})
+	m.emit(hypervisor.BackendEvent{Kind: hypervisor.EvVMMReady, Detail: mon.Version.String()})
 	events, err := mon.Events(context.Background())
 	if err != nil {
 		return
@@ -45,9 +42,9 @@ func (m *machine) connectMonitor(path string) {
 	for ev := range events {
 		switch ev.Event {
 		case "GUEST_PANICKED":
-			m.emit(hypervisor.Event{Kind: hypervisor.EvGuestPanic, Detail: "pvpanic: " + fmt.Sprint(ev.Data)})
+			m.emit(hypervisor.BackendEvent{Kind: hypervisor.EvGuestPanic, Detail: "pvpanic: " + fmt.Sprint(ev.Data)})
 		case "POWERDOWN":
-			m.emit(hypervisor.Event{Kind: hypervisor.EvPowerdown})
+			m.emit(hypervisor.BackendEvent{Kind: hypervisor.EvPowerdown})
 		}
 	}
 }
@@ -139,12 +136,6 @@ func (m *machine) closeMonitor() {
 	if mon != nil {
 		mon.Disconnect()
 	}
-}
-
-// Powerdown implements hypervisor.Machine.
-func (m *machine) Powerdown(ctx context.Context) error {
-	_, err := m.runQMP(ctx, "system_powerdown", nil)
-	return err
 }
 
 // RunState implements hypervisor.Controller: QEMU's run state ("running",

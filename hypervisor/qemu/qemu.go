@@ -1,15 +1,24 @@
 // Package qemu is kitrun's QEMU backend. It owns QEMU command lines (from a
-// per-arch table of machine types), the wiring of console, event channel and
-// QMP monitor to sockets kitrun holds, the accelerator probe, and teardown.
+// per-arch table of machine types that also says what the guest sees of
+// each: the platform), the wiring of console, event channel and QMP monitor
+// to sockets kitrun holds, firmware for disk images, the accelerator probe,
+// host memory figures, and forced teardown. It knows nothing of kitinit's
+// protocol (hypervisor/vm does).
 //
 // Console and event channel are socketpairs handed to QEMU as inherited file
 // descriptors, so no byte the guest writes can be lost to a connect race and
 // nothing is left on the filesystem; QMP is a unix socket in a private
-// runtime directory because go-qemu's monitor dials by address.
+// runtime directory because go-qemu's monitor dials by address. Nothing is
+// left to QEMU's defaults (-nodefaults): every device is named here.
+//
+// QEMU never outlives kitrun, even after kill -9: it is started with a
+// parent-death signal from an OS thread kept for that purpose until QEMU is
+// reaped (Linux sends the signal when the thread that forked exits, not the
+// process), and in a process group of its own so that a terminal's Ctrl-C
+// reaches kitrun only.
 package qemu
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -18,8 +27,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,12 +34,12 @@ import (
 	"time"
 
 	"github.com/digitalocean/go-qemu/qmp"
-	"github.com/hashicorp/go-multierror"
 	"golang.org/x/sys/unix"
 
 	"github.com/kitrun/kitrun/boot/arch"
-	"github.com/kitrun/kitrun/boot/initproto"
+	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/procid"
 )
 
 // Backend starts QEMU machines. The zero value is ready to use.
@@ -46,19 +53,86 @@ type Backend struct {
 
 var _ hypervisor.Backend = (*Backend)(nil)
 
+func init() {
+	hypervisor.Register("qemu", func(o hypervisor.Options) (hypervisor.Backend, error) {
+		if err := o.Check("qemu", "binary-dir", "probe-cache"); err != nil {
+			return nil, err
+		}
+		return &Backend{BinaryDir: o["binary-dir"], ProbeCache: o["probe-cache"]}, nil
+	})
+}
+
 // Name implements hypervisor.Backend.
 func (b *Backend) Name() string { return "qemu" }
 
-// consoleTail is how many console lines a machine keeps for error reports.
-const consoleTail = 200
+// Platform implements hypervisor.Backend.
+func (b *Backend) Platform(a arch.Arch) (platform.Platform, error) { return platformOf(a) }
+
+// Verify implements hypervisor.Backend: QEMU for a must be installed.
+func (b *Backend) Verify(ctx context.Context, a arch.Arch) error {
+	_, mt, err := lookupMachine(a, "")
+	if err != nil {
+		return err
+	}
+	_, err = b.findBinary(mt.binary)
+	return err
+}
+
+// Version implements hypervisor.Backend, e.g. "7.2.22 (Debian
+// 1:7.2+dfsg-7+deb12u18+b3)".
+func (b *Backend) Version(ctx context.Context, a arch.Arch) (string, error) {
+	_, mt, err := lookupMachine(a, "")
+	if err != nil {
+		return "", err
+	}
+	bin, err := b.findBinary(mt.binary)
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s --version: %w", bin, err)
+	}
+	line := firstLine(strings.TrimSpace(string(out)))
+	return strings.TrimPrefix(line, "QEMU emulator version "), nil
+}
+
+// Destroy implements hypervisor.Backend: the ID is QEMU's PID and start
+// time, so a PID reused by another process is never killed.
+func (b *Backend) Destroy(ctx context.Context, id string) error {
+	pid, err := procid.Parse(id)
+	if err != nil {
+		return err
+	}
+	if pid.Kill(5*time.Second) && !pid.WaitGone(0) {
+		return fmt.Errorf("qemu (pid %d) still running 5s after SIGKILL", pid.PID)
+	}
+	return nil
+}
+
+// Alive implements hypervisor.Backend.
+func (b *Backend) Alive(ctx context.Context, id string) (bool, error) {
+	pid, err := procid.Parse(id)
+	if err != nil {
+		return false, err
+	}
+	ok, _ := pid.Alive()
+	return ok, nil
+}
 
 // Start implements hypervisor.Backend.
-func (b *Backend) Start(ctx context.Context, cfg hypervisor.Config) (hypervisor.Machine, error) {
-	machineName, hw, err := cfg.Arch.Machine(cfg.Machine)
-	if err != nil {
-		return nil, err
+func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.Machine, error) {
+	img := spec.Image
+	if img == nil {
+		return nil, errors.New("qemu: no image to boot")
 	}
-	mt, err := lookupMachine(cfg.Arch.Name, machineName)
+	if img.Manifest.Platform != "qemu" {
+		return nil, fmt.Errorf("image %s was built for the %s platform, not qemu; rebuild it with --backend qemu", img.Manifest.Name, img.Manifest.Platform)
+	}
+	res := spec.Resources.WithDefaults()
+	machineName, mt, err := lookupMachine(img.Arch, res.Machine)
 	if err != nil {
 		return nil, err
 	}
@@ -66,21 +140,32 @@ func (b *Backend) Start(ctx context.Context, cfg hypervisor.Config) (hypervisor.
 	if err != nil {
 		return nil, err
 	}
-	accel, reason, err := b.resolveAccel(ctx, cfg, machineName, mt, binary)
+	boot, err := b.bootMedia(spec, machineName, mt)
 	if err != nil {
 		return nil, err
+	}
+	accel, reason, err := b.resolveAccel(ctx, img.Arch, res.Accel, machineName, mt, binary, img.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	published, err := hypervisor.ResolvePorts(spec.Publish)
+	if err != nil {
+		return nil, err
+	}
+	if len(published) > 0 && !img.Networked() {
+		return nil, fmt.Errorf("publishing ports needs networking, and image %s has none", img.Manifest.Name)
 	}
 
 	m := &machine{
 		info: hypervisor.Info{
-			Backend: "qemu", Arch: cfg.Arch.Name, Machine: machineName,
-			Accel: accel, AccelReason: reason, Publish: cfg.Publish,
+			Backend: "qemu", Arch: img.Arch.Name, Machine: machineName, Format: spec.Format,
+			Accel: accel, AccelReason: reason, Published: published,
 		},
-		events:  make(chan hypervisor.Event, 256),
-		done:    make(chan struct{}),
-		console: newLineRing(consoleTail),
+		memMiB: res.MemoryMiB,
+		events: make(chan hypervisor.BackendEvent, 64),
+		done:   make(chan struct{}),
 	}
-	if err := m.setupRuntimeDir(cfg.RuntimeDir); err != nil {
+	if err := m.setupRuntimeDir(spec.RuntimeDir); err != nil {
 		return nil, err
 	}
 	ok := false
@@ -90,114 +175,131 @@ func (b *Backend) Start(ctx context.Context, cfg hypervisor.Config) (hypervisor.
 			m.removeRuntimeDir()
 		}
 	}()
+	if err := boot.prepare(spec, mt, m.runtimeDir); err != nil {
+		return nil, err
+	}
 
 	conHost, conGuest, err := socketpair("console")
 	if err != nil {
 		return nil, err
 	}
 	m.files = append(m.files, conHost, conGuest)
-	m.consoleIn = conHost
-	chHost, chGuest, err := socketpair("channel")
-	if err != nil {
-		return nil, err
+	m.console = conHost
+	var chGuest *os.File
+	if !spec.NoChannel && mt.hw.Channel != "" {
+		var chHost *os.File
+		if chHost, chGuest, err = socketpair("channel"); err != nil {
+			return nil, err
+		}
+		m.files = append(m.files, chHost, chGuest)
+		m.channel = chHost
 	}
-	m.files = append(m.files, chHost, chGuest)
-	m.channel = chHost
 
 	qmpPath := filepath.Join(m.runtimeDir, "qmp.sock")
-	args := commandLine(cfg, mt, hw, accel, qmpPath)
+	args := commandLine(commandLineInput{
+		mt: mt, accel: accel, res: res, boot: boot, network: img.Networked(),
+		publish: published, qmpPath: qmpPath, channel: chGuest != nil,
+	})
 	cmd := exec.Command(binary, args...)
-	// fds 3 and 4 in QEMU, as commandLine names them.
-	cmd.ExtraFiles = []*os.File{conGuest, chGuest}
-	cmd.Stdin = nil
+	// fds 3 (console) and 4 (channel) in QEMU, as commandLine names them.
+	cmd.ExtraFiles = []*os.File{conGuest}
+	if chGuest != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, chGuest)
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// QEMU must not outlive kitrun, even after kill -9: the kernel
-		// kills it when the thread that started it dies.
+		// QEMU must not outlive kitrun, even after kill -9 (see the
+		// package documentation and startLocked).
 		Pdeathsig: syscall.SIGKILL,
 		// Its own group, so a terminal's Ctrl-C reaches kitrun only and
 		// teardown is kitrun's to order.
 		Setpgid: true,
 	}
-	m.info.Command = append([]string{binary}, args...)
 	m.start = time.Now()
-	if err := cmd.Start(); err != nil {
+	waited, err := startLocked(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", binary, err)
 	}
 	ok = true
-	m.cmd = cmd
-	m.info.PID = cmd.Process.Pid
+	pid, _ := procid.Of(cmd.Process.Pid)
+	if pid.PID == 0 {
+		pid = procid.ID{PID: cmd.Process.Pid}
+	}
+	m.pid = pid
+	m.info.ID = pid.String()
 	m.info.Started = m.start
+	m.info.Process = &hypervisor.Process{PID: pid.PID, Start: pid.Start, Command: append([]string{binary}, args...)}
+	m.info.Version, _ = b.Version(ctx, img.Arch)
 	// QEMU holds its ends now; ours would keep the sockets open after
 	// QEMU exits and hide EOF.
 	conGuest.Close()
-	chGuest.Close()
+	if chGuest != nil {
+		chGuest.Close()
+	}
 
-	var readers sync.WaitGroup
-	readers.Add(2)
-	go func() { defer readers.Done(); m.readConsole(conHost, cfg.Console) }()
-	go func() { defer readers.Done(); m.readChannel(chHost) }()
 	go m.connectMonitor(qmpPath)
 	go func() {
-		err := cmd.Wait()
+		err := <-waited
 		if err != nil && stderr.Len() > 0 {
 			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
 		}
 		m.mu.Lock()
 		m.exitErr = err
 		m.mu.Unlock()
-		// The sockets reach EOF once QEMU is gone; wait for the readers so
-		// that every console line and event is delivered before "exited".
-		waitTimeout(&readers, 2*time.Second)
 		detail := "exit status 0"
 		if err != nil {
 			detail = err.Error()
 		}
 		m.closeMonitor()
-		m.closeFiles()
+		m.emit(hypervisor.BackendEvent{Kind: hypervisor.EvExited, Detail: detail})
 		m.removeRuntimeDir()
-		m.emit(hypervisor.Event{Kind: hypervisor.EvExited, Detail: detail})
-		// Done means gone: process reaped, sockets closed, files removed.
+		// Done means gone: process reaped, files removed. Our socket ends
+		// stay open until their readers have drained what QEMU wrote.
 		close(m.done)
 		m.closeEvents()
+		time.AfterFunc(streamLinger, m.closeFiles)
 	}()
 	return m, nil
 }
 
+// commandLineInput is everything QEMU's arguments depend on.
+type commandLineInput struct {
+	mt      machineType
+	accel   string
+	res     hypervisor.Resources
+	boot    *bootMedia
+	network bool
+	publish []hypervisor.PortForward
+	qmpPath string
+	channel bool
+}
+
 // commandLine builds QEMU's arguments. Nothing is left to QEMU's defaults:
-// with -nodefaults every device is named here (see NOTES on console traps).
-func commandLine(cfg hypervisor.Config, mt machineType, hw archHardware, accel, qmpPath string) []string {
-	mem := cfg.MemoryMiB
-	if mem <= 0 {
-		mem = 256
-	}
-	cpus := cfg.CPUs
-	if cpus <= 0 {
-		cpus = 1
-	}
+// with -nodefaults every device is named here (some machine types print
+// nothing on a default console, and microvm has no serial port at all).
+func commandLine(in commandLineInput) []string {
+	mt := in.mt
 	args := []string{
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-machine", mt.machine,
-		"-accel", accel,
-		"-cpu", mt.cpu[accel],
-		"-m", strconv.Itoa(mem),
-		"-smp", strconv.Itoa(cpus),
-		"-kernel", cfg.Kernel,
-		"-append", kernelCmdline(cfg.Cmdline+tscHint(mt, accel), hw, cfg.Network, !cfg.NoEventChannel),
+		"-accel", in.accel,
+		"-cpu", mt.cpu[in.accel],
+		"-m", strconv.Itoa(in.res.MemoryMiB),
+		"-smp", strconv.Itoa(in.res.CPUs),
 		"-chardev", "socket,id=con,fd=3",
 		"-serial", "chardev:con",
-		"-chardev", "socket,id=chan,fd=4",
-		"-qmp", "unix:" + qmpPath + ",server=on,wait=off",
+		"-qmp", "unix:" + in.qmpPath + ",server=on,wait=off",
 	}
-	if cfg.Initrd != "" {
-		args = append(args, "-initrd", cfg.Initrd)
+	args = append(args, in.boot.args(mt, in.accel, in.network, !in.channel)...)
+	if in.channel {
+		args = append(args, "-chardev", "socket,id=chan,fd=4")
+		args = append(args, mt.channel("chan")...)
 	}
-	args = append(args, mt.channel("chan")...)
 	args = append(args, mt.extra...)
-	if cfg.Network {
+	if in.network {
 		netdev := "user,id=net0"
-		for _, p := range cfg.Publish {
+		for _, p := range in.publish {
 			netdev += fmt.Sprintf(",hostfwd=tcp:%s:%d-:%d", p.HostAddr, p.HostPort, p.GuestPort)
 		}
 		args = append(args, "-netdev", netdev)
@@ -206,51 +308,16 @@ func commandLine(cfg hypervisor.Config, mt machineType, hw archHardware, accel, 
 	return args
 }
 
-// tscHint gives the guest kernel what TCG's timing needs: the TSC
-// frequency where it cannot calibrate it reliably, and no IO-APIC timer
-// check (see machineType).
-func tscHint(mt machineType, accel string) string {
-	if accel != "tcg" {
-		return ""
+// tscHint gives the guest kernel the TSC frequency where the machine has
+// no timer to calibrate it against under TCG (see machineType).
+func tscHint(mt machineType, accel string) []string {
+	if accel != "tcg" || !mt.tscHint {
+		return nil
 	}
-	hint := ""
-	if mt.timerCheck {
-		hint += " no_timer_check"
+	if khz := hostTSCkHz(); khz > 0 {
+		return []string{fmt.Sprintf("tsc_early_khz=%d", khz)}
 	}
-	if khz := hostTSCkHz(); mt.tscHint && khz > 0 {
-		hint += fmt.Sprintf(" tsc_early_khz=%d", khz)
-	}
-	return hint
-}
-
-// kernelCmdline appends the wiring kitinit and the kernel need to the
-// image's own command line.
-func kernelCmdline(image string, hw archHardware, network, channel bool) string {
-	parts := []string{}
-	if s := strings.TrimSpace(image); s != "" {
-		parts = append(parts, s)
-	}
-	parts = append(parts,
-		"console="+hw.Console,
-		// A panicking guest reboots at once, which -no-reboot turns into
-		// QEMU's exit: a panic never hangs a run.
-		"panic=-1")
-	var mods []string
-	if channel {
-		parts = append(parts, initproto.ParamChannel+"="+hw.Channel)
-		mods = append(mods, hw.ChannelModules...)
-	}
-	if network {
-		for _, m := range hw.NICModules {
-			if !slices.Contains(mods, m) {
-				mods = append(mods, m)
-			}
-		}
-	}
-	if len(mods) > 0 {
-		parts = append(parts, initproto.ParamChannelModules+"="+strings.Join(mods, ","))
-	}
-	return strings.Join(parts, " ")
+	return nil
 }
 
 func (b *Backend) findBinary(name string) (string, error) {
@@ -267,25 +334,36 @@ func (b *Backend) findBinary(name string) (string, error) {
 	return p, nil
 }
 
+// socketpair makes a connected pair; kitrun's end is non-blocking, so that
+// writes to it honour deadlines.
 func socketpair(what string) (host, guest *os.File, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s socketpair: %w", what, err)
 	}
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, nil, fmt.Errorf("%s socketpair: %w", what, err)
+	}
 	return os.NewFile(uintptr(fds[0]), what+"-host"), os.NewFile(uintptr(fds[1]), what+"-guest"), nil
 }
+
+// streamLinger is how long after QEMU's exit kitrun's ends of the console
+// and channel stay open for a reader that has not reached EOF yet.
+const streamLinger = 30 * time.Second
 
 // machine is a running QEMU process.
 type machine struct {
 	info       hypervisor.Info
-	cmd        *exec.Cmd
+	pid        procid.ID
+	memMiB     int
 	start      time.Time
 	runtimeDir string
 	ownDir     bool
-	channel    *os.File
-	consoleIn  *os.File // kitrun's end of the console, for input
+	console    *os.File
+	channel    *os.File // nil when the channel shares the console or is off
 	files      []*os.File
-	console    *lineRing
 
 	mu         sync.Mutex
 	exitErr    error
@@ -293,16 +371,47 @@ type machine struct {
 	monReady   chan struct{}
 	monErr     error
 	eventsDone bool
-	events     chan hypervisor.Event
+	events     chan hypervisor.BackendEvent
 	done       chan struct{}
-	sendMu     sync.Mutex
-	stopOnce   sync.Once
-	stopErr    error
 }
 
-func (m *machine) Events() <-chan hypervisor.Event { return m.events }
-func (m *machine) Done() <-chan struct{}           { return m.done }
-func (m *machine) Info() hypervisor.Info           { return m.info }
+func (m *machine) Info() hypervisor.Info                  { return m.info }
+func (m *machine) Events() <-chan hypervisor.BackendEvent { return m.events }
+func (m *machine) Done() <-chan struct{}                  { return m.done }
+func (m *machine) Console() io.ReadWriter                 { return eofCloser{m.console} }
+func (m *machine) Endpoint(guestPort int) (string, error) {
+	return hypervisor.EndpointOf(m.info.Published, guestPort)
+}
+func (m *machine) since() time.Duration { return time.Since(m.start) }
+func (m *machine) HostMemory(context.Context) (hypervisor.HostMemory, error) {
+	return hostMemory(m.pid.PID, m.memMiB)
+}
+
+// Channel implements hypervisor.Machine. A nil *os.File must become a nil
+// interface.
+func (m *machine) Channel() io.ReadWriter {
+	if m.channel == nil {
+		return nil
+	}
+	return eofCloser{m.channel}
+}
+
+// eofCloser closes kitrun's end of a stream once its reader has read
+// everything QEMU wrote (EOF): closing it earlier would lose those bytes.
+// A stream nobody reads is closed a while after the machine is gone
+// (Start's exit goroutine).
+type eofCloser struct{ f *os.File }
+
+func (e eofCloser) Read(p []byte) (int, error) {
+	n, err := e.f.Read(p)
+	if err == io.EOF {
+		e.f.Close()
+	}
+	return n, err
+}
+
+func (e eofCloser) Write(p []byte) (int, error)        { return e.f.Write(p) }
+func (e eofCloser) SetWriteDeadline(t time.Time) error { return e.f.SetWriteDeadline(t) }
 
 func (m *machine) Err() error {
 	m.mu.Lock()
@@ -310,25 +419,22 @@ func (m *machine) Err() error {
 	return m.exitErr
 }
 
-// ConsoleTail returns the last n console lines.
-func (m *machine) ConsoleTail(n int) []string { return m.console.Last(n) }
-
-func (m *machine) since() time.Duration { return time.Since(m.start) }
-
-// emit stamps and delivers an event. The channel is buffered; a consumer
-// that stops draining loses events rather than wedging the readers.
-func (m *machine) emit(e hypervisor.Event) {
+// emit stamps and delivers a backend event. vm.VM drains the channel for the
+// machine's whole life, so a blocking send is bounded by its consumer.
+func (m *machine) emit(e hypervisor.BackendEvent) {
 	if e.Host == 0 {
 		e.Host = m.since()
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.eventsDone {
+		m.mu.Unlock()
 		return
 	}
+	m.mu.Unlock()
 	select {
 	case m.events <- e:
-	default:
+	case <-time.After(10 * time.Second):
+		// A consumer that stopped draining must not wedge QEMU's teardown.
 	}
 }
 
@@ -339,78 +445,6 @@ func (m *machine) closeEvents() {
 		m.eventsDone = true
 		close(m.events)
 	}
-}
-
-func (m *machine) readConsole(r io.Reader, out io.Writer) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	kernel := false
-	for {
-		line, err := br.ReadString('\n')
-		if len(line) > 0 {
-			now := m.since()
-			if out != nil {
-				out.Write([]byte(line))
-			}
-			text := strings.TrimRight(line, "\r\n")
-			m.console.Add(text)
-			if !kernel && isKernelLine(text) {
-				kernel = true
-				m.emit(hypervisor.Event{Host: now, Kind: hypervisor.EvKernelStart})
-			}
-			if strings.Contains(text, "Kernel panic - not syncing") {
-				m.emit(hypervisor.Event{Host: now, Kind: hypervisor.EvGuestPanic, Detail: text})
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// printkStamp matches the timestamp printk puts on a kernel line
-// ("[    0.000000] "), the earliest console sign that the kernel, not the
-// firmware, is talking. Firmware escape sequences may precede it.
-var printkStamp = regexp.MustCompile(`\[\s*\d+\.\d{6}\] `)
-
-func isKernelLine(s string) bool {
-	loc := printkStamp.FindStringIndex(s)
-	return loc != nil && loc[0] < 32
-}
-
-func (m *machine) readChannel(r io.Reader) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	for {
-		line, err := br.ReadString('\n')
-		if strings.TrimSpace(line) != "" {
-			now := m.since()
-			ev, perr := initproto.DecodeEvent(line)
-			if perr != nil {
-				m.emit(hypervisor.Event{Host: now, Kind: hypervisor.EvChannelError, Detail: perr.Error()})
-			} else {
-				m.emit(hypervisor.Event{Host: now, Guest: &ev})
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// Send implements hypervisor.Machine.
-func (m *machine) Send(ctx context.Context, cmd string) error {
-	select {
-	case <-m.done:
-		return errors.New("machine has exited")
-	default:
-	}
-	m.sendMu.Lock()
-	defer m.sendMu.Unlock()
-	if dl, ok := ctx.Deadline(); ok {
-		m.channel.SetWriteDeadline(dl)
-		defer m.channel.SetWriteDeadline(time.Time{})
-	}
-	_, err := m.channel.Write([]byte(cmd + "\n"))
-	return err
 }
 
 func (m *machine) setupRuntimeDir(dir string) error {
@@ -432,8 +466,10 @@ func (m *machine) setupRuntimeDir(dir string) error {
 func (m *machine) removeRuntimeDir() {
 	if m.ownDir {
 		os.RemoveAll(m.runtimeDir)
-	} else {
-		os.Remove(filepath.Join(m.runtimeDir, "qmp.sock"))
+		return
+	}
+	for _, f := range runtimeFiles {
+		os.Remove(filepath.Join(m.runtimeDir, f))
 	}
 }
 
@@ -443,78 +479,6 @@ func (m *machine) closeFiles() {
 	}
 }
 
-// Kill implements hypervisor.Machine.
-func (m *machine) Kill() error {
-	select {
-	case <-m.done:
-		return nil
-	default:
-	}
-	// The whole group: QEMU may have helpers.
-	err := unix.Kill(-m.info.PID, unix.SIGKILL)
-	if err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("kill qemu (pid %d): %w", m.info.PID, err)
-	}
-	select {
-	case <-m.done:
-		return nil
-	case <-time.After(5 * time.Second):
-		return fmt.Errorf("qemu (pid %d) still running 5s after SIGKILL", m.info.PID)
-	}
-}
-
-// Stop implements hypervisor.Machine: power-off request → grace → QMP quit →
-// SIGKILL. Every step's error is kept; success is the process being gone.
-func (m *machine) Stop(ctx context.Context, grace time.Duration) error {
-	m.stopOnce.Do(func() { m.stopErr = m.stop(ctx, grace) })
-	return m.stopErr
-}
-
-func (m *machine) stop(ctx context.Context, grace time.Duration) error {
-	var errs multierror.Group
-	var result *multierror.Error
-	if m.exited() {
-		return nil
-	}
-	// Ask kitinit first (it runs onshutdown tasks), and press the ACPI
-	// button too for a guest whose channel is not up.
-	stepCtx, cancel := context.WithTimeout(ctx, time.Second)
-	errs.Go(func() error {
-		if err := m.Send(stepCtx, initproto.CmdPoweroff); err != nil && !m.exited() {
-			return fmt.Errorf("poweroff command: %w", err)
-		}
-		return nil
-	})
-	errs.Go(func() error {
-		if err := m.Powerdown(stepCtx); err != nil && !m.exited() {
-			return fmt.Errorf("system_powerdown: %w", err)
-		}
-		return nil
-	})
-	if err := errs.Wait(); err != nil {
-		result = multierror.Append(result, err.Errors...)
-	}
-	cancel()
-	if m.waitDone(ctx, grace) {
-		return nil // a clean power-off forgives a failed request
-	}
-	result = multierror.Append(result, fmt.Errorf("guest did not power off within %s", grace))
-
-	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	_, err := m.runQMP(qctx, "quit", nil)
-	cancel()
-	if err != nil && !m.exited() {
-		result = multierror.Append(result, fmt.Errorf("qmp quit: %w", err))
-	}
-	if m.waitDone(ctx, 2*time.Second) {
-		return result.ErrorOrNil()
-	}
-	if err := m.Kill(); err != nil {
-		result = multierror.Append(result, err)
-	}
-	return result.ErrorOrNil()
-}
-
 func (m *machine) exited() bool {
 	select {
 	case <-m.done:
@@ -522,6 +486,42 @@ func (m *machine) exited() bool {
 	default:
 		return false
 	}
+}
+
+// PowerButton implements hypervisor.Machine: QMP system_powerdown.
+func (m *machine) PowerButton(ctx context.Context) error {
+	if m.exited() {
+		return hypervisor.ErrExited
+	}
+	_, err := m.runQMP(ctx, "system_powerdown", nil)
+	return err
+}
+
+// ForceOff implements hypervisor.Machine: QMP quit, then SIGKILL to QEMU's
+// process group. Every step's error is kept; success is the process being
+// gone.
+func (m *machine) ForceOff(ctx context.Context) error {
+	if m.exited() {
+		return nil
+	}
+	var errs []error
+	qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	_, err := m.runQMP(qctx, "quit", nil)
+	cancel()
+	if err != nil && !m.exited() {
+		errs = append(errs, fmt.Errorf("qmp quit: %w", err))
+	}
+	if m.waitDone(ctx, 2*time.Second) {
+		return nil // quit worked; a failed request to a dying QEMU is no matter
+	}
+	// The whole group: QEMU may have helpers.
+	if err := unix.Kill(-m.pid.PID, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+		errs = append(errs, fmt.Errorf("kill qemu (pid %d): %w", m.pid.PID, err))
+	}
+	if !m.waitDone(ctx, 5*time.Second) {
+		errs = append(errs, fmt.Errorf("qemu (pid %d) still running 5s after SIGKILL", m.pid.PID))
+	}
+	return errors.Join(errs...)
 }
 
 func (m *machine) waitDone(ctx context.Context, d time.Duration) bool {
@@ -537,15 +537,6 @@ func (m *machine) waitDone(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
-	c := make(chan struct{})
-	go func() { wg.Wait(); close(c) }()
-	select {
-	case <-c:
-	case <-time.After(d):
-	}
-}
-
 // limitedWriter keeps the first n bytes (QEMU's errors come first).
 type limitedWriter struct {
 	mu sync.Mutex
@@ -557,68 +548,9 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.n > 0 {
-		k := len(p)
-		if k > l.n {
-			k = l.n
-		}
+		k := min(len(p), l.n)
 		l.w.Write(p[:k])
 		l.n -= k
 	}
 	return len(p), nil
-}
-
-// lineRing keeps the last lines of the console.
-type lineRing struct {
-	mu    sync.Mutex
-	lines []string
-	next  int
-	full  bool
-}
-
-func newLineRing(n int) *lineRing { return &lineRing{lines: make([]string, n)} }
-
-func (r *lineRing) Add(s string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lines[r.next] = s
-	r.next = (r.next + 1) % len(r.lines)
-	if r.next == 0 {
-		r.full = true
-	}
-}
-
-func (r *lineRing) Last(n int) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var all []string
-	if r.full {
-		all = append(all, r.lines[r.next:]...)
-	}
-	all = append(all, r.lines[:r.next]...)
-	if n < len(all) {
-		all = all[len(all)-n:]
-	}
-	return all
-}
-
-// Version reports the QEMU version that would run guests of arch a, e.g.
-// "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)", or "" if unknown.
-func (b *Backend) Version(a arch.Arch) string {
-	byName, ok := machines[a.Name]
-	if !ok {
-		return ""
-	}
-	for _, mt := range byName {
-		bin, err := b.findBinary(mt.binary)
-		if err != nil {
-			return ""
-		}
-		out, err := exec.Command(bin, "--version").Output()
-		if err != nil {
-			return ""
-		}
-		line := firstLine(strings.TrimSpace(string(out)))
-		return strings.TrimPrefix(line, "QEMU emulator version ")
-	}
-	return ""
 }

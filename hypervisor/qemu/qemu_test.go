@@ -1,19 +1,26 @@
-package qemu
+package qemu_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/boot/floor"
+	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/qemu"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
+	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
 // TestFloorBootsOurCpio boots the floor initramfs, written by kitrun's own
@@ -28,44 +35,42 @@ func TestFloorBootsOurCpio(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			img := &image.Image{Kernel: k.Image, Initrd: initrd, Cmdline: "quiet", Arch: a,
+				Manifest: image.Manifest{Name: "floor", Platform: "qemu", Network: image.NetworkNone}}
 			var console qemutest.Buffer
-			m, err := (&Backend{}).Start(context.Background(), hypervisor.Config{
-				Arch: a, Accel: "tcg", Kernel: k.Image, Initrd: initrd, Cmdline: "quiet", Console: &console,
-			})
+			v, err := vm.Boot(context.Background(), &qemu.Backend{}, img, vm.Options{
+				Resources: hypervisor.Resources{Accel: "tcg"}, Console: &console})
 			if err != nil {
 				t.Fatal(err)
 			}
 			select {
-			case <-m.Done():
+			case <-v.Exited():
 			case <-time.After(2 * time.Minute):
-				m.Kill()
+				v.Kill()
 				t.Fatalf("floor did not power off; console:\n%s", console.String())
 			}
-			if err := m.Err(); err != nil {
+			if err := v.Machine.Err(); err != nil {
 				t.Fatalf("qemu: %v", err)
 			}
 			if !strings.Contains(console.String(), "floor: init") {
 				t.Fatalf("floor init did not run; console:\n%s", console.String())
+			}
+			if v.ExitTime() <= 0 {
+				t.Errorf("no exit time recorded")
 			}
 		})
 	}
 }
 
 // TestAccelProbeOnThisHost runs the real probe: it must settle within a few
-// seconds and say why. On these machines /dev/kvm exists but hangs 64-bit
-// guests, so the answer here is TCG; where KVM works it is KVM.
+// seconds and say why. Where KVM works the answer is KVM; where /dev/kvm
+// is missing or hangs guests (nested), TCG.
 func TestAccelProbeOnThisHost(t *testing.T) {
 	a := qemutest.Require(t, "x86_64")
 	k := qemutest.Kernel(t, a)
-	b := &Backend{ProbeCache: filepath.Join(t.TempDir(), "probe.json")}
-	mt, _ := lookupMachine("x86_64", "q35")
-	bin, err := b.findBinary(mt.binary)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := hypervisor.Config{Arch: a, Accel: "auto", Kernel: k.Image}
+	b := &qemu.Backend{ProbeCache: filepath.Join(t.TempDir(), "probe.json")}
 	start := time.Now()
-	accel, reason, err := b.resolveAccel(context.Background(), cfg, "q35", mt, bin)
+	accel, reason, err := qemu.ResolveAccel(b, context.Background(), a, "auto", "q35", k.Image)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatal(err)
@@ -74,15 +79,14 @@ func TestAccelProbeOnThisHost(t *testing.T) {
 	if reason == "" || (accel != "kvm" && accel != "tcg") {
 		t.Fatalf("accel %q, reason %q", accel, reason)
 	}
-	if took > probeDeadline+2*time.Second {
-		t.Errorf("probe took %s, deadline is %s", took, probeDeadline)
+	if took > qemu.ProbeDeadline+2*time.Second {
+		t.Errorf("probe took %s, deadline is %s", took, qemu.ProbeDeadline)
 	}
 	// The second call is answered at once: from the cache where a probe
 	// ran, and from the device check again where there is no usable
 	// /dev/kvm to probe (nothing is cached then).
-	start = time.Now()
-	accel2, reason2, err := b.resolveAccel(context.Background(), cfg, "q35", mt, bin)
-	if unusable := kvmUnusable(a); unusable != "" {
+	accel2, reason2, err := qemu.ResolveAccel(b, context.Background(), a, "auto", "q35", k.Image)
+	if unusable := qemu.KVMUnusable(a); unusable != "" {
 		if err != nil || accel2 != "tcg" || reason2 != unusable {
 			t.Errorf("no usable /dev/kvm: got %s %q %v, want tcg %q", accel2, reason2, err, unusable)
 		}
@@ -92,70 +96,75 @@ func TestAccelProbeOnThisHost(t *testing.T) {
 	} else if err != nil || accel2 != accel || !strings.Contains(reason2, "cached") {
 		t.Errorf("cached probe: %s %q %v", accel2, reason2, err)
 	}
-	if d := time.Since(start); d > 500*time.Millisecond {
-		t.Errorf("cached probe took %s", d)
-	}
 }
 
 // TestAccelProbeFallback drives the probe with stand-in QEMU binaries that
 // behave as a broken KVM does: hang, or fail at once. Both must fall back
-// to TCG with the reason; one that boots must give KVM.
+// to TCG with the reason; one that boots must give KVM. Only definite
+// answers are kept for good: a hang expires, and a probe the caller cut
+// short is no answer at all.
 func TestAccelProbeFallback(t *testing.T) {
+	a, _ := arch.Lookup("x86_64")
 	cases := []struct {
 		name, script, accel, reason string
+		expires                     bool
 	}{
-		{"hangs", "exec sleep 60", "tcg", "did not boot within"},
-		{"fails", "echo 'qemu-system-x86_64: error: failed to set MSR 0x10a' >&2; exit 1", "tcg", "failed to set MSR"},
-		{"boots", "exit 0", "kvm", "booted a kernel"},
+		{"hangs", "exec sleep 60", "tcg", "did not boot within", true},
+		{"fails", "echo 'qemu-system-x86_64: error: failed to set MSR 0x10a' >&2; exit 1", "tcg", "failed to set MSR", false},
+		{"boots", "exit 0", "kvm", "booted a kernel", false},
 	}
-	mt, _ := lookupMachine("x86_64", "q35")
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			bin := filepath.Join(t.TempDir(), "qemu-system-x86_64")
-			if err := os.WriteFile(bin, []byte("#!/bin/sh\n"+c.script+"\n"), 0o755); err != nil {
+			bin := standIn(t, c.script)
+			start := time.Now()
+			r, err := qemu.ProbeKVM(context.Background(), a, bin, "/dev/null")
+			if err != nil {
 				t.Fatal(err)
 			}
-			start := time.Now()
-			r := probeKVM(context.Background(), hypervisor.Config{Kernel: "/dev/null"}, mt, bin)
 			if r.Accel != c.accel || !strings.Contains(r.Reason, c.reason) {
 				t.Errorf("got %s (%s), want %s with %q", r.Accel, r.Reason, c.accel, c.reason)
 			}
-			if d := time.Since(start); d > probeDeadline+time.Second {
+			if c.expires != !r.Expires.IsZero() {
+				t.Errorf("expires = %v, want an expiry: %v", r.Expires, c.expires)
+			}
+			if c.expires && r.Expires.Sub(r.When) != qemu.HangRecheck {
+				t.Errorf("a hang is believed for %s, want %s", r.Expires.Sub(r.When), qemu.HangRecheck)
+			}
+			if d := time.Since(start); d > qemu.ProbeDeadline+time.Second {
 				t.Errorf("probe took %s", d)
 			}
 		})
 	}
+	t.Run("cancelled", func(t *testing.T) {
+		bin := standIn(t, "exec sleep 60")
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		if r, err := qemu.ProbeKVM(ctx, a, bin, "/dev/null"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a probe cut short by its caller must be no answer, got %+v, %v", r, err)
+		}
+	})
 }
 
-func TestKernelCmdlineWiring(t *testing.T) {
-	q35 := archHardware{Console: "ttyS0", Channel: "/dev/ttyS1", NICModules: []string{"virtio_pci", "virtio_net"}}
-	got := kernelCmdline("quiet", q35, false, true)
-	want := "quiet console=ttyS0 panic=-1 kitrun.channel=/dev/ttyS1"
-	if got != want {
-		t.Errorf("got %q, want %q", got, want)
+func standIn(t *testing.T, script string) string {
+	bin := filepath.Join(t.TempDir(), "qemu-system-x86_64")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+		t.Fatal(err)
 	}
-	got = kernelCmdline("", q35, true, true)
-	if !strings.HasSuffix(got, "kitrun.chanmods=virtio_pci,virtio_net") {
-		t.Errorf("network modules missing: %q", got)
-	}
-	if got := kernelCmdline("", q35, false, false); strings.Contains(got, "kitrun.channel") {
-		t.Errorf("channel wired though off: %q", got)
-	}
+	return bin
 }
 
 // TestTSCHint: microvm under TCG is told the TSC frequency (without it the
 // kernel's PIT calibration fails on a loaded host and the boot hangs); q35,
 // which has other timers, and KVM are left alone.
 func TestTSCHint(t *testing.T) {
-	microvm, _ := lookupMachine("x86_64", "microvm")
-	q35, _ := lookupMachine("x86_64", "q35")
-	if got := tscHint(q35, "tcg"); got != " no_timer_check" {
+	a, _ := arch.Lookup("x86_64")
+	if got := qemu.TSCHint(a, "q35", "tcg"); len(got) != 0 {
 		t.Errorf("q35 got %q", got)
 	}
-	if got := tscHint(microvm, "kvm"); got != "" {
+	if got := qemu.TSCHint(a, "microvm", "kvm"); len(got) != 0 {
 		t.Errorf("microvm under kvm got %q", got)
 	}
-	khz := hostTSCkHz()
+	khz := qemu.HostTSCkHz()
 	if runtime.GOARCH != "amd64" {
 		if khz != 0 {
 			t.Errorf("TSC of a %s host: %d", runtime.GOARCH, khz)
@@ -165,7 +174,52 @@ func TestTSCHint(t *testing.T) {
 	if khz < 100_000 || khz > 10_000_000 {
 		t.Fatalf("host TSC %d kHz is not plausible", khz)
 	}
-	if got := tscHint(microvm, "tcg"); got != fmt.Sprintf(" no_timer_check tsc_early_khz=%d", khz) {
+	if got := qemu.TSCHint(a, "microvm", "tcg"); strings.Join(got, " ") != fmt.Sprintf("tsc_early_khz=%d", khz) {
 		t.Errorf("microvm under tcg got %q", got)
+	}
+}
+
+// TestParentDeathNeedsAKeptThread: Linux sends the parent-death signal when
+// the thread that forked the child exits. A child started the plain way
+// from a goroutine whose thread then goes away (a locked goroutine that
+// returns) dies with that thread; one started through StartLocked lives on.
+func TestParentDeathNeedsAKeptThread(t *testing.T) {
+	start := func(viaStartLocked bool) *exec.Cmd {
+		cmd := exec.Command("sleep", "30")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		done := make(chan error, 1)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
+			if viaStartLocked {
+				_, err := qemu.StartLocked(cmd)
+				done <- err
+				return
+			}
+			err := cmd.Start()
+			done <- err
+			if err == nil {
+				go cmd.Wait()
+			}
+		}()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+		return cmd
+	}
+	alive := func(cmd *exec.Cmd) bool {
+		time.Sleep(500 * time.Millisecond) // the thread's exit, and the signal, are asynchronous
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+		if err != nil {
+			return false
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		return len(f) > 0 && f[0] != "Z" && f[0] != "X"
+	}
+	if alive(start(false)) {
+		t.Log("a child started from a retired thread survived: this kernel does not send the signal per thread (the guarantee holds anyway)")
+	}
+	if !alive(start(true)) {
+		t.Fatal("a child started through StartLocked died when the caller's thread went away")
 	}
 }

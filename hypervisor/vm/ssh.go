@@ -22,13 +22,11 @@ import (
 	"net"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/pierrec/lz4/v4"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kitrun/kitrun/boot/cpio"
@@ -62,6 +60,9 @@ type ExecResult struct {
 	// Status is the exit status; 128+N when signal N killed the command.
 	Status         int
 	Stdout, Stderr []byte
+	// StdoutCut and StderrCut count the bytes past MaxExecOutput that the
+	// command wrote and Exec did not keep.
+	StdoutCut, StderrCut int64
 	// Signal names the signal that killed the command ("KILL", "TERM"),
 	// empty when it exited.
 	Signal string
@@ -73,8 +74,9 @@ type FileInfo = kitsshd.FileInfo
 // sshState is a VM's SSH access: this boot's keys and forwarded port.
 type sshState struct {
 	keys      *sshkeys.Keys
-	port      int // host loopback port
 	guestPort int
+	// endpoint finds where the host reaches a guest port (the machine's).
+	endpoint func(guestPort int) (string, error)
 
 	mu        sync.Mutex
 	client    *ssh.Client // shared by Exec and Stat
@@ -91,7 +93,7 @@ func setupSSH(img *image.Image, opts *Options) (*sshState, error) {
 	if !hasSSHServer(m) {
 		return nil, fmt.Errorf("image %s has no SSH server; add \"ssh: true\" to its spec", m.Name)
 	}
-	if m.Network != "user" {
+	if m.Network != image.NetworkAuto {
 		return nil, fmt.Errorf("image %s has an SSH port but no network; rebuild it with this kitrun", m.Name)
 	}
 	keys, err := sshkeys.Generate()
@@ -100,17 +102,13 @@ func setupSSH(img *image.Image, opts *Options) (*sshState, error) {
 	}
 	seed := make([]byte, 64)
 	rand.Read(seed)
-	port, err := freeLoopbackPort()
-	if err != nil {
-		return nil, fmt.Errorf("choosing a port for SSH: %w", err)
-	}
 	opts.ExtraFiles = append(opts.ExtraFiles[:len(opts.ExtraFiles):len(opts.ExtraFiles)],
 		ExtraFile{Path: GuestHostKey, Data: keys.HostKeyPEM(), Mode: 0o600},
 		ExtraFile{Path: GuestAuthorizedKeys, Data: keys.AuthorizedKey(), Mode: 0o644},
 		ExtraFile{Path: GuestRandomSeed, Data: seed, Mode: 0o600})
 	opts.Publish = append(opts.Publish[:len(opts.Publish):len(opts.Publish)],
-		hypervisor.PortForward{HostAddr: "127.0.0.1", HostPort: port, GuestPort: m.SSH})
-	return &sshState{keys: keys, port: port, guestPort: m.SSH}, nil
+		hypervisor.PortForward{HostAddr: "127.0.0.1", GuestPort: m.SSH})
+	return &sshState{keys: keys, guestPort: m.SSH}, nil
 }
 
 // hasSSHServer says whether img was built with kitrun's SSH server.
@@ -125,30 +123,14 @@ func hasFile(m image.Manifest, p string) bool {
 	return false
 }
 
-// freeLoopbackPort asks the kernel for a free port. Another process could
-// take it before QEMU binds it; QEMU then fails to start and says so.
-func freeLoopbackPort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// extraInitrd writes, into a new private directory, the image's initramfs
-// followed by an uncompressed newc archive of files. The kernel unpacks the
-// second archive over the first; it only looks for one at a 4-byte aligned
-// offset, hence the padding. lz4 is the exception: the kernel's lz4 reader
-// takes whatever follows an lz4 stream for more lz4 chunks and fails on a
-// plain archive, so there the archive goes in as a second legacy lz4
-// stream, which it decodes as a continuation of the first.
+// seedArchive packs files into the newc archive a backend delivers over the
+// image's files (hypervisor.Spec.Seed).
 //
 // Parent directories get the image's own mode and owner (a record for /root
 // with WriteTree's default 0755 would loosen the image's 0700), and a parent
 // that is not a directory in the image is an error: the archive would
 // replace the image's symlink (/bin → usr/bin) with a directory.
-func extraInitrd(img *image.Image, files []ExtraFile) (initrd, dir string, err error) {
+func seedArchive(img *image.Image, files []ExtraFile) ([]byte, error) {
 	inImage := map[string]image.Entry{}
 	for _, e := range img.Manifest.Files {
 		inImage[e.Path] = e
@@ -158,10 +140,10 @@ func extraInitrd(img *image.Image, files []ExtraFile) (initrd, dir string, err e
 	for _, f := range files {
 		p := path.Clean(f.Path)
 		if !path.IsAbs(f.Path) || p == "/" {
-			return "", "", fmt.Errorf("extra file %q: need an absolute file path", f.Path)
+			return nil, fmt.Errorf("extra file %q: need an absolute file path", f.Path)
 		}
 		if e, ok := inImage[p]; ok && e.Type == "dir" {
-			return "", "", fmt.Errorf("extra file %s: the image has a directory there", p)
+			return nil, fmt.Errorf("extra file %s: the image has a directory there", p)
 		}
 		mode := f.Mode & cpio.PermMask
 		if mode == 0 {
@@ -178,61 +160,22 @@ func extraInitrd(img *image.Image, files []ExtraFile) (initrd, dir string, err e
 				continue // WriteTree adds it with 0755
 			}
 			if e.Type != "dir" {
-				return "", "", fmt.Errorf("extra file %s: %s is a %s in the image, not a directory; use the real path", p, d, e.Type)
+				return nil, fmt.Errorf("extra file %s: %s is a %s in the image, not a directory; use the real path", p, d, e.Type)
 			}
 			perm, err := strconv.ParseUint(e.Mode, 8, 32)
 			if err != nil {
-				return "", "", fmt.Errorf("image manifest: %s has mode %q", d, e.Mode)
+				return nil, fmt.Errorf("image manifest: %s has mode %q", d, e.Mode)
 			}
 			r := cpio.Dir(d, uint32(perm))
 			r.UID, r.GID = uint32(e.UID), uint32(e.GID)
 			recs = append(recs, r)
 		}
 	}
-	base, err := os.ReadFile(img.Initrd)
-	if err != nil {
-		return "", "", err
-	}
 	var archive bytes.Buffer
 	if err := cpio.WriteTree(&archive, recs); err != nil {
-		return "", "", fmt.Errorf("extra files: %w", err)
+		return nil, fmt.Errorf("extra files: %w", err)
 	}
-	buf := bytes.NewBuffer(base)
-	if img.Manifest.Initrd.Compression == "lz4" {
-		zw := lz4.NewWriter(buf)
-		if err := zw.Apply(lz4.LegacyOption(true)); err != nil {
-			return "", "", err
-		}
-		if _, err := zw.Write(archive.Bytes()); err != nil {
-			return "", "", err
-		}
-		if err := zw.Close(); err != nil {
-			return "", "", err
-		}
-	} else {
-		for buf.Len()%4 != 0 {
-			buf.WriteByte(0)
-		}
-		buf.Write(archive.Bytes())
-	}
-	dir, err = os.MkdirTemp("", "kitrun-initrd-")
-	if err != nil {
-		return "", "", err
-	}
-	initrd = filepath.Join(dir, image.InitrdFile)
-	if err := os.WriteFile(initrd, buf.Bytes(), 0o600); err != nil {
-		os.RemoveAll(dir)
-		return "", "", err
-	}
-	return initrd, dir, nil
-}
-
-// atExit runs f once the machine has exited.
-func (v *VM) atExit(f func()) {
-	go func() {
-		<-v.exited
-		f()
-	}()
+	return archive.Bytes(), nil
 }
 
 func (v *VM) sshAccess() (*sshState, error) {
@@ -240,6 +183,15 @@ func (v *VM) sshAccess() (*sshState, error) {
 		return nil, fmt.Errorf("VM of image %s was booted without SSH (vm.Options.SSH, and `ssh: true` in the spec)", v.Image.Manifest.Name)
 	}
 	return v.ssh, nil
+}
+
+// SSHAddr is where the host reaches the guest's SSH server ("host:port").
+func (v *VM) SSHAddr() (string, error) {
+	s, err := v.sshAccess()
+	if err != nil {
+		return "", err
+	}
+	return s.endpoint(s.guestPort)
 }
 
 // SSHKeys returns this boot's keys, nil without SSH.
@@ -270,7 +222,10 @@ func (e *hostKeyError) Error() string {
 }
 
 func (s *sshState) dial(ctx context.Context, exited <-chan struct{}) (*ssh.Client, error) {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	addr, err := s.endpoint(s.guestPort)
+	if err != nil {
+		return nil, fmt.Errorf("ssh to guest: %w", err)
+	}
 	cfg := s.keys.ClientConfig()
 	pinned := cfg.HostKeyCallback
 	cfg.HostKeyCallback = func(host string, remote net.Addr, key ssh.PublicKey) error {
@@ -391,11 +346,11 @@ func (v *VM) Exec(ctx context.Context, cmd string, stdin []byte) (ExecResult, er
 	case err = <-done:
 	case <-ctx.Done():
 		sess.Close() // kitsshd hangs the command up
-		res := ExecResult{Status: -1, Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+		res := ExecResult{Status: -1, Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), StdoutCut: stdout.Cut(), StderrCut: stderr.Cut()}
 		return res, fmt.Errorf("exec %q timed out after %s (the command was killed): %w",
 			cmd, time.Since(start).Round(time.Millisecond), ctx.Err())
 	}
-	res := ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	res := ExecResult{Stdout: stdout.Bytes(), Stderr: stderr.Bytes(), StdoutCut: stdout.Cut(), StderrCut: stderr.Cut()}
 	var ee *ssh.ExitError
 	switch {
 	case err == nil:
@@ -427,49 +382,70 @@ func (v *VM) Stat(ctx context.Context, p string) (FileInfo, error) {
 
 // SSHInfo writes this boot's client key and a known_hosts file pinning the
 // guest's host key into a private directory (removed when the machine
-// exits), for OpenSSH:
+// exits), for OpenSSH, and returns them with the guest's SSH address:
 //
-//	ssh -i KEY -o UserKnownHostsFile=KNOWN -o IdentitiesOnly=yes -p PORT root@127.0.0.1
+//	ssh -i KEY -o UserKnownHostsFile=KNOWN -o IdentitiesOnly=yes -p PORT root@HOST
 //
 // (IdentitiesOnly keeps an agent's other keys from using up the server's
 // authentication attempts.)
-func (v *VM) SSHInfo() (port int, keyPath, knownHostsPath string, err error) {
+func (v *VM) SSHInfo() (addr, keyPath, knownHostsPath string, err error) {
 	s, err := v.sshAccess()
 	if err != nil {
-		return 0, "", "", err
+		return "", "", "", err
+	}
+	if addr, err = s.endpoint(s.guestPort); err != nil {
+		return "", "", "", err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.filesDir == "" {
 		select {
 		case <-v.exited:
-			return 0, "", "", errors.New("the machine has exited")
+			return "", "", "", hypervisor.ErrExited
 		default:
 		}
 		dir, err := os.MkdirTemp("", "kitrun-ssh-")
 		if err != nil {
-			return 0, "", "", err
+			return "", "", "", err
 		}
-		if s.keyPath, s.knownPath, err = s.keys.WriteClientFiles(dir, s.port); err != nil {
+		if s.keyPath, s.knownPath, err = s.keys.WriteClientFiles(dir, addr); err != nil {
 			os.RemoveAll(dir)
-			return 0, "", "", err
+			return "", "", "", err
 		}
 		s.filesDir = dir
 	}
-	return s.port, s.keyPath, s.knownPath, nil
+	return addr, s.keyPath, s.knownPath, nil
 }
 
-// lockedBuffer collects output that a timed-out Exec may read while the
-// session is still writing.
+// MaxExecOutput bounds what Exec keeps of each of a command's output
+// streams; the rest is read and counted (ExecResult.StdoutCut, StderrCut),
+// so that a guest command cannot make kitrun hold unbounded memory.
+var MaxExecOutput = 16 << 20
+
+// lockedBuffer collects output, up to MaxExecOutput, that a timed-out Exec
+// may read while the session is still writing.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu  sync.Mutex
+	b   bytes.Buffer
+	cut int64
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	room := max(0, MaxExecOutput-l.b.Len())
+	if len(p) > room {
+		l.cut += int64(len(p) - room)
+		l.b.Write(p[:room])
+		return len(p), nil
+	}
 	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) Cut() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cut
 }
 
 func (l *lockedBuffer) Bytes() []byte {

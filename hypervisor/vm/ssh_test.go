@@ -8,14 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/boot/spec"
 	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/fake"
 	"github.com/kitrun/kitrun/hypervisor/qemu"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 	"github.com/kitrun/kitrun/hypervisor/vm"
@@ -83,7 +83,7 @@ func TestSSH(t *testing.T) {
 	a := qemutest.Require(t, "x86_64")
 	img := qemutest.BuildSpec(t, a, sshSpec(t))
 	m := img.Manifest
-	if m.SSH != 22 || m.Network != "user" || !slices.Contains(m.Services, "sshd") {
+	if m.SSH != 22 || m.Network != image.NetworkAuto || !slices.Contains(m.Services, "sshd") {
 		t.Errorf("manifest: ssh %d, network %q, services %v; want 22, user, sshd among them", m.SSH, m.Network, m.Services)
 	}
 	for _, e := range m.Files {
@@ -118,6 +118,14 @@ func TestSSH(t *testing.T) {
 		r, err = v.Exec(within(30*time.Second), "demo cat", input)
 		if err != nil || r.Status != 0 || !bytes.Equal(r.Stdout, input) {
 			t.Errorf("demo cat: status %d, %d bytes out of %d, %v", r.Status, len(r.Stdout), len(input), err)
+		}
+		// Output past MaxExecOutput is read and counted, not kept.
+		old := vm.MaxExecOutput
+		vm.MaxExecOutput = 64 << 10
+		r, err = v.Exec(within(30*time.Second), "demo cat", input)
+		vm.MaxExecOutput = old
+		if err != nil || r.Status != 0 || len(r.Stdout) != 64<<10 || r.StdoutCut != int64(len(input)-64<<10) {
+			t.Errorf("demo cat past the limit: status %d, kept %d, cut %d of %d, %v", r.Status, len(r.Stdout), r.StdoutCut, len(input), err)
 		}
 		r, err = v.Exec(within(30*time.Second), "no-such-program", nil)
 		if err != nil || r.Status != 127 || !strings.Contains(string(r.Stderr), "command not found") {
@@ -212,7 +220,7 @@ func TestSSH(t *testing.T) {
 	})
 
 	t.Run("WrongClientKey", func(t *testing.T) {
-		port, _, _, err := v.SSHInfo()
+		addr, _, _, err := v.SSHInfo()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,7 +229,7 @@ func TestSSH(t *testing.T) {
 		cfg := v.SSHKeys().ClientConfig()
 		cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(signer)}
 		cfg.Timeout = 20 * time.Second
-		c, err := ssh.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port), cfg)
+		c, err := ssh.Dial("tcp", addr, cfg)
 		if err == nil {
 			c.Close()
 			t.Fatal("the guest accepted an unknown client key")
@@ -232,13 +240,13 @@ func TestSSH(t *testing.T) {
 	})
 
 	t.Run("WrongHostKey", func(t *testing.T) {
-		port, _, _, _ := v.SSHInfo()
+		addr, _, _, _ := v.SSHInfo()
 		_, other, _ := ed25519.GenerateKey(rand.Reader)
 		signer, _ := ssh.NewSignerFromKey(other)
 		cfg := v.SSHKeys().ClientConfig()
 		cfg.HostKeyCallback = ssh.FixedHostKey(signer.PublicKey())
 		cfg.Timeout = 20 * time.Second
-		c, err := ssh.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port), cfg)
+		c, err := ssh.Dial("tcp", addr, cfg)
 		if err == nil {
 			c.Close()
 			t.Fatal("a guest with another host key was accepted")
@@ -252,16 +260,17 @@ func TestSSH(t *testing.T) {
 		if _, err := exec.LookPath("ssh"); err != nil {
 			t.Skip("no OpenSSH client")
 		}
-		port, key, known, err := v.SSHInfo()
+		addr, key, known, err := v.SSHInfo()
 		if err != nil {
 			t.Fatal(err)
 		}
+		host, port, _ := net.SplitHostPort(addr)
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		cmd := exec.CommandContext(ctx, "ssh", "-F", "/dev/null", "-i", key,
 			"-o", "UserKnownHostsFile="+known, "-o", "GlobalKnownHostsFile=/dev/null",
 			"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes",
-			"-p", strconv.Itoa(port), "root@127.0.0.1", "kitrun-ping")
+			"-p", port, "root@"+host, "kitrun-ping")
 		out, err := cmd.CombinedOutput()
 		if err != nil || string(out) != "pong\n" {
 			t.Errorf("ssh kitrun-ping: %v, %q", err, out)
@@ -313,7 +322,7 @@ func BenchmarkSSHBootCost(b *testing.B) {
 	withSSH := qemutest.BuildSpec(b, a, minimal, func(o *assemble.Options) { o.SSH = true })
 	var plainReady, sshReady, firstExec []time.Duration
 	run := func(img *image.Image, ssh bool) {
-		v, err := vm.Boot(context.Background(), &qemu.Backend{}, img, vm.Options{Accel: "tcg", SSH: ssh})
+		v, err := vm.Boot(context.Background(), &qemu.Backend{}, img, vm.Options{Resources: hypervisor.Resources{Accel: "tcg"}, SSH: ssh})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -323,7 +332,7 @@ func BenchmarkSSHBootCost(b *testing.B) {
 		}
 		var ready time.Duration
 		for _, m := range v.Timeline() {
-			if m.Stage == "all-ready" {
+			if m.Stage.Kind == initproto.EvAllReady {
 				ready = m.Host
 			}
 		}
@@ -354,16 +363,16 @@ func BenchmarkSSHBootCost(b *testing.B) {
 // TestSSHOptionNeedsAnSSHImage: asking for SSH on an image without a
 // server fails before anything starts.
 func TestSSHOptionNeedsAnSSHImage(t *testing.T) {
-	img := fakeImage(t, image.Manifest{Name: "plain", Network: "user"})
-	_, err := vm.Boot(context.Background(), &fakeBackend{}, img, vm.Options{SSH: true})
+	img := fakeImage(t, image.Manifest{Name: "plain", Network: image.NetworkAuto})
+	_, err := vm.Boot(context.Background(), &fake.Backend{}, img, vm.Options{SSH: true})
 	if err == nil || err.Error() != `image plain has no SSH server; add "ssh: true" to its spec` {
 		t.Errorf("got %v", err)
 	}
-	v, err := vm.Boot(context.Background(), &fakeBackend{}, img, vm.Options{})
+	v, err := vm.Boot(context.Background(), &fake.Backend{}, img, vm.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer v.Machine.Kill()
+	defer v.Kill()
 	if _, err := v.Exec(context.Background(), "kitrun-ping", nil); err == nil || !strings.Contains(err.Error(), "without SSH") {
 		t.Errorf("Exec without SSH: %v", err)
 	}
@@ -381,7 +390,7 @@ func TestSSHImageAssembly(t *testing.T) {
 		t.Errorf("minimal without SSH: ssh %d, network %s, services %v", plain.Manifest.SSH, plain.Manifest.Network, plain.Manifest.Services)
 	}
 	m := forced.Manifest
-	if m.SSH != 22 || m.Network != "user" || !hasPath(m, "/usr/sbin/kitsshd") || !slices.Equal(m.Services, []string{"hello", "sshd"}) {
+	if m.SSH != 22 || m.Network != image.NetworkAuto || !hasPath(m, "/usr/sbin/kitsshd") || !slices.Equal(m.Services, []string{"hello", "sshd"}) {
 		t.Errorf("minimal with SSH forced: ssh %d, network %s, services %v", m.SSH, m.Network, m.Services)
 	}
 	if plain.Manifest.Initrd.SHA256 == m.Initrd.SHA256 {
@@ -416,7 +425,7 @@ func TestSSHImageAssembly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := assemble.Build(context.Background(), s, t.TempDir(), assemble.Options{Arch: a}); err == nil || !strings.Contains(err.Error(), `service name "sshd"`) {
+	if _, err := assemble.Build(context.Background(), s, t.TempDir(), assemble.Options{Platform: qemutest.Platform(t, a)}); err == nil || !strings.Contains(err.Error(), `service name "sshd"`) {
 		t.Errorf("clash: %v", err)
 	}
 }
@@ -450,11 +459,10 @@ onboot:
 	}
 }
 
-// TestExtraInitrd checks the appended archive without a VM: the image's
-// bytes, padding to 4 bytes, then a newc archive whose parent directories
-// keep the image's modes and owners; and the temporary copy goes away
-// with the machine.
-func TestExtraInitrd(t *testing.T) {
+// TestSeedArchive checks the per-boot archive a backend gets (Spec.Seed):
+// a newc archive whose parent directories keep the image's modes and
+// owners, refusing paths the image has as directories or symlinks.
+func TestSeedArchive(t *testing.T) {
 	img := fakeImage(t, image.Manifest{Name: "x", Files: []image.Entry{
 		{Path: "/etc", Type: "dir", Mode: "0755"},
 		{Path: "/root", Type: "dir", Mode: "0700"},
@@ -462,7 +470,7 @@ func TestExtraInitrd(t *testing.T) {
 		{Path: "/bin", Type: "symlink", Mode: "0777", Target: "usr/bin"},
 		{Path: "/var/lib", Type: "dir", Mode: "0755"},
 	}})
-	be := &fakeBackend{}
+	be := &fake.Backend{}
 	v, err := vm.Boot(context.Background(), be, img, vm.Options{ExtraFiles: []vm.ExtraFile{
 		{Path: "/root/.ssh/x", Data: []byte("secret"), Mode: 0o600},
 		{Path: "/srv/a", Data: []byte("a")},
@@ -470,25 +478,14 @@ func TestExtraInitrd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, _ := os.ReadFile(img.Initrd)
-	if !bytes.HasPrefix(be.initrd, base) || !bytes.Equal(be.initrd[len(base):8], []byte{0, 0, 0}) {
-		t.Fatalf("the initrd does not start with the image's bytes and 4-byte padding: %q", be.initrd[:12])
-	}
-	recs := map[string]cpio.Record{}
-	r := cpio.NewReader(bytes.NewReader(be.initrd[8:]))
-	for {
-		rec, err := r.Next()
-		if err != nil {
-			break
-		}
-		recs[rec.Name] = rec
-	}
+	defer v.Kill()
+	recs := seedFiles(t, be.Specs()[0].Seed)
 	var names []string
 	for n := range recs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	if strings.Join(names, " ") != "root root/.ssh root/.ssh/x srv srv/a" {
+	if strings.Join(names, " ") != "/root /root/.ssh /root/.ssh/x /srv /srv/a" {
 		t.Errorf("archive holds %v", names)
 	}
 	check := func(name string, mode uint32, uid uint32) {
@@ -496,20 +493,14 @@ func TestExtraInitrd(t *testing.T) {
 			t.Errorf("%s: mode %o uid %d, want %o uid %d", name, rec.Mode, rec.UID, mode, uid)
 		}
 	}
-	check("root", cpio.TypeDir|0o700, 0)
-	check("root/.ssh", cpio.TypeDir|0o755, 0)
-	check("root/.ssh/x", cpio.TypeReg|0o600, 0)
-	check("srv", cpio.TypeDir|0o750, 7)
-	check("srv/a", cpio.TypeReg|0o644, 0)
-	if string(recs["root/.ssh/x"].Data) != "secret" {
-		t.Errorf("content %q", recs["root/.ssh/x"].Data)
+	check("/root", cpio.TypeDir|0o700, 0)
+	check("/root/.ssh", cpio.TypeDir|0o755, 0)
+	check("/root/.ssh/x", cpio.TypeReg|0o600, 0)
+	check("/srv", cpio.TypeDir|0o750, 7)
+	check("/srv/a", cpio.TypeReg|0o644, 0)
+	if string(recs["/root/.ssh/x"].Data) != "secret" {
+		t.Errorf("content %q", recs["/root/.ssh/x"].Data)
 	}
-	if st, err := os.Stat(filepath.Dir(be.cfg.Initrd)); err != nil || st.Mode().Perm() != 0o700 {
-		t.Errorf("temporary initrd directory: %v, %v; want mode 0700", st, err)
-	}
-	v.Machine.Kill()
-	<-v.Exited()
-	waitFor(t, func() bool { _, err := os.Stat(be.cfg.Initrd); return os.IsNotExist(err) })
 
 	// A parent that is a symlink in the image is refused; so is a path
 	// that is a directory there, and a relative one.
@@ -518,49 +509,59 @@ func TestExtraInitrd(t *testing.T) {
 		"/var/lib":  "the image has a directory there",
 		"etc/x":     "need an absolute file path",
 	} {
-		_, err := vm.Boot(context.Background(), &fakeBackend{}, img, vm.Options{ExtraFiles: []vm.ExtraFile{{Path: p}}})
+		_, err := vm.Boot(context.Background(), &fake.Backend{}, img, vm.Options{ExtraFiles: []vm.ExtraFile{{Path: p}}})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want %q", p, err, want)
 		}
 	}
 }
 
+func seedFiles(t *testing.T, seed []byte) map[string]cpio.Record {
+	t.Helper()
+	recs := map[string]cpio.Record{}
+	r := cpio.NewReader(bytes.NewReader(seed))
+	for {
+		rec, err := r.Next()
+		if err != nil {
+			break
+		}
+		recs["/"+rec.Name] = rec
+	}
+	return recs
+}
+
 // TestSSHKeysArrivePerBoot: an image with an SSH server gets fresh keys
-// and a forwarded port at every boot, asked for or not, and they go into
-// the appended archive, never the image.
+// and a published SSH port at every boot, asked for or not, and they go
+// into the per-boot seed, never the image.
 func TestSSHKeysArrivePerBoot(t *testing.T) {
-	img := fakeImage(t, image.Manifest{Name: "s", SSH: 2222, Network: "user", Files: []image.Entry{
+	img := fakeImage(t, image.Manifest{Name: "s", SSH: 2222, Network: image.NetworkAuto, Files: []image.Entry{
 		{Path: "/usr/sbin/kitsshd", Type: "file", Mode: "0755"}}})
 	mine := make([]hypervisor.PortForward, 1, 4) // room to append in place
-	mine[0] = hypervisor.PortForward{HostAddr: "127.0.0.1", HostPort: 8080, GuestPort: 80}
+	mine[0] = hypervisor.PortForward{HostAddr: "127.0.0.1", GuestPort: 80}
 	var keys []string
 	for range 2 {
-		be := &fakeBackend{}
+		be := &fake.Backend{}
 		v, err := vm.Boot(context.Background(), be, img, vm.Options{Publish: mine})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer v.Machine.Kill()
+		defer v.Kill()
 		if v.SSHKeys() == nil {
 			t.Fatal("no SSH keys")
 		}
-		port, _, _, err := v.SSHInfo()
+		addr, err := v.SSHAddr()
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []hypervisor.PortForward{mine[0], {HostAddr: "127.0.0.1", HostPort: port, GuestPort: 2222}}
-		if !slices.Equal(be.cfg.Publish, want) || !be.cfg.Network {
-			t.Errorf("forwards %v (network %v), want %v", be.cfg.Publish, be.cfg.Network, want)
+		spec := be.Specs()[0]
+		want := []hypervisor.PortForward{mine[0], {HostAddr: "127.0.0.1", GuestPort: 2222}}
+		if !slices.Equal(spec.Publish, want) {
+			t.Errorf("publish %v, want %v", spec.Publish, want)
 		}
-		files := map[string]cpio.Record{}
-		r := cpio.NewReader(bytes.NewReader(be.initrd[8:]))
-		for {
-			rec, err := r.Next()
-			if err != nil {
-				break
-			}
-			files["/"+rec.Name] = rec
+		if ep, _ := v.Machine.Endpoint(2222); ep != addr || addr == "" {
+			t.Errorf("SSH address %q, endpoint of guest port 2222 %q", addr, ep)
 		}
+		files := seedFiles(t, spec.Seed)
 		hk, ak, seed := files[vm.GuestHostKey], files[vm.GuestAuthorizedKeys], files[vm.GuestRandomSeed]
 		if hk.Perm() != 0o600 || !bytes.Equal(hk.Data, v.SSHKeys().HostKeyPEM()) ||
 			ak.Perm() != 0o644 || !bytes.Equal(ak.Data, v.SSHKeys().AuthorizedKey()) ||
@@ -577,17 +578,17 @@ func TestSSHKeysArrivePerBoot(t *testing.T) {
 	}
 }
 
-// TestBootWithoutExtrasUsesTheImage: no extra files, no copy.
-func TestBootWithoutExtrasUsesTheImage(t *testing.T) {
+// TestBootWithoutExtrasHasNoSeed: no extra files, no seed.
+func TestBootWithoutExtrasHasNoSeed(t *testing.T) {
 	img := fakeImage(t, image.Manifest{Name: "x"})
-	be := &fakeBackend{}
+	be := &fake.Backend{}
 	v, err := vm.Boot(context.Background(), be, img, vm.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer v.Machine.Kill()
-	if be.cfg.Initrd != img.Initrd {
-		t.Errorf("booted %s, not the image's initrd", be.cfg.Initrd)
+	defer v.Kill()
+	if seed := be.Specs()[0].Seed; len(seed) != 0 {
+		t.Errorf("a seed of %d bytes without extra files", len(seed))
 	}
 }
 
@@ -599,38 +600,6 @@ func fakeImage(t *testing.T, m image.Manifest) *image.Image {
 	os.WriteFile(p, []byte("BASE!"), 0o644)
 	return &image.Image{Dir: dir, Initrd: p, Kernel: filepath.Join(dir, image.KernelFile), Arch: arch.Host(), Manifest: m}
 }
-
-// fakeBackend records what it was asked to boot; its machines do nothing
-// until killed.
-type fakeBackend struct {
-	cfg    hypervisor.Config
-	initrd []byte
-}
-
-func (b *fakeBackend) Name() string { return "fake" }
-
-func (b *fakeBackend) Start(ctx context.Context, cfg hypervisor.Config) (hypervisor.Machine, error) {
-	b.cfg = cfg
-	b.initrd, _ = os.ReadFile(cfg.Initrd)
-	return &fakeMachine{events: make(chan hypervisor.Event), done: make(chan struct{})}, nil
-}
-
-type fakeMachine struct {
-	events chan hypervisor.Event
-	done   chan struct{}
-	once   sync.Once
-}
-
-func (m *fakeMachine) Events() <-chan hypervisor.Event           { return m.events }
-func (m *fakeMachine) Send(context.Context, string) error        { return nil }
-func (m *fakeMachine) Powerdown(context.Context) error           { return nil }
-func (m *fakeMachine) Stop(context.Context, time.Duration) error { return m.Kill() }
-func (m *fakeMachine) Done() <-chan struct{}                     { return m.done }
-func (m *fakeMachine) Err() error                                { return nil }
-func (m *fakeMachine) Info() hypervisor.Info                     { return hypervisor.Info{Backend: "fake"} }
-func (m *fakeMachine) Kill() error                               { m.once.Do(func() { close(m.events); close(m.done) }); return nil }
-
-var _ hypervisor.Machine = (*fakeMachine)(nil)
 
 func hasPath(m image.Manifest, p string) bool {
 	for _, e := range m.Files {

@@ -1,8 +1,17 @@
-// Package vm runs an image on a backend and follows its boot: it turns the
-// machine's event stream into stages, a timeline and typed failures (boot
-// deadline, failed service or task, kernel panic, early exit), and shuts the
-// machine down cleanly. The CLI, the benchmarks and the test harness all
-// boot through it.
+// Package vm runs an image on any backend and owns kitinit's protocol on
+// the host side, once for every backend: it reads the machine's console
+// and event channel (or the events framed among the console's lines where
+// the channel shares it), decodes and stamps the events, names the boot
+// stages on both clocks, types the failures (boot deadline, failed service
+// or task, kernel panic, early exit), and runs the stop ladder (kitinit's
+// power-off command and the power button, a grace period, then the
+// backend's forced stop). The CLI, the benchmarks, the test harness and the
+// lifecycle supervisor all boot through it.
+//
+// Nothing a guest sends can make kitrun buffer without bound: console and
+// channel lines are cut at a fixed length, only the console's last lines
+// are kept, and events reach a slow consumer through a bounded queue that
+// never holds up the boot's own state (ready, failed).
 package vm
 
 import (
@@ -10,10 +19,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/hashicorp/go-multierror"
 
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/boot/initproto"
@@ -22,31 +33,32 @@ import (
 
 // Options for booting an image.
 type Options struct {
-	Machine   string
-	Accel     string
-	MemoryMiB int
-	CPUs      int
-	Publish   []hypervisor.PortForward
-	// Console receives the guest console as it comes.
+	hypervisor.Resources
+	// Format is the image format to boot ("" for direct kernel boot).
+	Format  string
+	Publish []hypervisor.PortForward
+	// Console receives the guest console's bytes as they come (event lines
+	// of a channel that shares the console taken out).
 	Console io.Writer
-	// OnEvent sees every event as it arrives (progress output).
-	OnEvent func(hypervisor.Event)
-	// ExtraCmdline is appended to the image's kernel command line.
+	// OnEvent sees every event in arrival order. It runs on its own
+	// goroutine: a slow OnEvent delays later calls, never the boot.
+	OnEvent func(Event)
+	// ExtraCmdline is appended to the image's kernel command line (direct
+	// kernel boot only).
 	ExtraCmdline string
 	RuntimeDir   string
-	// NoEventChannel: see hypervisor.Config. WaitReady cannot work then.
+	// NoEventChannel: see hypervisor.Spec.NoChannel. WaitReady cannot
+	// work then.
 	NoEventChannel bool
-	// ExtraFiles are added to the guest's root filesystem at this boot, in
-	// an archive appended to a temporary copy of the image's initramfs
-	// (removed when the machine exits); the image itself is unchanged. See
-	// extraInitrd in ssh.go.
+	// ExtraFiles are added to the guest's root filesystem at this boot
+	// (hypervisor.Spec.Seed); the image itself is unchanged.
 	ExtraFiles []ExtraFile
 	// SSH makes this boot reachable over SSH (SSHClient, Exec, Stat,
-	// SSHInfo): fresh keys go to the guest as ExtraFiles and a free
-	// 127.0.0.1 port is forwarded to the guest's SSH port. The image must
-	// have been built with `ssh: true` (or assemble.Options.SSH). An image
-	// that has an SSH server always gets its keys, SSH set or not: its
-	// server cannot start without them.
+	// SSHInfo): fresh keys go to the guest as ExtraFiles and the guest's
+	// SSH port is published. The image must have been built with `ssh:
+	// true` (or assemble.Options.SSH). An image that has an SSH server
+	// always gets its keys, SSH set or not: its server cannot start
+	// without them.
 	SSH bool
 }
 
@@ -55,18 +67,25 @@ type VM struct {
 	Image   *image.Image
 	Machine hypervisor.Machine
 
+	started time.Time
+	console *consoleReader
+	queue   *eventQueue
+
 	mu        sync.Mutex
-	stage     string
+	exitAt    time.Duration // host time of the machine's exit; 0 until then
+	stage     Stage
 	guestSeen bool
-	marks     []Mark
-	ready     chan struct{}
-	failure   error
-	failed    chan struct{}
-	exited    chan struct{}
-	services  map[string]*ServiceState
-	waiters   []waiter
-	tail      func(int) []string
-	ssh       *sshState // set with SSH; see ssh.go
+	// firstGuest is the host time of kitinit's first event.
+	firstGuest time.Duration
+	marks      []Mark
+	ready      chan struct{}
+	failure    error
+	failed     chan struct{}
+	exited     chan struct{}
+	services   map[string]*ServiceState
+	waiters    []waiter
+	ssh        *sshState // set with SSH; see ssh.go
+	sendMu     sync.Mutex
 }
 
 // ServiceState is what the host knows of a guest service.
@@ -80,27 +99,13 @@ type ServiceState struct {
 }
 
 type waiter struct {
-	match func(hypervisor.Event) bool
-	ch    chan hypervisor.Event
-}
-
-// Mark is one stage of the boot on both clocks.
-type Mark struct {
-	Stage string
-	// Host is the time since the hypervisor process was started.
-	Host time.Duration
-	// Guest is the guest's uptime at the mark; negative when the mark is
-	// host-side only.
-	Guest float64
+	match func(Event) bool
+	ch    chan Event
 }
 
 // Boot starts img on backend. It returns once the machine runs; use
 // WaitReady to follow the boot.
 func Boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, opts Options) (*VM, error) {
-	cmdline := img.Cmdline
-	if opts.ExtraCmdline != "" {
-		cmdline = strings.TrimSpace(cmdline + " " + opts.ExtraCmdline)
-	}
 	var sshs *sshState
 	if opts.SSH || hasSSHServer(img.Manifest) {
 		var err error
@@ -108,68 +113,92 @@ func Boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, opt
 			return nil, err
 		}
 	}
-	cfg := hypervisor.Config{
-		Arch: img.Arch, Machine: opts.Machine, Accel: opts.Accel,
-		MemoryMiB: opts.MemoryMiB, CPUs: opts.CPUs,
-		Kernel: img.Kernel, Initrd: img.Initrd, Cmdline: cmdline,
-		Network: img.Manifest.Network == "user", Publish: opts.Publish,
-		Console: opts.Console, RuntimeDir: opts.RuntimeDir, NoEventChannel: opts.NoEventChannel,
+	if len(opts.Publish) > 0 && !img.Networked() {
+		return nil, fmt.Errorf("publishing ports needs networking, and image %s has `network: none`; set `network: {mode: auto}` in its spec", img.Manifest.Name)
 	}
-	if len(opts.Publish) > 0 && !cfg.Network {
-		return nil, fmt.Errorf("--publish needs networking, and image %s has `network: none`; set `network: {mode: user}` in its spec", img.Manifest.Name)
-	}
-	tmpDir := ""
+	var seed []byte
 	if len(opts.ExtraFiles) > 0 {
 		var err error
-		if cfg.Initrd, tmpDir, err = extraInitrd(img, opts.ExtraFiles); err != nil {
+		if seed, err = seedArchive(img, opts.ExtraFiles); err != nil {
 			return nil, err
 		}
 	}
-	m, err := backend.Start(ctx, cfg)
+	spec := hypervisor.Spec{
+		Image: img, Format: opts.Format, Resources: opts.Resources.WithDefaults(),
+		Publish: opts.Publish, Seed: seed, NoChannel: opts.NoEventChannel,
+		ExtraCmdline: opts.ExtraCmdline, RuntimeDir: opts.RuntimeDir,
+	}
+	m, err := backend.Start(ctx, spec)
 	if err != nil {
-		if tmpDir != "" {
-			os.RemoveAll(tmpDir)
-		}
 		return nil, err
 	}
 	v := &VM{
-		Image: img, Machine: m, stage: "started",
+		Image: img, Machine: m, started: m.Info().Started, stage: Stage{Kind: StageStarted},
 		ready: make(chan struct{}), failed: make(chan struct{}), exited: make(chan struct{}),
 		services: map[string]*ServiceState{}, ssh: sshs,
-	}
-	if tmpDir != "" {
-		v.atExit(func() { os.RemoveAll(tmpDir) })
+		queue: newEventQueue(opts.OnEvent),
 	}
 	if sshs != nil {
+		sshs.endpoint = m.Endpoint
 		v.atExit(sshs.close)
-	}
-	if t, ok := m.(interface{ ConsoleTail(int) []string }); ok {
-		v.tail = t.ConsoleTail
 	}
 	for _, s := range img.Manifest.Services {
 		v.services[s] = &ServiceState{Name: s}
 	}
-	go v.follow(opts.OnEvent)
+	shared := m.Channel() == nil && !opts.NoEventChannel
+	v.console = newConsoleReader(opts.Console, shared, v.since, v.deliver)
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() { defer readers.Done(); v.console.run(m.Console()) }()
+	go func() {
+		defer readers.Done()
+		if ch := m.Channel(); ch != nil {
+			readChannel(ch, v.since, v.deliver)
+		}
+	}()
+	go v.follow(&readers)
 	return v, nil
 }
 
-// follow consumes the machine's events for the VM's whole life.
-func (v *VM) follow(onEvent func(hypervisor.Event)) {
-	for ev := range v.Machine.Events() {
-		if onEvent != nil {
-			onEvent(ev)
+// since is the host time since the machine was started.
+func (v *VM) since() time.Duration { return time.Since(v.started) }
+
+// follow handles the backend's own events for the VM's whole life, and
+// closes Exited once the machine is gone and every stream is read.
+func (v *VM) follow(readers *sync.WaitGroup) {
+	var exit *Event
+	for be := range v.Machine.Events() {
+		ev := Event{Host: be.Host, Kind: be.Kind, Detail: be.Detail}
+		if be.Kind == hypervisor.EvExited {
+			exit = &ev // after every console line and event
+			continue
 		}
-		v.handle(ev)
+		v.deliver(ev)
+	}
+	<-v.Machine.Done()
+	// The streams reach EOF once the machine is gone; a backend whose
+	// streams do not end is not waited for forever.
+	waitTimeout(readers, 5*time.Second)
+	if exit != nil {
+		v.deliver(*exit)
 	}
 	v.mu.Lock()
 	if v.failure == nil && !isClosed(v.ready) {
-		v.failLocked(&ExitedError{Stage: v.stage, Err: v.Machine.Err(), Console: v.consoleTail(20)})
+		v.failLocked(&ExitedError{Stage: v.stage, Err: v.Machine.Err(), Console: v.ConsoleTail(consoleTailShown)})
 	}
 	v.mu.Unlock()
+	v.queue.close()
 	close(v.exited)
 }
 
-func (v *VM) handle(ev hypervisor.Event) {
+// deliver updates the VM's state with ev at once, then queues it for
+// OnEvent.
+func (v *VM) deliver(ev Event) {
+	v.handle(ev)
+	v.queue.push(ev)
+}
+
+func (v *VM) handle(ev Event) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for i := 0; i < len(v.waiters); i++ {
@@ -181,25 +210,27 @@ func (v *VM) handle(ev hypervisor.Event) {
 	}
 	if ev.Guest == nil {
 		switch ev.Kind {
-		case hypervisor.EvVMMReady:
-			v.markLocked(ev.Kind, ev.Host, -1)
-		case hypervisor.EvKernelStart:
+		case hypervisor.EvExited:
+			v.exitAt = ev.Host
+		case hypervisor.EvVMMReady, StageFirmware:
+			v.markLocked(Stage{Kind: ev.Kind}, ev.Host, -1)
+		case StageKernel:
 			// With `quiet` the first printk line may come at power-off;
-			// only one before init is the kernel's start.
-			if !v.guestSeen {
-				v.markLocked(ev.Kind, ev.Host, -1)
+			// only one before init is the kernel's start. (The streams
+			// are read concurrently: compare times, not arrival.)
+			if !v.guestSeen || ev.Host < v.firstGuest {
+				v.markLocked(Stage{Kind: ev.Kind}, ev.Host, -1)
 			}
 		case hypervisor.EvGuestPanic:
-			v.failLocked(&PanicError{Stage: v.stage, Line: ev.Detail, Console: v.consoleTail(20)})
+			v.failLocked(&PanicError{Stage: v.stage, Line: ev.Detail, Console: v.consoleTailLocked()})
 		}
 		return
 	}
 	g := ev.Guest
-	v.guestSeen = true
-	stage := g.Kind
-	if g.Name != "" {
-		stage += " " + g.Name
+	if !v.guestSeen {
+		v.guestSeen, v.firstGuest = true, ev.Host
 	}
+	stage := ev.Stage()
 	switch g.Kind {
 	case initproto.EvInitStart, initproto.EvModulesLoaded, initproto.EvNetworkUp, initproto.EvTaskDone:
 		v.markLocked(stage, ev.Host, g.Uptime)
@@ -253,9 +284,16 @@ func (v *VM) service(name string) *ServiceState {
 	return s
 }
 
-func (v *VM) markLocked(stage string, host time.Duration, guest float64) {
+// markLocked records a stage. Marks are kept in host-time order: the
+// streams are read concurrently, so arrival order between them is not
+// time order.
+func (v *VM) markLocked(stage Stage, host time.Duration, guest float64) {
 	v.stage = stage
-	v.marks = append(v.marks, Mark{Stage: stage, Host: host, Guest: guest})
+	i := len(v.marks)
+	for i > 0 && v.marks[i-1].Host > host {
+		i--
+	}
+	v.marks = slices.Insert(v.marks, i, Mark{Stage: stage, Host: host, Guest: guest})
 }
 
 func (v *VM) failLocked(err error) {
@@ -264,13 +302,6 @@ func (v *VM) failLocked(err error) {
 	}
 	v.failure = err
 	close(v.failed)
-}
-
-func (v *VM) consoleTail(n int) []string {
-	if v.tail == nil {
-		return nil
-	}
-	return v.tail(n)
 }
 
 func isClosed(c chan struct{}) bool {
@@ -294,39 +325,88 @@ func (v *VM) WaitReady(ctx context.Context, timeout time.Duration) error {
 	case <-v.failed:
 		return v.Failure()
 	case <-v.exited:
-		if err := v.Failure(); err != nil {
-			return err
-		}
-		return nil
+		return v.Failure()
 	case <-t.C:
 		v.mu.Lock()
 		defer v.mu.Unlock()
-		return &TimeoutError{Stage: v.stage, After: timeout, Console: v.consoleTail(20)}
+		return &TimeoutError{Stage: v.stage, After: timeout, Console: v.consoleTailLocked()}
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
 // WaitEvent waits for the first event (from now on) that match accepts.
-func (v *VM) WaitEvent(ctx context.Context, match func(hypervisor.Event) bool) (hypervisor.Event, error) {
+func (v *VM) WaitEvent(ctx context.Context, match func(Event) bool) (Event, error) {
 	return v.wait(ctx, v.expect(match))
 }
 
 // expect registers interest in an event before the action that causes it,
 // so that a fast answer cannot be missed.
-func (v *VM) expect(match func(hypervisor.Event) bool) chan hypervisor.Event {
-	ch := make(chan hypervisor.Event, 1)
+func (v *VM) expect(match func(Event) bool) chan Event {
+	ch := make(chan Event, 1)
 	v.mu.Lock()
 	v.waiters = append(v.waiters, waiter{match: match, ch: ch})
 	v.mu.Unlock()
 	return ch
 }
 
+// Send writes a command to kitinit over the event channel.
+func (v *VM) Send(ctx context.Context, cmd string) error {
+	ch := v.Machine.Channel()
+	if ch == nil {
+		return errors.New("this machine has no way to send kitinit commands (its channel shares the console, or is off)")
+	}
+	if isClosed(v.exited) {
+		return hypervisor.ErrExited
+	}
+	v.sendMu.Lock()
+	defer v.sendMu.Unlock()
+	return writeCtx(ctx, ch, []byte(cmd+"\n"))
+}
+
+// WriteConsole sends input to the guest console.
+func (v *VM) WriteConsole(ctx context.Context, p []byte) (int, error) {
+	if isClosed(v.exited) {
+		return 0, hypervisor.ErrExited
+	}
+	if err := writeCtx(ctx, v.Machine.Console(), p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// writeCtx writes p under ctx's deadline. A stream with write deadlines
+// gets one; on any other, a write that overruns ctx is abandoned and
+// finishes, or fails, when the guest reads or the machine exits.
+func writeCtx(ctx context.Context, w io.Writer, p []byte) error {
+	if d, ok := w.(interface{ SetWriteDeadline(time.Time) error }); ok {
+		if dl, has := ctx.Deadline(); has {
+			if d.SetWriteDeadline(dl) == nil {
+				defer d.SetWriteDeadline(time.Time{})
+				_, err := w.Write(p)
+				return err
+			}
+		}
+	}
+	done := make(chan error, 1)
+	b := append([]byte(nil), p...)
+	go func() {
+		_, err := w.Write(b)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Memory asks kitinit for the guest's memory figures (bytes): mem_total,
 // mem_available, mem_free, rss_<service>, rss_kitinit, rootfs_used.
 func (v *VM) Memory(ctx context.Context) (map[string]int64, error) {
-	ch := v.expect(func(e hypervisor.Event) bool { return e.Guest != nil && e.Guest.Kind == initproto.EvMemory })
-	if err := v.Machine.Send(ctx, initproto.CmdMemory); err != nil {
+	ch := v.expect(func(e Event) bool { return e.Guest != nil && e.Guest.Kind == initproto.EvMemory })
+	if err := v.Send(ctx, initproto.CmdMemory); err != nil {
 		return nil, fmt.Errorf("memory request: %w", err)
 	}
 	ev, err := v.wait(ctx, ch)
@@ -336,7 +416,7 @@ func (v *VM) Memory(ctx context.Context) (map[string]int64, error) {
 	return ev.Guest.Data, nil
 }
 
-func (v *VM) wait(ctx context.Context, ch chan hypervisor.Event) (hypervisor.Event, error) {
+func (v *VM) wait(ctx context.Context, ch chan Event) (Event, error) {
 	select {
 	case ev := <-ch:
 		return ev, nil
@@ -346,9 +426,9 @@ func (v *VM) wait(ctx context.Context, ch chan hypervisor.Event) (hypervisor.Eve
 			return ev, nil
 		default:
 		}
-		return hypervisor.Event{}, errors.New("machine exited")
+		return Event{}, hypervisor.ErrExited
 	case <-ctx.Done():
-		return hypervisor.Event{}, ctx.Err()
+		return Event{}, ctx.Err()
 	}
 }
 
@@ -359,15 +439,23 @@ func (v *VM) Failure() error {
 	return v.failure
 }
 
-// Timeline returns the marks so far, in arrival order.
+// Timeline returns the marks so far, in host-time order.
 func (v *VM) Timeline() []Mark {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return append([]Mark(nil), v.marks...)
 }
 
+// ExitTime is the host time (since the machine was started) at which the
+// machine exited; 0 while it runs.
+func (v *VM) ExitTime() time.Duration {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.exitAt
+}
+
 // Stage is the last stage reached.
-func (v *VM) Stage() string {
+func (v *VM) Stage() Stage {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	return v.stage
@@ -384,29 +472,164 @@ func (v *VM) Services() []ServiceState {
 	return out
 }
 
-// ConsoleTail returns the console's last n lines.
-func (v *VM) ConsoleTail(n int) []string { return v.consoleTail(n) }
+// consoleTailShown is how many console lines a failure carries.
+const consoleTailShown = 20
 
-// Exited is closed once the machine has exited and its events are consumed.
+// ConsoleTail returns the console's last n lines (at most consoleKept).
+func (v *VM) ConsoleTail(n int) []string { return v.console.ring.Last(n) }
+
+func (v *VM) consoleTailLocked() []string { return v.console.ring.Last(consoleTailShown) }
+
+// Exited is closed once the machine has exited and its events are handled.
 func (v *VM) Exited() <-chan struct{} { return v.exited }
 
-// Shutdown powers the guest off gracefully (kitinit runs onshutdown tasks),
-// forcing it after grace. It waits until the machine is gone.
+// Shutdown powers the guest off gracefully and waits until the machine is
+// gone: kitinit's power-off command (it runs the onshutdown tasks) and the
+// power button (for a guest whose channel is not up, or that has none),
+// then up to grace for the guest to power off, then the backend's forced
+// stop. It returns every step's error, or nil when the guest powered off
+// within grace (which forgives a request that failed).
 func (v *VM) Shutdown(ctx context.Context, grace time.Duration) error {
-	err := v.Machine.Stop(ctx, grace)
-	select {
-	case <-v.exited:
-	case <-time.After(5 * time.Second):
-		err = errors.Join(err, errors.New("machine events did not end 5s after teardown"))
+	if isClosed(v.exited) {
+		return nil
+	}
+	result := &multierror.Error{ErrorFormat: joinErrors}
+	var steps multierror.Group
+	stepCtx, cancel := context.WithTimeout(ctx, time.Second)
+	if v.Machine.Channel() != nil {
+		steps.Go(func() error {
+			if err := v.Send(stepCtx, initproto.CmdPoweroff); err != nil && !v.machineGone() {
+				return fmt.Errorf("poweroff command: %w", err)
+			}
+			return nil
+		})
+	}
+	steps.Go(func() error {
+		if err := v.Machine.PowerButton(stepCtx); err != nil && !v.machineGone() {
+			return fmt.Errorf("power button: %w", err)
+		}
+		return nil
+	})
+	if err := steps.Wait(); err != nil {
+		result = multierror.Append(result, err.Errors...)
+	}
+	cancel()
+	// A press before the guest's button driver is loaded is lost: press
+	// again now and then while waiting.
+	if v.waitGoneRepressing(ctx, grace) {
+		return v.waitExited()
+	}
+	result = multierror.Append(result, fmt.Errorf("guest did not power off within %s", grace))
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := v.Machine.ForceOff(fctx)
+	cancel()
+	if err != nil && !v.machineGone() {
+		result = multierror.Append(result, fmt.Errorf("forced stop: %w", err))
+	}
+	if err := v.waitExited(); err != nil {
+		result = multierror.Append(result, err)
+	}
+	return result.ErrorOrNil()
+}
+
+// joinErrors renders a teardown's errors on one line, as a failure's
+// reason is shown.
+func joinErrors(errs []error) string {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Kill ends the machine at once and waits until it is gone.
+func (v *VM) Kill() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := v.Machine.ForceOff(ctx)
+	if werr := v.waitExited(); err == nil {
+		err = werr
 	}
 	return err
+}
+
+func (v *VM) machineGone() bool {
+	select {
+	case <-v.Machine.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+func (v *VM) waitGoneRepressing(ctx context.Context, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		step := min(time.Until(deadline), buttonRepeat)
+		if step <= 0 {
+			return v.machineGone()
+		}
+		if v.waitGone(ctx, step) {
+			return true
+		}
+		if ctx.Err() != nil || time.Until(deadline) <= 0 {
+			return v.machineGone()
+		}
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		v.Machine.PowerButton(pctx)
+		cancel()
+	}
+}
+
+// buttonRepeat is how often Shutdown presses the power button again.
+const buttonRepeat = 2 * time.Second
+
+func (v *VM) waitGone(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-v.Machine.Done():
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return v.machineGone()
+	}
+}
+
+// waitExited waits for the VM's own end (events handled) after the
+// machine's.
+func (v *VM) waitExited() error {
+	select {
+	case <-v.exited:
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("machine events did not end 10s after teardown")
+	}
+}
+
+// atExit runs f once the machine has exited.
+func (v *VM) atExit(f func()) {
+	go func() {
+		<-v.exited
+		f()
+	}()
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	c := make(chan struct{})
+	go func() { wg.Wait(); close(c) }()
+	select {
+	case <-c:
+	case <-time.After(d):
+	}
 }
 
 // Failures.
 
 // TimeoutError: the boot did not finish in time.
 type TimeoutError struct {
-	Stage   string
+	Stage   Stage
 	After   time.Duration
 	Console []string
 }
@@ -441,7 +664,7 @@ func (e *TaskError) Error() string {
 
 // GuestError: kitinit reported a problem before all-ready.
 type GuestError struct {
-	Stage  string
+	Stage  Stage
 	Detail string
 }
 
@@ -451,7 +674,7 @@ func (e *GuestError) Error() string {
 
 // PanicError: the guest kernel panicked.
 type PanicError struct {
-	Stage   string
+	Stage   Stage
 	Line    string
 	Console []string
 }
@@ -462,7 +685,7 @@ func (e *PanicError) Error() string {
 
 // ExitedError: the machine went away before all-ready.
 type ExitedError struct {
-	Stage   string
+	Stage   Stage
 	Err     error
 	Console []string
 }

@@ -50,7 +50,7 @@ func example(t *testing.T, name string) string {
 func stages(v *vm.VM) []string {
 	var out []string
 	for _, m := range v.Timeline() {
-		out = append(out, m.Stage)
+		out = append(out, m.Stage.String())
 	}
 	return out
 }
@@ -68,14 +68,14 @@ func TestMinimalReadyAndCleanTeardown(t *testing.T) {
 		}
 	}
 	info := v.Machine.Info()
-	if info.Accel != "tcg" || info.PID == 0 {
+	if info.Accel != "tcg" || info.Process == nil || info.Process.PID == 0 {
 		t.Errorf("info = %+v", info)
 	}
 	if err := v.Shutdown(context.Background(), 10*time.Second); err != nil {
 		t.Fatalf("shutdown: %v", err)
 	}
 	assertOrder(t, stages(v), []string{"all-ready", "shutdown", "shutdown-done"})
-	assertGone(t, info.PID)
+	assertGone(t, info.Process.PID)
 	if err := v.Machine.Err(); err != nil {
 		t.Errorf("qemu exit: %v", err)
 	}
@@ -86,9 +86,8 @@ func TestMinimalReadyAndCleanTeardown(t *testing.T) {
 // probe, a restart, an unprivileged service, a published port, and the
 // onshutdown task at power-off.
 func TestRichExampleStages(t *testing.T) {
-	port := freePort(t)
 	v := boot(t, example(t, "rich.yml"), vm.Options{
-		Publish: []hypervisor.PortForward{{HostAddr: "127.0.0.1", HostPort: port, GuestPort: 8080}},
+		Publish: []hypervisor.PortForward{{HostAddr: "127.0.0.1", GuestPort: 8080}},
 	})
 	if err := v.WaitReady(context.Background(), bootTimeout); err != nil {
 		t.Fatal(err)
@@ -109,7 +108,11 @@ func TestRichExampleStages(t *testing.T) {
 		}
 	}
 	// The published port reaches the guest service, on loopback.
-	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 10*time.Second)
+	addr, err := v.Machine.Endpoint(8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,13 +123,13 @@ func TestRichExampleStages(t *testing.T) {
 		t.Errorf("published port answered %q, %v", line, err)
 	}
 	// The memory command answers with real figures.
-	mem := waitGuest(t, v, initproto.EvMemory, func() { v.Machine.Send(context.Background(), initproto.CmdMemory) })
+	mem := waitGuest(t, v, initproto.EvMemory, func() { v.Send(context.Background(), initproto.CmdMemory) })
 	if mem.Data["mem_total"] < 100<<20 || mem.Data["rss_hello"] <= 0 {
 		t.Errorf("memory event %+v", mem.Data)
 	}
-	done := make(chan hypervisor.Event, 1)
+	done := make(chan vm.Event, 1)
 	go func() {
-		ev, _ := v.WaitEvent(context.Background(), func(e hypervisor.Event) bool {
+		ev, _ := v.WaitEvent(context.Background(), func(e vm.Event) bool {
 			return e.Guest != nil && e.Guest.Kind == initproto.EvTaskDone && e.Guest.Name == "goodbye"
 		})
 		done <- ev
@@ -142,7 +145,7 @@ func TestRichExampleStages(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("onshutdown task goodbye did not run")
 	}
-	assertGone(t, v.Machine.Info().PID)
+	assertGone(t, v.Machine.Info().Process.PID)
 }
 
 func TestBootTimeoutNamesStageAndConsole(t *testing.T) {
@@ -158,7 +161,7 @@ services:
 	v := boot(t, p, vm.Options{})
 	// Long enough to get past the kernel, short enough to stop waiting for
 	// a probe that can never succeed.
-	ev, err := v.WaitEvent(context.Background(), func(e hypervisor.Event) bool {
+	ev, err := v.WaitEvent(context.Background(), func(e vm.Event) bool {
 		return e.Guest != nil && e.Guest.Kind == initproto.EvServiceStart
 	})
 	if err != nil {
@@ -170,7 +173,7 @@ services:
 	if !errors.As(err, &te) {
 		t.Fatalf("got %v, want a TimeoutError", err)
 	}
-	if te.Stage != "service-started never" {
+	if te.Stage.String() != "service-started never" {
 		t.Errorf("stage %q, want service-started never", te.Stage)
 	}
 	if len(te.Console) == 0 || !strings.Contains(err.Error(), "last console lines") {
@@ -237,13 +240,13 @@ func TestKillLeavesNothing(t *testing.T) {
 	if err := v.WaitReady(context.Background(), bootTimeout); err != nil {
 		t.Fatal(err)
 	}
-	pid := v.Machine.Info().PID
-	if err := v.Machine.Kill(); err != nil {
+	pid := v.Machine.Info().Process.PID
+	if err := v.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	assertGone(t, pid)
 	// The runtime directory (QMP socket) is gone too.
-	for _, arg := range v.Machine.Info().Command {
+	for _, arg := range v.Machine.Info().Process.Command {
 		if strings.HasPrefix(arg, "unix:") {
 			sock := strings.TrimSuffix(strings.TrimPrefix(arg, "unix:"), ",server=on,wait=off")
 			if _, err := os.Stat(filepath.Dir(sock)); !os.IsNotExist(err) {
@@ -257,9 +260,9 @@ func waitGuest(t *testing.T, v *vm.VM, kind string, trigger func()) *initproto.E
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	got := make(chan hypervisor.Event, 1)
+	got := make(chan vm.Event, 1)
 	go func() {
-		ev, _ := v.WaitEvent(ctx, func(e hypervisor.Event) bool { return e.Guest != nil && e.Guest.Kind == kind })
+		ev, _ := v.WaitEvent(ctx, func(e vm.Event) bool { return e.Guest != nil && e.Guest.Kind == kind })
 		got <- ev
 	}()
 	time.Sleep(50 * time.Millisecond) // let the waiter register
@@ -296,22 +299,13 @@ func assertGone(t *testing.T, pid int) {
 	t.Errorf("qemu pid %d still exists", pid)
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // TestMinimalAarch64 boots the minimal example on aarch64 under TCG: the
 // channel is virtio-console on virtio-mmio there, loaded by kitinit from the
 // machine's module list.
 func TestMinimalAarch64(t *testing.T) {
 	a := qemutest.Require(t, "aarch64")
 	img := qemutest.BuildSpec(t, a, example(t, "minimal.yml"))
-	v, err := vm.Boot(context.Background(), &qemu.Backend{}, img, vm.Options{Accel: "auto"})
+	v, err := vm.Boot(context.Background(), &qemu.Backend{}, img, vm.Options{Resources: hypervisor.Resources{Accel: "auto"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +325,7 @@ func TestMinimalAarch64(t *testing.T) {
 // TestMicrovm boots the minimal example on x86's microvm machine, whose
 // channel is virtio-console on virtio-mmio as well.
 func TestMicrovm(t *testing.T) {
-	v := boot(t, example(t, "minimal.yml"), vm.Options{Machine: "microvm"})
+	v := boot(t, example(t, "minimal.yml"), vm.Options{Resources: hypervisor.Resources{Machine: "microvm"}})
 	if err := v.WaitReady(context.Background(), bootTimeout); err != nil {
 		t.Fatal(err)
 	}

@@ -21,13 +21,14 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/hypervisor"
+	_ "github.com/kitrun/kitrun/hypervisor/qemu" // the default backend
 	"github.com/kitrun/kitrun/hypervisor/vm"
 	"github.com/kitrun/kitrun/testcases"
 )
@@ -39,12 +40,14 @@ type ExecResult = testcases.ExecResult
 type FileInfo = testcases.FileInfo
 
 type config struct {
-	ssh     bool
-	publish []int
-	memory  int
-	arch    string
-	timeout time.Duration
-	accel   string
+	ssh         bool
+	publish     []int
+	arch        string
+	timeout     time.Duration
+	res         hypervisor.Resources
+	format      string
+	backend     string
+	backendOpts hypervisor.Options
 }
 
 // Option adjusts Boot.
@@ -54,14 +57,32 @@ type Option func(*config)
 // need it. A spec is built with the server forced in.
 func WithSSH() Option { return func(c *config) { c.ssh = true } }
 
-// WithPublish forwards each guest TCP port from a free 127.0.0.1 port; Port
-// tells which. The image needs `network: {mode: user}` (or WithSSH).
+// WithPublish makes each guest TCP port reachable from the host (on QEMU,
+// forwarded from a free 127.0.0.1 port); Port tells where. The image needs
+// `network: {mode: auto}` (or WithSSH).
 func WithPublish(ports ...int) Option {
 	return func(c *config) { c.publish = append(c.publish, ports...) }
 }
 
-// WithMemory sets the guest memory in MiB (default 256).
-func WithMemory(mib int) Option { return func(c *config) { c.memory = mib } }
+// WithMemory sets the guest memory in MiB (default
+// hypervisor.DefaultMemoryMiB).
+func WithMemory(mib int) Option { return func(c *config) { c.res.MemoryMiB = mib } }
+
+// WithCPUs sets the number of virtual CPUs.
+func WithCPUs(n int) Option { return func(c *config) { c.res.CPUs = n } }
+
+// WithMachine picks the machine type (default: the platform's).
+func WithMachine(name string) Option { return func(c *config) { c.res.Machine = name } }
+
+// WithFormat boots the image in a disk format (boot/disk) instead of
+// directly; a spec is built with that format.
+func WithFormat(name string) Option { return func(c *config) { c.format = name } }
+
+// WithBackend boots on another backend than QEMU (hypervisor.Open: its
+// package must be imported).
+func WithBackend(name string, opts hypervisor.Options) Option {
+	return func(c *config) { c.backend, c.backendOpts = name, opts }
+}
 
 // WithArch boots another architecture than the host's (x86_64, aarch64).
 func WithArch(name string) Option { return func(c *config) { c.arch = name } }
@@ -71,7 +92,7 @@ func WithArch(name string) Option { return func(c *config) { c.arch = name } }
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
 // WithAccel picks the accelerator: auto (default), kvm or tcg.
-func WithAccel(name string) Option { return func(c *config) { c.accel = name } }
+func WithAccel(name string) Option { return func(c *config) { c.res.Accel = name } }
 
 // VM is a booted, ready guest owned by a test.
 type VM struct {
@@ -82,15 +103,13 @@ type VM struct {
 	rec  *testcases.Record
 }
 
-var qemuBinaries = map[string]string{"x86_64": "qemu-system-x86_64", "aarch64": "qemu-system-aarch64"}
-
 // Boot builds specOrImage (a spec file, or an image directory made by
 // kitrun build), boots it and waits until every service is ready. On any
 // failure it calls t.Fatal with the stage reached and the console's last
 // lines. The VM is powered off when the test ends.
 func Boot(t testing.TB, specOrImage string, opts ...Option) *VM {
 	t.Helper()
-	cfg := config{memory: 256, timeout: 2 * time.Minute, accel: "auto"}
+	cfg := config{timeout: 2 * time.Minute}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -101,24 +120,29 @@ func Boot(t testing.TB, specOrImage string, opts ...Option) *VM {
 			t.Fatalf("vmtest: %v", err)
 		}
 	}
-	if bin := qemuBinaries[a.Name]; bin != "" {
-		if _, err := exec.LookPath(bin); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("vmtest: CI: %s is not installed", bin)
-			}
-			t.Skipf("vmtest: %s is not installed", bin)
-		}
-	}
 	ctx := context.Background()
-	img, err := testcases.BuildImage(ctx, specOrImage, testcases.BuildOptions{Arch: a, SSH: cfg.ssh, OutDir: t.TempDir()})
+	backend, err := hypervisor.Open(cfg.backend, cfg.backendOpts)
+	if err != nil {
+		t.Fatalf("vmtest: %v", err)
+	}
+	if err := backend.Verify(ctx, a); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("vmtest: CI: %v", err)
+		}
+		t.Skipf("vmtest: %v", err)
+	}
+	plat, err := backend.Platform(a)
+	if err != nil {
+		t.Fatalf("vmtest: %v", err)
+	}
+	img, err := testcases.BuildImage(ctx, specOrImage, testcases.BuildOptions{Platform: plat, SSH: cfg.ssh, OutDir: t.TempDir(), Formats: formats(cfg.format), Machine: cfg.res.Machine})
 	if err != nil {
 		t.Fatalf("vmtest: build %s:\n%v", specOrImage, err)
 	}
 	rec := testcases.NewRecord(nil, nil)
-	m, err := testcases.Boot(ctx, img, testcases.BootOptions{
-		Accel: cfg.accel, MemoryMiB: cfg.memory, SSH: cfg.ssh, Publish: cfg.publish,
-		Console: rec, OnEvent: rec.OnEvent,
-	})
+	m, err := testcases.Boot(ctx, backend, img, testcases.BootOptions{Options: vm.Options{
+		Resources: cfg.res, Format: cfg.format, SSH: cfg.ssh, Console: rec, OnEvent: rec.OnEvent,
+	}, Publish: cfg.publish})
 	if err != nil {
 		t.Fatalf("vmtest: boot %s: %v", img.Manifest.Name, err)
 	}
@@ -281,3 +305,10 @@ func (v *VM) Shutdown() {
 // VM is the underlying vm.VM, for what this package does not wrap
 // (Timeline, Services, WaitEvent, Memory).
 func (v *VM) VM() *vm.VM { return v.m.VM }
+
+func formats(f string) []string {
+	if f == "" {
+		return nil
+	}
+	return []string{f}
+}

@@ -33,7 +33,7 @@ func TestPublishedPort(t *testing.T) {
 	if got := v.ExpectConsole(`hello: listening on .*:8080`, 10*time.Second); !strings.Contains(got, "[hello]") {
 		t.Errorf("ExpectConsole returned %q, want the service's prefixed line", got)
 	}
-	if v.VM().Stage() != "all-ready" {
+	if v.VM().Stage().String() != "all-ready" {
 		t.Errorf("stage %q after Boot, want all-ready", v.VM().Stage())
 	}
 }

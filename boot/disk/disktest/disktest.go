@@ -21,6 +21,8 @@ import (
 
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/initproto"
+	"github.com/kitrun/kitrun/boot/platform"
+	"github.com/kitrun/kitrun/hypervisor/qemu"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 )
 
@@ -51,22 +53,15 @@ type Boot struct {
 // must carry, after the image's own command line: the console and
 // kitinit's event channel on this arch's default machine.
 func Cmdline(a arch.Arch, image string) string {
-	_, hw, err := a.Machine("")
+	p, err := (&qemu.Backend{}).Platform(a)
 	if err != nil {
 		panic(err)
 	}
-	parts := []string{}
-	if s := strings.TrimSpace(image); s != "" {
-		parts = append(parts, s)
+	_, hw, err := p.Machine("")
+	if err != nil {
+		panic(err)
 	}
-	parts = append(parts, "console="+hw.Console, "panic=-1", initproto.ParamChannel+"="+hw.Channel)
-	if len(hw.ChannelModules) > 0 {
-		parts = append(parts, initproto.ParamChannelModules+"="+strings.Join(hw.ChannelModules, ","))
-	}
-	if a.Name == "x86_64" {
-		parts = append(parts, "no_timer_check")
-	}
-	return strings.Join(parts, " ")
+	return hw.Cmdline(image, platform.Wiring{})
 }
 
 // Result is what a boot showed.

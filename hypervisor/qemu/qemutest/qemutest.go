@@ -16,7 +16,9 @@ import (
 	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/boot/kernel"
+	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/boot/spec"
+	"github.com/kitrun/kitrun/hypervisor/qemu"
 )
 
 var binaries = map[string]string{"x86_64": "qemu-system-x86_64", "aarch64": "qemu-system-aarch64"}
@@ -65,7 +67,18 @@ func Kernel(t testing.TB, a arch.Arch) *kernel.Kernel {
 	return k
 }
 
-// BuildSpec parses and assembles the spec file at path for a, using
+// Platform is the QEMU platform of a: what images booted on QEMU are built
+// for.
+func Platform(t testing.TB, a arch.Arch) platform.Platform {
+	t.Helper()
+	p, err := (&qemu.Backend{}).Platform(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// BuildSpec parses and assembles the spec file at path for a on QEMU, using
 // kitrun's shared cache so unchanged images cost nothing.
 func BuildSpec(t testing.TB, a arch.Arch, path string, opts ...func(*assemble.Options)) *image.Image {
 	t.Helper()
@@ -73,7 +86,7 @@ func BuildSpec(t testing.TB, a arch.Arch, path string, opts ...func(*assemble.Op
 	if err != nil {
 		t.Fatalf("spec: %v", err)
 	}
-	o := assemble.Options{Arch: a}
+	o := assemble.Options{Platform: Platform(t, a)}
 	for _, f := range opts {
 		f(&o)
 	}

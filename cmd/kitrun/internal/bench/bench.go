@@ -23,28 +23,30 @@ import (
 	"github.com/kitrun/kitrun/boot/floor"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench/compare"
-	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
-	"github.com/kitrun/kitrun/hypervisor/qemu"
+	"github.com/kitrun/kitrun/hypervisor"
 )
 
 // Options are bench's flags and arguments.
 type Options struct {
-	Targets    []string
-	Runs       int
-	Warmup     int
-	Floor      bool
-	Machines   []string
-	Mems       []string
-	Accels     []string
-	Arches     []string
-	Format     string
-	Output     string
-	ResultsDir string
-	Metrics    []string
-	Settle     time.Duration
-	Cooldown   time.Duration
-	Timeout    time.Duration
+	Targets  []string
+	Runs     int
+	Warmup   int
+	Floor    bool
+	Machines []string
+	Mems     []string
+	Accels   []string
+	Arches   []string
+	// Format is the report format; ImageFormats the image formats booted
+	// (a dimension, like machines).
+	Format       string
+	ImageFormats []string
+	Output       string
+	ResultsDir   string
+	Metrics      []string
+	Settle       time.Duration
+	Cooldown     time.Duration
+	Timeout      time.Duration
 	cmdutil.BuildOptions
 }
 
@@ -75,8 +77,8 @@ Ctrl-C finishes the run in progress and reports what was measured.`,
 	f.IntVar(&o.Warmup, "warmup", 1, "unmeasured runs per configuration first")
 	f.BoolVar(&o.Floor, "floor", false, "bench the floor beside each configuration and report ratios to it")
 	f.StringSliceVar(&o.Machines, "machine", nil, "machine types, comma separated (default: each arch's default)")
-	f.StringSliceVar(&o.Mems, "mem", []string{"256M"}, "guest memory sizes, comma separated")
-	f.StringSliceVar(&o.Accels, "accel", []string{"auto"}, "accelerators, comma separated: auto, kvm, tcg")
+	f.StringSliceVar(&o.Mems, "mem", []string{hypervisor.FormatMemory(hypervisor.DefaultMemoryMiB)}, "guest memory sizes, comma separated")
+	f.StringSliceVar(&o.Accels, "accel", []string{hypervisor.DefaultAccel}, "accelerators, comma separated: auto, kvm, tcg")
 	f.StringSliceVar(&o.Arches, "arch", nil, "architectures, comma separated (default: the host's)")
 	f.StringVar(&o.Format, "format", kbench.FormatTable, "output format: "+strings.Join(kbench.Formats, ", "))
 	f.StringVarP(&o.Output, "output", "o", "", "write the results to this file (atomically) instead of stdout")
@@ -85,10 +87,11 @@ Ctrl-C finishes the run in progress and reports what was measured.`,
 	f.DurationVar(&o.Settle, "settle", time.Second, "wait after all-ready before measuring memory")
 	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "deadline for each boot to reach all-ready")
 	f.DurationVar(&o.Cooldown, "cooldown", time.Second, "pause between runs (back-to-back VMs are not independent on every host)")
+	f.StringSliceVar(&o.ImageFormats, "image-format", nil, "image formats to boot, comma separated: kernel+initrd (direct boot, the default) or disk formats such as raw-efi, iso-bios, qcow2")
 	f.StringVar(&o.Compression, "compression", "", "initramfs compression for specs (default zstd)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")
+	cmdutil.AddBackendFlags(cmd, &o.BackendOptions)
 	cmd.AddCommand(compare.New())
-	_ = build.AddBuildFlags // bench takes --arch as a list, so it declares its own flags
 	return cmd
 }
 
@@ -119,7 +122,7 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	}
 	var mems []int
 	for _, s := range o.Mems {
-		m, err := cmdutil.ParseMemory(s)
+		m, err := hypervisor.ParseMemory(s)
 		if err != nil {
 			return cmdutil.WithCode(cmdutil.ExitFailure, err)
 		}
@@ -134,6 +137,11 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		for _, t := range o.Targets {
 			bo := o.BuildOptions
 			bo.Arch = a
+			for _, f := range o.ImageFormats {
+				if f != image.FormatDirect {
+					bo.Formats = append(bo.Formats, f)
+				}
+			}
 			img, err := cmdutil.LoadImage(ctx, t, bo, stderr)
 			if err != nil {
 				return err
@@ -150,12 +158,15 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	go func() { <-sigCtx.Done(); stop() }()
 
-	backend := &qemu.Backend{}
-	qemuVersion := backend.Version(images[0].Arch)
+	backend, err := o.BackendOptions.Open()
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
+	qemuVersion, _ := backend.Version(ctx, images[0].Arch)
 	saved := filepath.Join(o.ResultsDir, time.Now().UTC().Format("20060102T150405Z")+".json")
 	progress := newProgress(stderr)
 	plan := kbench.Plan{
-		Images: images, Machines: o.Machines, MemMiB: mems, Accels: o.Accels,
+		Images: images, Machines: o.Machines, MemMiB: mems, Accels: o.Accels, Formats: o.ImageFormats,
 		Runs: o.Runs, Warmup: o.Warmup, Floor: o.Floor,
 		FloorInitrd: func(a arch.Arch) (string, error) {
 			return floor.Build(ctx, a, "", cache)

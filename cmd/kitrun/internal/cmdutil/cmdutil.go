@@ -12,6 +12,11 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/kitrun/kitrun/boot/platform"
+	"github.com/kitrun/kitrun/hypervisor"
+	_ "github.com/kitrun/kitrun/hypervisor/qemu" // the default backend
+	"github.com/spf13/cobra"
+
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/boot/guestbin"
@@ -109,28 +114,74 @@ func IsSpecPath(p string) bool {
 	return ext == ".yml" || ext == ".yaml"
 }
 
+// BackendOptions choose the backend that runs machines.
+type BackendOptions struct {
+	Backend string
+	// Opts are the backend's own settings, KEY=VALUE.
+	Opts []string
+}
+
+// Open opens the chosen backend.
+func (o BackendOptions) Open() (hypervisor.Backend, error) {
+	opts, err := hypervisor.ParseOptions(o.Opts)
+	if err != nil {
+		return nil, err
+	}
+	return hypervisor.Open(o.Backend, opts)
+}
+
+// AddBackendFlags adds the flags that choose a backend.
+func AddBackendFlags(cmd *cobra.Command, o *BackendOptions) {
+	cmd.Flags().StringVar(&o.Backend, "backend", hypervisor.DefaultBackend, "what runs the machines: "+strings.Join(hypervisor.Backends(), ", "))
+	cmd.Flags().StringArrayVar(&o.Opts, "backend-opt", nil, "a backend setting, KEY=VALUE (repeatable)")
+}
+
 // BuildOptions are the flags every command that may build shares.
 type BuildOptions struct {
 	Arch        string
 	Compression string
 	CacheDir    string
+	// Formats are disk formats (boot/disk) built beside the kernel and
+	// initramfs, for ForMachine ("" is the platform's default machine):
+	// a disk image carries its command line, wired for one machine.
+	Formats    []string
+	ForMachine string
+	BackendOptions
 }
 
-// AssembleOptions turns flags into assembler options.
-func (o BuildOptions) AssembleOptions() (assemble.Options, error) {
+// AddBuildFlags adds the flags every building command shares.
+func AddBuildFlags(cmd *cobra.Command, o *BuildOptions) {
+	cmd.Flags().StringVar(&o.Arch, "arch", "", "target architecture: "+strings.Join(arch.Names(), ", ")+" (default: the host's)")
+	cmd.Flags().StringVar(&o.Compression, "compression", "", "initramfs compression: zstd (default), gzip, xz, lz4, none")
+	cmd.Flags().StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")
+	AddBackendFlags(cmd, &o.BackendOptions)
+}
+
+// Target opens the backend and returns it with the platform images are
+// built for.
+func (o BuildOptions) Target() (hypervisor.Backend, platform.Platform, error) {
 	a := arch.Host()
 	if o.Arch != "" {
 		var err error
 		if a, err = arch.Lookup(o.Arch); err != nil {
-			return assemble.Options{}, err
+			return nil, platform.Platform{}, err
 		}
 	}
-	return assemble.Options{Arch: a, Compression: o.Compression, CacheDir: o.CacheDir}, nil
+	b, err := o.Open()
+	if err != nil {
+		return nil, platform.Platform{}, err
+	}
+	p, err := b.Platform(a)
+	if err != nil {
+		return nil, platform.Platform{}, err
+	}
+	return b, p, nil
 }
 
-// Build parses and assembles a spec into outDir. Errors carry ExitBuild.
+// Build parses and assembles a spec into outDir for the backend's
+// platform. Errors carry ExitBuild.
 func Build(ctx context.Context, specPath, outDir string, o BuildOptions) (*assemble.Result, error) {
-	opts, err := o.AssembleOptions()
+	_, plat, err := o.Target()
 	if err != nil {
 		return nil, WithCode(ExitFailure, err)
 	}
@@ -138,7 +189,9 @@ func Build(ctx context.Context, specPath, outDir string, o BuildOptions) (*assem
 	if err != nil {
 		return nil, WithCode(ExitBuild, err)
 	}
-	res, err := assemble.Build(ctx, s, outDir, opts)
+	res, err := assemble.Build(ctx, s, outDir, assemble.Options{
+		Platform: plat, Compression: o.Compression, CacheDir: o.CacheDir, Formats: o.Formats, Machine: o.ForMachine,
+	})
 	if err != nil {
 		return nil, WithCode(ExitBuild, err)
 	}
@@ -180,15 +233,15 @@ func LoadImage(ctx context.Context, arg string, o BuildOptions, log io.Writer) (
 		}
 		return img, nil
 	}
-	opts, err := o.AssembleOptions()
+	_, plat, err := o.Target()
 	if err != nil {
 		return nil, WithCode(ExitFailure, err)
 	}
-	cache := opts.CacheDir
+	cache := o.CacheDir
 	if cache == "" {
 		cache = assemble.DefaultCacheDir()
 	}
-	res, err := Build(ctx, arg, filepath.Join(cache, "images", opts.Arch.Name), o)
+	res, err := Build(ctx, arg, filepath.Join(cache, "images", plat.Name, plat.Arch.Name), o)
 	if err != nil {
 		return nil, err
 	}
@@ -203,22 +256,4 @@ func LoadImage(ctx context.Context, arg string, o BuildOptions, log io.Writer) (
 		}
 	}
 	return res.Image, nil
-}
-
-// ParseMemory reads a memory size in MiB: "256", "256M", "1G".
-func ParseMemory(s string) (int, error) {
-	t := strings.ToUpper(strings.TrimSpace(s))
-	mult := 1
-	switch {
-	case strings.HasSuffix(t, "G"), strings.HasSuffix(t, "GB"), strings.HasSuffix(t, "GIB"):
-		mult = 1024
-		t = strings.TrimRight(t, "GIB")
-	case strings.HasSuffix(t, "M"), strings.HasSuffix(t, "MB"), strings.HasSuffix(t, "MIB"):
-		t = strings.TrimRight(t, "MIB")
-	}
-	var n int
-	if _, err := fmt.Sscanf(t, "%d", &n); err != nil || n <= 0 || fmt.Sprint(n) != t {
-		return 0, fmt.Errorf("bad memory size %q; use e.g. 128M or 1G", s)
-	}
-	return n * mult, nil
 }

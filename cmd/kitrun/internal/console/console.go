@@ -14,6 +14,7 @@ import (
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/supervise"
 	"github.com/kitrun/kitrun/hypervisor/lifecycle"
+	"github.com/kitrun/kitrun/hypervisor/vm/termsafe"
 )
 
 // DetachKey is Ctrl-].
@@ -61,7 +62,7 @@ func Run(ctx context.Context, o *Options, stdin *os.File, stdout, stderr io.Writ
 			fmt.Fprintf(stderr, "kitrun: attached to %s's console; Ctrl-] detaches\r\n", o.Name)
 		}
 	}
-	err = store.Attach(ctx, o.Name, in, stdout, opts)
+	err = store.Attach(ctx, o.Name, in, cmdutil.GuestText(stdout, termsafe.Interactive), opts)
 	switch {
 	case errors.Is(err, lifecycle.ErrDetached):
 		fmt.Fprintf(stderr, "\r\nkitrun: detached from %s\r\n", o.Name)

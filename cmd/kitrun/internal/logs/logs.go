@@ -10,8 +10,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/supervise"
 	"github.com/kitrun/kitrun/hypervisor/lifecycle"
+	"github.com/kitrun/kitrun/hypervisor/vm/termsafe"
 )
 
 // Options are logs' flags and arguments.
@@ -51,5 +53,5 @@ func Run(ctx context.Context, o *Options, stdout io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return supervise.Err(store.Logs(ctx, o.Name, stdout, lifecycle.LogOptions{Follow: o.Follow, Events: o.Events}))
+	return supervise.Err(store.Logs(ctx, o.Name, cmdutil.GuestText(stdout, termsafe.Strict), lifecycle.LogOptions{Follow: o.Follow, Events: o.Events}))
 }

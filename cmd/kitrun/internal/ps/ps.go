@@ -57,14 +57,17 @@ type Entry struct {
 	UptimeSeconds float64          `json:"uptime_seconds"`
 	RSSBytes      int64            `json:"rss_bytes"`
 	SupervisorPID int              `json:"supervisor_pid,omitempty"`
-	QEMUPID       int              `json:"qemu_pid,omitempty"`
-	Image         string           `json:"image,omitempty"`
-	Spec          string           `json:"spec,omitempty"`
-	Created       time.Time        `json:"created,omitzero"`
-	Started       time.Time        `json:"started,omitzero"`
-	Ready         time.Time        `json:"ready,omitzero"`
-	Stopped       time.Time        `json:"stopped,omitzero"`
-	Error         string           `json:"error,omitempty"`
+	Backend       string           `json:"backend,omitempty"`
+	MachineID     string           `json:"machine_id,omitempty"`
+	// MachinePID is the local process running the machine (QEMU's).
+	MachinePID int       `json:"machine_pid,omitempty"`
+	Image      string    `json:"image,omitempty"`
+	Spec       string    `json:"spec,omitempty"`
+	Created    time.Time `json:"created,omitzero"`
+	Started    time.Time `json:"started,omitzero"`
+	Ready      time.Time `json:"ready,omitzero"`
+	Stopped    time.Time `json:"stopped,omitzero"`
+	Error      string    `json:"error,omitempty"`
 }
 
 // Unknown is the state shown for a VM whose files are unreadable.
@@ -82,8 +85,9 @@ func Entries(store *lifecycle.Store) ([]Entry, error) {
 			Name: v.Name, State: v.State.State, Reason: v.State.Reason, Failure: v.State.Failure,
 			Arch: v.Meta.Arch, Machine: v.Meta.MachineUsed, Accel: v.Meta.AccelUsed,
 			MemoryMiB: v.Meta.MemoryMiB, CPUs: v.Meta.CPUs, Ports: v.Meta.Published,
-			UptimeSeconds: v.Uptime().Seconds(), RSSBytes: v.QEMURSS(),
-			SupervisorPID: v.State.SupervisorPID, QEMUPID: v.State.QEMUPID,
+			UptimeSeconds: v.Uptime().Seconds(), RSSBytes: v.MachineRSS(),
+			SupervisorPID: v.State.SupervisorPID, Backend: v.Meta.Backend,
+			MachineID: v.State.MachineID, MachinePID: v.State.MachinePID,
 			Image: v.Meta.Image, Spec: v.Meta.Spec, Created: v.Meta.Created,
 			Started: v.State.Started, Ready: v.State.Ready, Stopped: v.State.Stopped,
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kitrun/kitrun/boot/guestbin"
+	"github.com/kitrun/kitrun/hypervisor/vm/termsafe"
 
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
@@ -90,7 +91,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	code := cmdutil.CodeOf(err)
 	var ee *cmdutil.ExitError
 	if !(errors.As(err, &ee) && ee.Err == nil) {
-		fmt.Fprintf(stderr, "kitrun: %v\n", err)
+		// Errors may carry the guest's console lines.
+		fmt.Fprintf(cmdutil.GuestText(stderr, termsafe.Strict), "kitrun: %v\n", err)
 	}
 	return code
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,23 +16,22 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kitrun/kitrun/boot/image"
-	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/supervise"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/lifecycle"
-	"github.com/kitrun/kitrun/hypervisor/qemu"
 	"github.com/kitrun/kitrun/hypervisor/vm"
+	"github.com/kitrun/kitrun/hypervisor/vm/termsafe"
 )
 
 // Options are run's flags and arguments.
 type Options struct {
-	Target     string // spec or image directory
-	Timeout    time.Duration
-	Memory     string
-	CPUs       int
-	Accel      string
-	Machine    string
+	Target  string // spec or image directory
+	Timeout time.Duration
+	Memory  string
+	hypervisor.Resources
+	// Format boots the image in a disk format instead of directly.
+	Format     string
 	Publish    []string
 	ConsoleLog string
 	UntilReady bool
@@ -69,10 +69,11 @@ resume, stop, kill, rm, inspect and prune.`,
 	}
 	f := cmd.Flags()
 	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "deadline for reaching all-ready")
-	f.StringVar(&o.Memory, "mem", "256M", "guest memory (e.g. 128M, 1G)")
-	f.IntVar(&o.CPUs, "cpus", 1, "virtual CPUs")
-	f.StringVar(&o.Accel, "accel", "auto", "accelerator: auto (probe KVM, else TCG), kvm or tcg")
-	f.StringVar(&o.Machine, "machine", "", "machine type (x86_64: q35, microvm; aarch64: virt)")
+	f.StringVar(&o.Memory, "mem", hypervisor.FormatMemory(hypervisor.DefaultMemoryMiB), "guest memory (e.g. 128M, 1G)")
+	f.IntVar(&o.CPUs, "cpus", hypervisor.DefaultCPUs, "virtual CPUs")
+	f.StringVar(&o.Accel, "accel", hypervisor.DefaultAccel, "accelerator: auto (probe KVM, else TCG), kvm or tcg")
+	f.StringVar(&o.Machine, "machine", "", "machine type (QEMU x86_64: q35, microvm; aarch64: virt)")
+	f.StringVar(&o.Format, "format", "", "boot a disk format of the image (built if needed), e.g. raw-efi, iso-bios, qcow2")
 	f.StringArrayVar(&o.Publish, "publish", nil, "forward a host port to a guest port: [ADDR:]HOSTPORT:GUESTPORT (ADDR defaults to 127.0.0.1)")
 	f.StringVar(&o.ConsoleLog, "console-log", "", "write the console to this file instead of stdout")
 	f.BoolVar(&o.UntilReady, "until-ready", false, "power off once every service is ready and exit 0")
@@ -80,15 +81,19 @@ resume, stop, kill, rm, inspect and prune.`,
 	f.BoolVarP(&o.Detach, "detach", "d", false, "run detached under a supervisor; return once ready")
 	f.StringVar(&o.Name, "name", "", "with -d: the VM's name (default: the image name and a random suffix)")
 	supervise.AddStateDirFlag(cmd, &o.StateDir)
-	build.AddBuildFlags(cmd, &o.BuildOptions)
+	cmdutil.AddBuildFlags(cmd, &o.BuildOptions)
 	return cmd
 }
 
 // Run boots the target and follows it until it ends.
 func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
-	mem, err := cmdutil.ParseMemory(o.Memory)
+	mem, err := hypervisor.ParseMemory(o.Memory)
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
+	o.MemoryMiB = mem
+	if o.Format != "" && o.Format != image.FormatDirect {
+		o.Formats, o.ForMachine = append(o.Formats, o.Format), o.Resources.Machine
 	}
 	var publish []hypervisor.PortForward
 	for _, p := range o.Publish {
@@ -108,16 +113,24 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if o.Detach {
-		return runDetached(ctx, o, img, mem, publish, stdout, stderr)
+	backend, err := o.BackendOptions.Open()
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
-	console := stdout
+	if o.Detach {
+		return runDetached(ctx, o, img, publish, stdout, stderr)
+	}
+	console := cmdutil.GuestText(stdout, termsafe.Strict)
 	if o.ConsoleLog != "" {
-		f, err := os.Create(o.ConsoleLog)
+		f, err := lifecycle.CreateRotating(o.ConsoleLog, lifecycle.DefaultConsoleLimit)
 		if err != nil {
 			return cmdutil.WithCode(cmdutil.ExitFailure, err)
 		}
-		defer f.Close()
+		defer func() {
+			if err := errors.Join(f.Err(), f.Close()); err != nil {
+				fmt.Fprintf(stderr, "kitrun: --console-log %s: %v\n", o.ConsoleLog, err)
+			}
+		}()
 		console = f
 	}
 
@@ -126,17 +139,20 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	v, err := vm.Boot(ctx, &qemu.Backend{}, img, vm.Options{
-		Machine: o.Machine, Accel: o.Accel, MemoryMiB: mem, CPUs: o.CPUs,
-		Publish: publish, Console: console,
+	v, err := vm.Boot(ctx, backend, img, vm.Options{
+		Resources: o.Resources, Format: o.Format, Publish: publish, Console: console,
 	})
 	if err != nil {
 		return err
 	}
 	info := v.Machine.Info()
-	fmt.Fprintf(stderr, "kitrun: booting %s on %s/%s (qemu pid %d), accel %s (%s)\n", img.Manifest.Name, info.Arch, info.Machine, info.PID, info.Accel, info.AccelReason)
-	for _, p := range info.Publish {
-		fmt.Fprintf(stderr, "kitrun: guest port %d published on %s:%d\n", p.GuestPort, p.HostAddr, p.HostPort)
+	where := "machine " + info.ID
+	if p := info.Process; p != nil {
+		where = fmt.Sprintf("%s pid %d", info.Backend, p.PID)
+	}
+	fmt.Fprintf(stderr, "kitrun: booting %s on %s %s/%s (%s), accel %s (%s)\n", img.Manifest.Name, info.Backend, info.Arch, info.Machine, where, info.Accel, info.AccelReason)
+	for _, p := range info.Published {
+		fmt.Fprintf(stderr, "kitrun: guest port %d published on %s\n", p.GuestPort, p.Addr())
 	}
 
 	waitErr := v.WaitReady(sigCtx, o.Timeout)
@@ -149,8 +165,10 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	}
 	PrintTimeline(stderr, v.Timeline())
 	if v.SSHKeys() != nil {
-		if port, key, known, err := v.SSHInfo(); err == nil {
-			fmt.Fprintf(stderr, "kitrun: ssh -i %s -o UserKnownHostsFile=%s -p %d root@127.0.0.1\n", key, known, port)
+		if addr, key, known, err := v.SSHInfo(); err == nil {
+			if host, port, err := net.SplitHostPort(addr); err == nil {
+				fmt.Fprintf(stderr, "kitrun: ssh -i %s -o UserKnownHostsFile=%s -o IdentitiesOnly=yes -p %s root@%s\n", key, known, port, host)
+			}
 		}
 	}
 	if o.UntilReady {
@@ -198,7 +216,7 @@ func checkDetachFlags(o *Options) error {
 
 // runDetached records the VM, starts its supervisor (this binary's hidden
 // supervise command) and waits for ready or failure.
-func runDetached(ctx context.Context, o *Options, img *image.Image, mem int, publish []hypervisor.PortForward, stdout, stderr io.Writer) error {
+func runDetached(ctx context.Context, o *Options, img *image.Image, publish []hypervisor.PortForward, stdout, stderr io.Writer) error {
 	store, err := supervise.Store(o.StateDir)
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
@@ -207,10 +225,15 @@ func runDetached(ctx context.Context, o *Options, img *image.Image, mem int, pub
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("finding the kitrun binary: %w", err))
 	}
+	backendOpts, err := hypervisor.ParseOptions(o.BackendOptions.Opts)
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
 	meta := lifecycle.Meta{
 		Image: img.Dir, ImageName: img.Manifest.Name,
 		KernelSHA256: img.Manifest.Kernel.SHA256, InitrdSHA256: img.Manifest.Initrd.SHA256,
-		Arch: img.Arch.Name, Machine: o.Machine, Accel: o.Accel, MemoryMiB: mem, CPUs: o.CPUs,
+		Arch: img.Arch.Name, Resources: o.Resources, Format: o.Format,
+		Backend: o.BackendOptions.Backend, BackendOptions: backendOpts,
 		Network: img.Manifest.Network, GuestSSHPort: img.Manifest.SSH,
 		BootTimeout: lifecycle.Duration(o.Timeout), Grace: lifecycle.Duration(o.Grace),
 	}
@@ -225,14 +248,14 @@ func runDetached(ctx context.Context, o *Options, img *image.Image, mem int, pub
 	for _, p := range publish {
 		meta.Published = append(meta.Published, lifecycle.Port{HostAddr: p.HostAddr, HostPort: p.HostPort, GuestPort: p.GuestPort})
 	}
-	if len(publish) > 0 && img.Manifest.Network != "user" {
-		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("--publish needs networking, and image %s has `network: none`; set `network: {mode: user}` in its spec", img.Manifest.Name))
+	if len(publish) > 0 && !img.Networked() {
+		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("--publish needs networking, and image %s has `network: none`; set `network: {mode: auto}` in its spec", img.Manifest.Name))
 	}
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	opts := lifecycle.StartOptions{Exe: exe, OnBooting: func(r lifecycle.Report) {
-		fmt.Fprintf(stderr, "kitrun: booting %s as %s on %s/%s (supervisor pid %d, qemu pid %d), accel %s (%s)\n",
-			img.Manifest.Name, meta.Name, r.Arch, r.Machine, r.SupervisorPID, r.QEMUPID, r.Accel, r.AccelReason)
+		fmt.Fprintf(stderr, "kitrun: booting %s as %s on %s %s/%s (supervisor pid %d, machine %s), accel %s (%s)\n",
+			img.Manifest.Name, meta.Name, r.Backend, r.Arch, r.Machine, r.SupervisorPID, r.MachineID, r.Accel, r.AccelReason)
 		for _, p := range r.Published {
 			fmt.Fprintf(stderr, "kitrun: guest port %d published on %s:%d\n", p.GuestPort, p.HostAddr, p.HostPort)
 		}
@@ -270,6 +293,6 @@ func PrintTimeline(w io.Writer, marks []vm.Mark) {
 		if m.Guest >= 0 {
 			guest = fmt.Sprintf("%.3fs", m.Guest)
 		}
-		fmt.Fprintf(w, "%-32s %9.3fs %10s\n", m.Stage, m.Host.Seconds(), guest)
+		fmt.Fprintf(w, "%-32s %9.3fs %10s\n", m.Stage.String(), m.Host.Seconds(), guest)
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/creack/pty"
 
+	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/lifecycle"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 )
@@ -104,7 +105,7 @@ type psEntry struct {
 	RSSBytes      int64            `json:"rss_bytes"`
 	UptimeSeconds float64          `json:"uptime_seconds"`
 	SupervisorPID int              `json:"supervisor_pid"`
-	QEMUPID       int              `json:"qemu_pid"`
+	QEMUPID       int              `json:"machine_pid"`
 	Error         string           `json:"error"`
 }
 
@@ -427,7 +428,7 @@ services:
 		}
 		waitGone(t, "the supervisor after qemu's death", e.SupervisorPID, 10*time.Second)
 		c := k.ps()["c"]
-		if c.State != lifecycle.Failed || c.Reason != "qemu exited: signal: killed" {
+		if c.State != lifecycle.Failed || c.Reason != "the machine exited: signal: killed" {
 			t.Errorf("ps: %+v", c)
 		}
 	})
@@ -496,7 +497,7 @@ func ghost(t *testing.T, dir, name string, pid int, start uint64) {
 	t.Helper()
 	store, _ := lifecycle.Open(dir)
 	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	err := store.Create(lifecycle.Meta{Name: name, Arch: "x86_64", Accel: "tcg", Created: time.Now()},
+	err := store.Create(lifecycle.Meta{Name: name, Arch: "x86_64", Backend: "qemu", Resources: hypervisor.Resources{Accel: "tcg"}, Created: time.Now()},
 		lifecycle.State{State: lifecycle.Ready, SupervisorPID: pid, SupervisorStart: start, BootID: strings.TrimSpace(string(boot)), Started: time.Now()})
 	if err != nil {
 		t.Fatal(err)

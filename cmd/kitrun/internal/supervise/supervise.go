@@ -18,7 +18,6 @@ import (
 
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/hypervisor/lifecycle"
-	"github.com/kitrun/kitrun/hypervisor/qemu"
 )
 
 // Options are supervise's flags and arguments.
@@ -62,7 +61,7 @@ func Run(ctx context.Context, o *Options, log io.Writer) error {
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return Err(lifecycle.Supervise(ctx, lifecycle.SuperviseOptions{
-		Store: store, Name: o.Name, Backend: &qemu.Backend{}, Report: report, Log: log,
+		Store: store, Name: o.Name, Report: report, Log: log,
 	}))
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
+	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/testcases"
 )
 
@@ -30,9 +31,11 @@ type Options struct {
 	ResultsDir string
 	Arch       []string
 	MemBudget  string
-	Accel      string
-	Machine    string
-	CacheDir   string
+	hypervisor.Resources
+	// Format boots every test's image in a disk format instead of directly.
+	Format   string
+	CacheDir string
+	cmdutil.BackendOptions
 }
 
 // New returns the command.
@@ -65,9 +68,11 @@ assertions) go to --results; --junit and --json write reports.`,
 	f.StringVar(&o.ResultsDir, "results", "", "directory for logs and reports (default out/test-results/TIMESTAMP)")
 	f.StringArrayVar(&o.Arch, "arch", nil, "architectures to run on: x86_64, aarch64 (repeatable, comma-separated; default the host's)")
 	f.StringVar(&o.MemBudget, "mem-budget", "", "cap on the sum of running guests' memory, e.g. 2G (default half the host's available memory)")
-	f.StringVar(&o.Accel, "accel", "auto", "accelerator: auto (probe KVM, else TCG), kvm or tcg")
-	f.StringVar(&o.Machine, "machine", "", "machine type (x86_64: q35, microvm; aarch64: virt)")
+	f.StringVar(&o.Accel, "accel", hypervisor.DefaultAccel, "accelerator: auto (probe KVM, else TCG), kvm or tcg")
+	f.StringVar(&o.Machine, "machine", "", "machine type (QEMU x86_64: q35, microvm; aarch64: virt)")
+	f.StringVar(&o.Format, "format", "", "boot each image in a disk format (built if needed), e.g. raw-efi, iso-bios, qcow2")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")
+	cmdutil.AddBackendFlags(cmd, &o.BackendOptions)
 	return cmd
 }
 
@@ -87,7 +92,7 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	}
 	budget := 0
 	if o.MemBudget != "" {
-		if budget, err = cmdutil.ParseMemory(o.MemBudget); err != nil {
+		if budget, err = hypervisor.ParseMemory(o.MemBudget); err != nil {
 			return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("--mem-budget: %w", err))
 		}
 	}
@@ -101,6 +106,10 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("%s: not a directory of test cases", o.Dir))
 	}
 
+	backend, err := o.BackendOptions.Open()
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
 	// Ctrl-C stops the run: running VMs are killed, the rest skipped, and
 	// the reports still written.
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
@@ -109,7 +118,7 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		Dir: o.Dir, Arches: o.Arch, Labels: labels, Names: names,
 		Parallel: o.Parallel, MemBudgetMiB: budget, Timeout: o.Timeout, Retries: o.Retries,
 		ResultsDir: o.ResultsDir, Out: stdout,
-		Launcher: &testcases.QEMULauncher{Accel: o.Accel, Machine: o.Machine, CacheDir: o.CacheDir},
+		Launcher: &testcases.VMLauncher{Backend: backend, Resources: o.Resources, Format: o.Format, CacheDir: o.CacheDir},
 	})
 	if s == nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)

@@ -1,0 +1,27 @@
+package qemu_test
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/hypervisortest"
+	"github.com/kitrun/kitrun/hypervisor/qemu"
+	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
+)
+
+// TestConformance runs the boundary's conformance test on real QEMU
+// machines (under TCG: it must hold on every host).
+func TestConformance(t *testing.T) {
+	a := qemutest.Require(t, "x86_64")
+	hello := filepath.Join(qemutest.RepoRoot(t), "examples", "cmd", "hello")
+	spec := qemutest.WriteSpec(t, "conformance", strings.Replace(hypervisortest.ServiceSpec, "GOPACKAGE", hello, 1))
+	hypervisortest.Run(t, hypervisortest.Config{
+		Backend:   &qemu.Backend{},
+		Open:      func() (hypervisor.Backend, error) { return hypervisor.Open("qemu", nil) },
+		Arch:      a,
+		Image:     qemutest.BuildSpec(t, a, spec),
+		Resources: hypervisor.Resources{Accel: "tcg"},
+	})
+}
