@@ -121,7 +121,7 @@ func (g *Group) run(ctx context.Context, cmds []string, what, resultsDir string)
 		}
 		dir := filepath.Join(resultsDir, filepath.FromSlash(g.Name))
 		if os.MkdirAll(dir, 0o755) == nil {
-			writeFileAtomic(filepath.Join(dir, what+".log"), log.Bytes())
+			writeResultFile(filepath.Join(dir, what+".log"), log.Bytes())
 		}
 	}()
 	for _, c := range cmds {

@@ -180,7 +180,7 @@ func WriteJUnit(path string, s *Summary) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, b)
+	return writeResultFile(path, b)
 }
 
 // writeTestFiles writes a test's result.json and assertions.txt into its
@@ -190,7 +190,7 @@ func writeTestFiles(dir string, r *Result) {
 		return
 	}
 	if b, err := json.MarshalIndent(r, "", "  "); err == nil {
-		writeFileAtomic(filepath.Join(dir, "result.json"), append(b, '\n'))
+		writeResultFile(filepath.Join(dir, "result.json"), append(b, '\n'))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s in %s\n", r.Name, r.Status, r.Duration)
@@ -211,5 +211,5 @@ func writeTestFiles(dir string, r *Result) {
 			}
 		}
 	}
-	writeFileAtomic(filepath.Join(dir, "assertions.txt"), []byte(b.String()))
+	writeResultFile(filepath.Join(dir, "assertions.txt"), []byte(b.String()))
 }

@@ -29,6 +29,7 @@ func Write(path string, data []byte, perm os.FileMode) error {
 
 // WriteFrom replaces path with what fill writes, atomically and durably.
 // If fill fails, path is left as it was and the temporary file is removed.
+// Every error, fill's included, names path ("writing PATH: ...").
 func WriteFrom(path string, perm os.FileMode, fill func(w io.Writer) error) error {
 	f, err := Create(path, perm)
 	if err != nil {
@@ -36,7 +37,7 @@ func WriteFrom(path string, perm os.FileMode, fill func(w io.Writer) error) erro
 	}
 	if err := fill(f); err != nil {
 		f.Abort()
-		return err
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return f.Commit()
 }
@@ -58,7 +59,7 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	}
 	f, err := os.CreateTemp(dir, tempPrefix(base)+"*")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	return &File{File: f, path: path, perm: perm}, nil
 }
@@ -132,13 +133,23 @@ func SweepStale(dir string) ([]string, error) {
 	return removed, nil
 }
 
+// TempOf says whether name (a file name, not a path) is one of this
+// package's temporary files or directories, and for which final name.
+func TempOf(name string) (base string, ok bool) {
+	if _, ok := tempOwner(name); !ok {
+		return "", false
+	}
+	base = name[1:strings.LastIndex(name, ".tmp-")]
+	return base, base != ""
+}
+
 // tempOwner parses ".BASE.tmp-PID-RANDOM".
 func tempOwner(name string) (int, bool) {
 	if !strings.HasPrefix(name, ".") {
 		return 0, false
 	}
 	i := strings.LastIndex(name, ".tmp-")
-	if i < 0 {
+	if i < 1 {
 		return 0, false
 	}
 	rest := name[i+len(".tmp-"):]

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kitrun/kitrun/boot/atomicfile"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/vm"
@@ -734,7 +735,7 @@ func (s *supervisor) saveSSH(v *vm.VM) error {
 		if err != nil {
 			return err
 		}
-		if err := writeFileAtomic(s.store.Path(s.name, dst), b, 0o600); err != nil {
+		if err := atomicfile.Write(s.store.Path(s.name, dst), b, 0o600); err != nil {
 			return err
 		}
 	}

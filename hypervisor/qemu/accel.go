@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/atomicfile"
 	"github.com/kitrun/kitrun/hypervisor"
 )
 
@@ -171,22 +171,7 @@ func writeProbeCache(path, key string, r probeResult) {
 	if err != nil {
 		return
 	}
-	_ = writeFileAtomic(path, b)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+	if os.MkdirAll(filepath.Dir(path), 0o755) == nil {
+		_ = atomicfile.Write(path, b, 0o644)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(data)
-	cerr := tmp.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
