@@ -57,10 +57,8 @@ type LaunchRequest struct {
 	SSH       bool
 	Publish   []int // guest ports
 	MemoryMiB int
-	// WorkDir is a private directory for the image.
-	WorkDir string
-	Console io.Writer
-	OnEvent func(hypervisor.Event)
+	Console   io.Writer
+	OnEvent   func(hypervisor.Event)
 }
 
 // BuildError is a spec or build failure, as opposed to a failed boot.
@@ -80,7 +78,7 @@ type QEMULauncher struct {
 
 // Launch implements Launcher.
 func (l *QEMULauncher) Launch(ctx context.Context, req LaunchRequest) (Guest, error) {
-	img, err := BuildImage(ctx, req.Spec, BuildOptions{Arch: req.Arch, SSH: req.SSH, OutDir: req.WorkDir, CacheDir: l.CacheDir})
+	img, err := BuildImage(ctx, req.Spec, BuildOptions{Arch: req.Arch, SSH: req.SSH, CacheDir: l.CacheDir})
 	if err != nil {
 		return nil, &BuildError{err}
 	}
@@ -95,8 +93,8 @@ type BuildOptions struct {
 	Arch arch.Arch
 	// SSH forces the guest's SSH server into the image.
 	SSH bool
-	// OutDir receives the image directory (OutDir/<name>).
-	OutDir   string
+	// CacheDir is kitrun's cache, which keeps the image (see
+	// assemble.BuildCached); assemble.DefaultCacheDir() when empty.
 	CacheDir string
 }
 
@@ -106,8 +104,10 @@ type BuildOptions struct {
 // in parallel.
 var buildMu sync.Mutex
 
-// BuildImage assembles the spec at path (a no-op from kitrun's cache when
-// nothing changed), or loads path when it is an image directory.
+// BuildImage assembles the spec at path into kitrun's image cache (a no-op
+// when nothing changed), or loads path when it is an image directory. An
+// image from the cache is pinned to its content digest until the process
+// exits: no later build changes it under a running test.
 func BuildImage(ctx context.Context, path string, o BuildOptions) (*image.Image, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -135,7 +135,7 @@ func BuildImage(ctx context.Context, path string, o BuildOptions) (*image.Image,
 	if o.SSH {
 		assembleWithSSH(&opts)
 	}
-	res, err := assemble.Build(ctx, s, o.OutDir, opts)
+	res, err := assemble.BuildCached(ctx, s, opts)
 	if err != nil {
 		return nil, err
 	}

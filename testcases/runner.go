@@ -404,17 +404,11 @@ func (r *runner) attempt(ctx context.Context, p *planned, number, rep int) (at A
 	defer ef.Close()
 	rec := NewRecord(cf, ef)
 	defer func() { at.consoleTail = rec.Tail(tailLines) }()
-	work, err := os.MkdirTemp("", "kitrun-test-")
-	if err != nil {
-		at.Error, at.errorKind = err.Error(), true
-		return at
-	}
-	defer os.RemoveAll(work)
 
 	timeout := cmpOr(tf.Timeout, r.o.Timeout)
 	g, err := r.o.Launcher.Launch(ctx, LaunchRequest{
 		Spec: p.c.Spec, Arch: p.arch, SSH: tf.SSH, Publish: tf.publishedPorts(),
-		MemoryMiB: tf.MemoryMiB, WorkDir: work, Console: rec, OnEvent: rec.OnEvent,
+		MemoryMiB: tf.MemoryMiB, Console: rec, OnEvent: rec.OnEvent,
 	})
 	if err != nil {
 		var be *BuildError

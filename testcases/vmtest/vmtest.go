@@ -110,7 +110,7 @@ func Boot(t testing.TB, specOrImage string, opts ...Option) *VM {
 		}
 	}
 	ctx := context.Background()
-	img, err := testcases.BuildImage(ctx, specOrImage, testcases.BuildOptions{Arch: a, SSH: cfg.ssh, OutDir: t.TempDir()})
+	img, err := testcases.BuildImage(ctx, specOrImage, testcases.BuildOptions{Arch: a, SSH: cfg.ssh})
 	if err != nil {
 		t.Fatalf("vmtest: build %s:\n%v", specOrImage, err)
 	}

@@ -162,8 +162,11 @@ func GuestOrigin(res *assemble.Result) string {
 		strings.Join(names, ", "), res.GuestCheckout)
 }
 
-// LoadImage takes a spec (built into the cache, a no-op when unchanged) or
-// an image directory.
+// LoadImage takes a spec (built into kitrun's image cache, a no-op when
+// unchanged; see assemble.BuildCached) or an image directory. An image from
+// the cache is kept under its content digest and pinned until this process
+// exits: later builds, of this spec or of another with the same name, never
+// change it.
 func LoadImage(ctx context.Context, arg string, o BuildOptions, log io.Writer) (*image.Image, error) {
 	if !IsSpecPath(arg) {
 		if st, err := os.Stat(arg); err == nil && !st.IsDir() {
@@ -184,13 +187,13 @@ func LoadImage(ctx context.Context, arg string, o BuildOptions, log io.Writer) (
 	if err != nil {
 		return nil, WithCode(ExitFailure, err)
 	}
-	cache := opts.CacheDir
-	if cache == "" {
-		cache = assemble.DefaultCacheDir()
-	}
-	res, err := Build(ctx, arg, filepath.Join(cache, "images", opts.Arch.Name), o)
+	s, err := spec.Parse(arg)
 	if err != nil {
-		return nil, err
+		return nil, WithCode(ExitBuild, err)
+	}
+	res, err := assemble.BuildCached(ctx, s, opts)
+	if err != nil {
+		return nil, WithCode(ExitBuild, err)
 	}
 	if log != nil {
 		how := "built"
