@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -37,7 +38,7 @@ func WriteFrom(path string, perm os.FileMode, fill func(w io.Writer) error) erro
 	}
 	if err := fill(f); err != nil {
 		f.Abort()
-		return fmt.Errorf("writing %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, f.plain(err))
 	}
 	return f.Commit()
 }
@@ -85,12 +86,22 @@ func (f *File) Commit() error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", f.path, err)
+		return fmt.Errorf("writing %s: %w", f.path, f.plain(err))
 	}
 	if err := syncDir(filepath.Dir(f.path)); err != nil {
 		return fmt.Errorf("writing %s: syncing its directory: %w", f.path, err)
 	}
 	return nil
+}
+
+// plain drops the temporary file's name from an error about it, which is
+// wrapped with the destination's ("writing PATH: no space left on device").
+func (f *File) plain(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == f.File.Name() {
+		return pe.Err
+	}
+	return err
 }
 
 // Abort removes the temporary file; the destination is untouched. It is a

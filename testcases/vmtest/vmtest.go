@@ -231,12 +231,16 @@ func (v *VM) ExpectConsole(pattern string, timeout time.Duration) string {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var found string
-	err = v.rec.Wait(ctx, v.m.Exited(), func(_ []testcases.Event, lines []string) (bool, error) {
-		for _, l := range lines {
+	err = v.rec.Wait(ctx, v.m.Exited(), func(u testcases.Update) (bool, error) {
+		for _, l := range u.Lines {
 			if re.MatchString(l) {
 				found = l
 				return true, nil
 			}
+		}
+		if u.Partial != "" && re.MatchString(u.Partial) {
+			found = u.Partial
+			return true, nil
 		}
 		return false, nil
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/logfile"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/supervise"
@@ -85,7 +86,7 @@ resume, stop, kill, rm, inspect and prune.`,
 }
 
 // Run boots the target and follows it until it ends.
-func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
+func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) {
 	mem, err := cmdutil.ParseMemory(o.Memory)
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
@@ -113,12 +114,21 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	}
 	console := stdout
 	if o.ConsoleLog != "" {
-		f, err := os.Create(o.ConsoleLog)
-		if err != nil {
-			return cmdutil.WithCode(cmdutil.ExitFailure, err)
+		log, lerr := logfile.Create(o.ConsoleLog)
+		if lerr != nil {
+			return cmdutil.WithCode(cmdutil.ExitFailure, lerr)
 		}
-		defer f.Close()
-		console = f
+		// A console log that lost writes fails the command, whatever the
+		// guest did: the user asked for it.
+		defer func() {
+			if lerr := log.Close(); lerr != nil {
+				fmt.Fprintf(stderr, "kitrun: %v\n", lerr)
+				if err == nil {
+					err = cmdutil.WithCode(cmdutil.ExitFailure, lerr)
+				}
+			}
+		}()
+		console = log
 	}
 
 	// The first Ctrl-C powers the guest off gracefully; kitrun's own exit
