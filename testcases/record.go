@@ -191,10 +191,15 @@ type Update struct {
 	// FirstLine is the number (from 1) of Lines[0] in the console.
 	FirstLine int
 	// Partial is the console's unfinished last line when it changed since
-	// the previous call (else ""). It comes again, whole, in Lines once
-	// its line ends.
+	// the previous call (else ""), for prompts that end no line. It comes
+	// again, whole, in Lines once its line ends. An unfinished line longer
+	// than maxPartial is not given until it ends: matching a growing line
+	// on every write would cost time in the square of its length.
 	Partial string
 }
+
+// maxPartial bounds the unfinished line a Wait condition is given.
+const maxPartial = 4 << 10
 
 // Wait calls cond with what arrived, first at once and then after each
 // change, until it reports done or an error, ctx ends, or the machine has
@@ -207,7 +212,7 @@ func (r *Record) Wait(ctx context.Context, exited <-chan struct{}, cond func(Upd
 		u := Update{Events: r.events[nEvents:], Lines: r.lines[nLines:], FirstLine: nLines + 1}
 		if len(r.partial) != nPartial {
 			nPartial = len(r.partial)
-			if nPartial > 0 {
+			if nPartial > 0 && nPartial <= maxPartial {
 				u.Partial = CleanLine(string(r.partial))
 			}
 		}

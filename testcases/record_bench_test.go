@@ -138,3 +138,40 @@ func TestTail(t *testing.T) {
 		}
 	}
 }
+
+// A guest writing a long line in small pieces, never ending it, does not make
+// a wait rescan the line on every write.
+func TestLongUnfinishedLineIsNotRescanned(t *testing.T) {
+	rec := NewRecord(nil, nil)
+	scanned := 0
+	handshake := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- rec.Wait(context.Background(), nil, func(u Update) (bool, error) {
+			scanned += len(u.Partial)
+			for _, l := range u.Lines {
+				scanned += len(l)
+				if strings.HasSuffix(l, "end") {
+					return true, nil
+				}
+			}
+			handshake <- struct{}{}
+			return false, nil
+		})
+	}()
+	<-handshake
+	const pieces = 10000
+	for range pieces {
+		io.WriteString(rec, "0123456789")
+		<-handshake
+	}
+	io.WriteString(rec, "end\n")
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Each prefix up to maxPartial, then the whole line once.
+	limit := maxPartial*(maxPartial/10+1)/2 + pieces*10 + 3
+	if scanned > limit {
+		t.Fatalf("the wait scanned %d bytes for a line of %d", scanned, pieces*10+3)
+	}
+}

@@ -133,6 +133,24 @@ func load(entry, digest string) (*image.Image, error) {
 	return img, nil
 }
 
+// Pin pins the image directory dir until this process exits when it is an
+// entry of an image cache, so that no sweep removes it while this process
+// may still boot it (a supervisor that outlives the command that built the
+// image, say). Any other directory is left alone: nil.
+func Pin(dir string) error {
+	if !entryRE.MatchString(filepath.Base(dir)) {
+		return nil
+	}
+	if err := pin(dir); err != nil {
+		return err
+	}
+	now := time.Now()
+	if err := os.Chtimes(dir, now, now); err != nil {
+		return fmt.Errorf("image cache: %w", err)
+	}
+	return nil
+}
+
 // The pins of this process, by entry: each a shared lock held until the
 // process exits.
 var (
@@ -161,8 +179,9 @@ var entryRE = regexp.MustCompile(`^([a-z0-9][a-z0-9._-]*)-([0-9a-f]{32})$`)
 
 // Sweep removes the entries that no live process has pinned, that were last
 // used more than grace ago and that are not the most recently used of their
-// name; also lock files left without an entry and the temporary
-// directories of builds whose process died. It returns what it removed.
+// name; also lock files left without an entry, the temporary directories of
+// builds whose process died, and image directories of older kitrun versions
+// unchanged for longer than grace. It returns what it removed.
 // Errors about single entries do not stop it; the first is returned.
 func (c *Cache) Sweep(grace time.Duration) ([]string, error) {
 	removed, err := atomicfile.SweepStale(c.Dir)
@@ -208,6 +227,21 @@ func (c *Cache) Sweep(grace time.Duration) ([]string, error) {
 				keep(rerr)
 			} else if ok {
 				removed = append(removed, e.path)
+			}
+		}
+	}
+	// Images of kitrun versions that kept one directory per name (NAME),
+	// replaced in place; nothing pins them.
+	for _, e := range ents {
+		p := filepath.Join(c.Dir, e.Name())
+		if !e.IsDir() || dirs[e.Name()] || strings.HasPrefix(e.Name(), ".") || image.CheckReplaceable(p) != nil {
+			continue
+		}
+		if info, ierr := e.Info(); ierr == nil && info.ModTime().Before(cutoff) {
+			if rerr := os.RemoveAll(p); rerr != nil {
+				keep(rerr)
+			} else {
+				removed = append(removed, p)
 			}
 		}
 	}

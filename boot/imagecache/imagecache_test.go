@@ -130,20 +130,30 @@ func TestSweep(t *testing.T) {
 	os.MkdirAll(deadTmp, 0o700)
 	orphanLock := filepath.Join(c.Dir, "d-"+strings.Repeat("1", 32)+".lock")
 	os.WriteFile(orphanLock, nil, 0o644)
-	legacy := filepath.Join(c.Dir, "legacy")
-	os.MkdirAll(legacy, 0o755)
+	notOurs := filepath.Join(c.Dir, "notes")
+	os.MkdirAll(notOurs, 0o755)
+	os.WriteFile(filepath.Join(notOurs, "todo.txt"), []byte("mine"), 0o644)
+	os.Chtimes(notOurs, old, old)
+	// An image of a kitrun that kept one directory per name: old ones go.
+	legacyOld := filepath.Join(c.Dir, "web")
+	os.MkdirAll(legacyOld, 0o755)
+	writeImage(t, legacyOld, []byte(`{"kind": "kitrun-image", "version": 1}`))
+	os.Chtimes(legacyOld, old, old)
+	legacyNew := filepath.Join(c.Dir, "api")
+	os.MkdirAll(legacyNew, 0o755)
+	writeImage(t, legacyNew, []byte(`{"kind": "kitrun-image", "version": 1}`))
 
 	removed, err := c.Sweep(24 * time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sort.Strings(removed)
-	want := []string{gone, deadTmp}
+	want := []string{gone, deadTmp, legacyOld}
 	sort.Strings(want)
 	if strings.Join(removed, " ") != strings.Join(want, " ") {
 		t.Errorf("removed %v, want %v", removed, want)
 	}
-	for _, p := range []string{recent, newest, onlyOne, pinnedHere, pinnedThere, legacy} {
+	for _, p := range []string{recent, newest, onlyOne, pinnedHere, pinnedThere, notOurs, legacyNew} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
@@ -242,11 +252,23 @@ func TestHelperPin(t *testing.T) {
 	_, digest := fakeImage(parts[1], parts[2])
 	// The parent set the entry's last use; a real user sets it to now,
 	// which the parent's sweep must not be the reason to keep it.
-	st, _ := os.Stat(New(parts[0]).Path(parts[1], digest))
-	if _, err := New(parts[0]).Get(parts[1], digest); err != nil {
+	dir := New(parts[0]).Path(parts[1], digest)
+	st, _ := os.Stat(dir)
+	if err := Pin(dir); err != nil {
 		t.Fatal(err)
 	}
-	os.Chtimes(New(parts[0]).Path(parts[1], digest), st.ModTime(), st.ModTime())
+	os.Chtimes(dir, st.ModTime(), st.ModTime())
 	os.Stdout.WriteString("pinned")
 	time.Sleep(time.Minute)
+}
+
+func TestPinOutsideTheCacheIsANoOp(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "web")
+	os.MkdirAll(dir, 0o755)
+	if err := Pin(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir + ".lock"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Pin made a lock beside a directory that is not an entry: %v", err)
+	}
 }
