@@ -124,6 +124,9 @@ func Build(ctx context.Context, s *spec.Spec, outDir string, opts Options) (*Res
 	if err != nil {
 		return nil, err
 	}
+	if img, ok := files.alreadyAt(dest); ok {
+		return &Result{Image: img, Cached: files.cached, Took: time.Since(start), GuestCheckout: b.guestCheckout}, nil
+	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, err
 	}
@@ -712,6 +715,27 @@ func (b *builder) imageFiles() (*imageFiles, error) {
 		manifest: append(mj, '\n'),
 		cached:   cached,
 	}, nil
+}
+
+// alreadyAt says whether dir already holds this very image (an unchanged
+// spec built again), so that nothing need be written: the same manifest,
+// and the kernel and initramfs it describes.
+func (f *imageFiles) alreadyAt(dir string) (*image.Image, bool) {
+	old, err := os.ReadFile(filepath.Join(dir, image.ManifestFile))
+	if err != nil || !bytes.Equal(old, f.manifest) || image.CheckReplaceable(dir) != nil {
+		return nil, false
+	}
+	img, err := image.Load(dir)
+	if err != nil {
+		return nil, false
+	}
+	if st, err := os.Stat(img.Kernel); err != nil || st.Size() != img.Manifest.Kernel.Size {
+		return nil, false
+	}
+	if initrd, _, err := hashFile(img.Initrd); err != nil || initrd != img.Manifest.Initrd.SHA256 {
+		return nil, false
+	}
+	return img, true
 }
 
 // stage writes the image into the empty directory dir, each file durably,

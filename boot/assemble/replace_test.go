@@ -1,6 +1,7 @@
 package assemble_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -217,4 +218,32 @@ func keys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestUnchangedRebuildWritesNothing: building the same spec into the same
+// directory leaves the image as it is (and the disk images beside it), but a
+// damaged initramfs is written again.
+func TestUnchangedRebuildWritesNothing(t *testing.T) {
+	a := qemutest.Require(t, "x86_64")
+	image.RegisterFile("test-disk.raw")
+	out := t.TempDir()
+	first := build1(t, smallSpec(t, "web", "same"), out, a)
+	disk := filepath.Join(first.Image.Dir, "test-disk.raw")
+	os.WriteFile(disk, []byte("disk"), 0o644)
+	before, _ := os.Stat(first.Image.Initrd)
+	build1(t, smallSpec(t, "web", "same"), out, a)
+	after, _ := os.Stat(first.Image.Initrd)
+	if !os.SameFile(before, after) {
+		t.Error("an unchanged rebuild rewrote initrd.img")
+	}
+	if _, err := os.Stat(disk); err != nil {
+		t.Errorf("an unchanged rebuild dropped the disk image: %v", err)
+	}
+	b, _ := os.ReadFile(first.Image.Initrd)
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(first.Image.Initrd, b, 0o644)
+	res := build1(t, smallSpec(t, "web", "same"), out, a)
+	if got, _ := os.ReadFile(res.Image.Initrd); bytes.Equal(got, b) {
+		t.Error("a damaged initrd.img was kept")
+	}
 }
