@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/kitrun/kitrun/boot/atomicfile"
 )
 
 // This file owns writing results: the report formats, and writing a report
@@ -53,49 +53,12 @@ func Write(w io.Writer, r *Results, format string, opts ReportOptions) error {
 	return write(w, selectResults(r, opts.Metrics))
 }
 
-// WriteFile writes r to path in format, atomically: the report goes to a
-// temporary file in the same directory, which is synced and then renamed
-// over path. If anything fails, path is left as it was, and the temporary
-// file is removed.
-func WriteFile(path string, r *Results, format string, opts ReportOptions) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := Write(f, r, format, opts); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	// CreateTemp makes the file 0600; a report is for sharing.
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	// Sync before rename: otherwise a crash can leave path renamed to a
-	// file whose data never reached the disk.
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	// Make the rename itself durable. Failing here does not undo it.
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+// WriteFile writes r to path in format, atomically and durably (see
+// atomicfile): if anything fails, path is left as it was.
+func WriteFile(path string, r *Results, format string, opts ReportOptions) error {
+	return atomicfile.WriteFrom(path, 0o644, func(w io.Writer) error {
+		return Write(w, r, format, opts)
+	})
 }
 
 // selectResults returns r with only the metrics sels select, sharing what

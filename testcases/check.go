@@ -114,14 +114,14 @@ func (s *session) check(ctx context.Context, a Assertion) error {
 	case KindServiceRestarted:
 		return s.waitRestarts(ctx, a.Names[0], a.Times)
 	case KindEvent:
-		return s.wait(ctx, "an event matching /"+a.Pattern.String()+"/", func(evs []Event, _ []string) (bool, error) {
-			return slices.ContainsFunc(evs, func(e Event) bool { return a.Pattern.MatchString(e.Stage().String()) }), nil
+		return s.wait(ctx, "an event matching /"+a.Pattern.String()+"/", func(u Update) (bool, error) {
+			return slices.ContainsFunc(u.Events, func(e Event) bool { return a.Pattern.MatchString(e.Stage().String()) }), nil
 		})
 	case KindEventsInOrder:
 		return s.waitInOrder(ctx, a.Names)
 	case KindConsole:
-		return s.wait(ctx, "a console line matching /"+a.Pattern.String()+"/", func(_ []Event, lines []string) (bool, error) {
-			return slices.ContainsFunc(lines, a.Pattern.MatchString), nil
+		return s.wait(ctx, "a console line matching /"+a.Pattern.String()+"/", func(u Update) (bool, error) {
+			return slices.ContainsFunc(u.Lines, a.Pattern.MatchString) || (u.Partial != "" && a.Pattern.MatchString(u.Partial)), nil
 		})
 	case KindConsoleNot, KindAllowConsole:
 		return nil // checked once the machine is gone (see finish)
@@ -143,7 +143,7 @@ func (s *session) check(ctx context.Context, a Assertion) error {
 
 // wait waits on the record until cond holds; what names the awaited thing
 // for messages.
-func (s *session) wait(ctx context.Context, what string, cond func([]Event, []string) (bool, error)) error {
+func (s *session) wait(ctx context.Context, what string, cond func(Update) (bool, error)) error {
 	start := time.Now()
 	err := s.rec.Wait(ctx, s.g.Exited(), cond)
 	switch {
@@ -167,8 +167,8 @@ func exitDesc(err error) string {
 // waitGuestEvent waits for the guest event kind about name; an event of
 // failKind about name fails at once.
 func (s *session) waitGuestEvent(ctx context.Context, kind, name, failKind, what string) error {
-	return s.wait(ctx, what, func(evs []Event, _ []string) (bool, error) {
-		for _, e := range evs {
+	return s.wait(ctx, what, func(u Update) (bool, error) {
+		for _, e := range u.Events {
 			g := e.Guest
 			if g == nil || g.Name != name {
 				continue
@@ -206,9 +206,9 @@ func (s *session) findGuest(kind, name string) initproto.Event {
 
 func (s *session) waitRestarts(ctx context.Context, name string, times int) error {
 	what := fmt.Sprintf("service %s to be restarted %d time(s)", name, times)
-	return s.wait(ctx, what, func(evs []Event, _ []string) (bool, error) {
-		n := 0
-		for _, e := range evs {
+	n := 0
+	return s.wait(ctx, what, func(u Update) (bool, error) {
+		for _, e := range u.Events {
 			if g := e.Guest; g != nil && g.Name == name {
 				switch g.Kind {
 				case initproto.EvServiceStart:
@@ -226,10 +226,9 @@ func (s *session) waitRestarts(ctx context.Context, name string, times int) erro
 
 func (s *session) waitInOrder(ctx context.Context, names []string) error {
 	var seen []string
-	err := s.wait(ctx, "the events "+strings.Join(names, ", ")+" in this order", func(evs []Event, _ []string) (bool, error) {
-		i := 0
-		seen = seen[:0]
-		for _, e := range evs {
+	i := 0
+	err := s.wait(ctx, "the events "+strings.Join(names, ", ")+" in this order", func(u Update) (bool, error) {
+		for _, e := range u.Events {
 			seen = append(seen, e.Stage().String())
 			if i < len(names) && e.Stage().String() == names[i] {
 				i++

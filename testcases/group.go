@@ -110,7 +110,7 @@ func (g *Group) leave(ctx context.Context, resultsDir string) error {
 
 // run runs cmds in order, stopping at the first failure; their output goes
 // to RESULTS/<group>/<what>.log.
-func (g *Group) run(ctx context.Context, cmds []string, what, resultsDir string) error {
+func (g *Group) run(ctx context.Context, cmds []string, what, resultsDir string) (err error) {
 	if len(cmds) == 0 {
 		return nil
 	}
@@ -119,9 +119,9 @@ func (g *Group) run(ctx context.Context, cmds []string, what, resultsDir string)
 		if resultsDir == "" {
 			return
 		}
-		dir := filepath.Join(resultsDir, filepath.FromSlash(g.Name))
-		if os.MkdirAll(dir, 0o755) == nil {
-			writeFileAtomic(filepath.Join(dir, what+".log"), log.Bytes())
+		p := filepath.Join(resultsDir, filepath.FromSlash(g.Name), what+".log")
+		if werr := writeResultFile(p, log.Bytes()); werr != nil && err == nil {
+			err = fmt.Errorf("its log could not be saved: %w", werr)
 		}
 	}()
 	for _, c := range cmds {

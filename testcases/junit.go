@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -180,18 +181,17 @@ func WriteJUnit(path string, s *Summary) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, b)
+	return writeResultFile(path, b)
 }
 
 // writeTestFiles writes a test's result.json and assertions.txt into its
 // results directory.
-func writeTestFiles(dir string, r *Result) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return
+func writeTestFiles(dir string, r *Result) error {
+	js, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
 	}
-	if b, err := json.MarshalIndent(r, "", "  "); err == nil {
-		writeFileAtomic(filepath.Join(dir, "result.json"), append(b, '\n'))
-	}
+	errJSON := writeResultFile(filepath.Join(dir, "result.json"), append(js, '\n'))
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s in %s\n", r.Name, r.Status, r.Duration)
 	if r.Detail != "" {
@@ -211,5 +211,5 @@ func writeTestFiles(dir string, r *Result) {
 			}
 		}
 	}
-	writeFileAtomic(filepath.Join(dir, "assertions.txt"), []byte(b.String()))
+	return errors.Join(errJSON, writeResultFile(filepath.Join(dir, "assertions.txt"), []byte(b.String())))
 }

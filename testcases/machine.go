@@ -54,10 +54,8 @@ type LaunchRequest struct {
 	SSH       bool
 	Publish   []int // guest ports
 	MemoryMiB int
-	// WorkDir is a private directory for the image.
-	WorkDir string
-	Console io.Writer
-	OnEvent func(vm.Event)
+	Console   io.Writer
+	OnEvent   func(vm.Event)
 }
 
 // BuildError is a spec or build failure, as opposed to a failed boot.
@@ -92,7 +90,7 @@ func (l *VMLauncher) Launch(ctx context.Context, req LaunchRequest) (Guest, erro
 	if err != nil {
 		return nil, &BuildError{err}
 	}
-	bo := BuildOptions{Platform: plat, SSH: req.SSH, OutDir: req.WorkDir, CacheDir: l.CacheDir, Machine: l.Machine}
+	bo := BuildOptions{Platform: plat, SSH: req.SSH, CacheDir: l.CacheDir, Machine: l.Machine}
 	if l.Format != "" && l.Format != image.FormatDirect {
 		bo.Formats = []string{l.Format}
 	}
@@ -119,8 +117,8 @@ type BuildOptions struct {
 	// initramfs, for Machine ("" is the platform's default).
 	Formats []string
 	Machine string
-	// OutDir receives the image directory (OutDir/<name>).
-	OutDir   string
+	// CacheDir is kitrun's cache, which keeps the image (see
+	// assemble.BuildCached); assemble.DefaultCacheDir() when empty.
 	CacheDir string
 }
 
@@ -130,8 +128,10 @@ type BuildOptions struct {
 // in parallel.
 var buildMu sync.Mutex
 
-// BuildImage assembles the spec at path (a no-op from kitrun's cache when
-// nothing changed), or loads path when it is an image directory.
+// BuildImage assembles the spec at path into kitrun's image cache (a no-op
+// when nothing changed), or loads path when it is an image directory. An
+// image from the cache is pinned to its content digest until the process
+// exits: no later build changes it under a running test.
 func BuildImage(ctx context.Context, path string, o BuildOptions) (*image.Image, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -160,7 +160,7 @@ func BuildImage(ctx context.Context, path string, o BuildOptions) (*image.Image,
 	if o.SSH {
 		assembleWithSSH(&opts)
 	}
-	res, err := assemble.Build(ctx, s, o.OutDir, opts)
+	res, err := assemble.BuildCached(ctx, s, opts)
 	if err != nil {
 		return nil, err
 	}

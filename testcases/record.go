@@ -48,24 +48,34 @@ func (r *Record) broadcast() {
 	r.changed = make(chan struct{})
 }
 
-// Write takes console output.
+// Write takes console output. Only the new bytes are scanned for line
+// ends, so a console costs time in proportion to its length however it
+// arrives.
 func (r *Record) Write(p []byte) (int, error) {
+	n := len(p)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.console != nil {
+		// A failed write is the log's to report (see logfile); the
+		// console is still recorded and matched.
 		r.console.Write(p)
 	}
-	r.partial = append(r.partial, p...)
 	for {
-		i := bytes.IndexByte(r.partial, '\n')
+		i := bytes.IndexByte(p, '\n')
 		if i < 0 {
 			break
 		}
-		r.lines = append(r.lines, CleanLine(string(r.partial[:i])))
-		r.partial = r.partial[i+1:]
+		line := p[:i]
+		if len(r.partial) > 0 {
+			line = append(r.partial, line...)
+			r.partial = r.partial[:0]
+		}
+		r.lines = append(r.lines, CleanLine(string(line)))
+		p = p[i+1:]
 	}
+	r.partial = append(r.partial, p...)
 	r.broadcast()
-	return len(p), nil
+	return n, nil
 }
 
 // OnEvent takes an event of the machine.
@@ -131,7 +141,13 @@ func CleanLine(s string) string {
 func (r *Record) Lines() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := append([]string(nil), r.lines...)
+	return r.linesFrom(0)
+}
+
+// linesFrom copies the lines from index i on, with the unfinished last
+// line; r.mu is held.
+func (r *Record) linesFrom(i int) []string {
+	out := append([]string(nil), r.lines[i:]...)
 	if len(r.partial) > 0 {
 		out = append(out, CleanLine(string(r.partial)))
 	}
@@ -140,11 +156,15 @@ func (r *Record) Lines() []string {
 
 // Tail returns the console's last n lines.
 func (r *Record) Tail(n int) []string {
-	l := r.Lines()
-	if len(l) > n {
-		l = l[len(l)-n:]
+	if n <= 0 {
+		return nil
 	}
-	return l
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.partial) > 0 {
+		n--
+	}
+	return r.linesFrom(max(len(r.lines)-n, 0))
 }
 
 // Events returns the events so far.
@@ -158,19 +178,50 @@ func (r *Record) Events() []Event {
 // condition held.
 var errExited = errors.New("the machine exited")
 
-// Wait calls cond with the events and console lines seen so far, and again
-// after each change, until it reports done or an error, ctx ends, or the
-// machine has exited (exited closed) and a last look found nothing.
-func (r *Record) Wait(ctx context.Context, exited <-chan struct{}, cond func(events []Event, lines []string) (bool, error)) error {
+// Update is what a Wait condition is given: what arrived since its
+// previous call (everything so far, the first time). Each event and each
+// finished console line comes once, so that waiting costs time in
+// proportion to what arrives, not to what arrived before; a condition that
+// needs the history keeps its own state.
+type Update struct {
+	// Events are the new events, in arrival order.
+	Events []Event
+	// Lines are the console lines finished since the previous call.
+	Lines []string
+	// FirstLine is the number (from 1) of Lines[0] in the console.
+	FirstLine int
+	// Partial is the console's unfinished last line when it changed since
+	// the previous call (else ""), for prompts that end no line. It comes
+	// again, whole, in Lines once its line ends. An unfinished line longer
+	// than maxPartial is not given until it ends: matching a growing line
+	// on every write would cost time in the square of its length.
+	Partial string
+}
+
+// maxPartial bounds the unfinished line a Wait condition is given.
+const maxPartial = 4 << 10
+
+// Wait calls cond with what arrived, first at once and then after each
+// change, until it reports done or an error, ctx ends, or the machine has
+// exited (exited closed) and a last look found nothing.
+func (r *Record) Wait(ctx context.Context, exited <-chan struct{}, cond func(Update) (bool, error)) error {
 	gone := false
+	nEvents, nLines, nPartial := 0, 0, 0
 	for {
 		r.mu.Lock()
-		events, lines, changed := r.events, r.lines, r.changed
-		if len(r.partial) > 0 {
-			lines = append(lines[:len(lines):len(lines)], CleanLine(string(r.partial)))
+		u := Update{Events: r.events[nEvents:], Lines: r.lines[nLines:], FirstLine: nLines + 1}
+		if len(r.partial) != nPartial {
+			nPartial = len(r.partial)
+			if nPartial > 0 && nPartial <= maxPartial {
+				u.Partial = CleanLine(string(r.partial))
+			}
 		}
+		changed := r.changed
 		r.mu.Unlock()
-		done, err := cond(events, lines)
+		// The slices are shared with the record, which only ever appends.
+		nEvents += len(u.Events)
+		nLines += len(u.Lines)
+		done, err := cond(u)
 		if err != nil || done {
 			return err
 		}

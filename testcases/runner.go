@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/logfile"
 	"github.com/kitrun/kitrun/boot/spec"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
@@ -73,6 +74,8 @@ type planned struct {
 	skip  string
 	dir   string // results directory of the test
 	index int    // position in the plan
+	// saveErrs are the logs of its attempts that could not be written.
+	saveErrs []error
 }
 
 type runner struct {
@@ -80,7 +83,11 @@ type runner struct {
 	multiArch bool
 	summary   *Summary
 	results   []*Result  // by plan index, nil until finished
-	mu        sync.Mutex // guards summary, results and Out
+	mu        sync.Mutex // guards summary, results, saveErrs and Out
+	// saveErrs are the results that could not be written (a full disk):
+	// each is said at once and makes Run fail.
+	saveErrs []error
+	said     map[string]bool
 }
 
 // Run discovers, selects and runs the tests under o.Dir. It returns an error
@@ -141,11 +148,41 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	s.Duration = Seconds(s.Finished.Sub(started))
 	s.Interrupted = ctx.Err() != nil
 	s.count()
-	var writeErrs []error
-	writeErrs = append(writeErrs, s.WriteJSON(filepath.Join(o.ResultsDir, "results.json")))
-	writeErrs = append(writeErrs, WriteJUnit(filepath.Join(o.ResultsDir, "junit.xml"), s))
+	r.mu.Lock()
+	r.saveFailed(s.WriteJSON(filepath.Join(o.ResultsDir, "results.json")))
+	r.saveFailed(WriteJUnit(filepath.Join(o.ResultsDir, "junit.xml"), s))
 	r.printClosing()
-	return s, errors.Join(writeErrs...)
+	err = errors.Join(r.saveErrs...)
+	r.mu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("some results could not be saved in %s:\n%w", o.ResultsDir, err)
+	}
+	return s, err
+}
+
+// saveFailed notes results that could not be written and says so at once;
+// a file that fails again (the results.json checkpoint) is noted once.
+// r.mu is held.
+func (r *runner) saveFailed(err error) {
+	if err == nil {
+		return
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			r.saveFailed(e)
+		}
+		return
+	}
+	if r.said == nil {
+		r.said = map[string]bool{}
+	}
+	what, _, _ := strings.Cut(err.Error(), ": ") // "writing PATH"
+	if r.said[what] {
+		return
+	}
+	r.said[what] = true
+	r.saveErrs = append(r.saveErrs, err)
+	fmt.Fprintf(r.o.Out, "kitrun test: results not saved: %v\n", err)
 }
 
 // DefaultMemBudget is half the host's MemAvailable in MiB (2048 when it
@@ -390,31 +427,33 @@ func (r *runner) attempt(ctx context.Context, p *planned, number, rep int) (at A
 	start := time.Now()
 	defer func() { at.Duration = Seconds(time.Since(start)) }()
 	tf := p.c.Test
-	cf, err := os.Create(filepath.Join(p.dir, at.Console))
+	cf, err := logfile.Create(filepath.Join(p.dir, at.Console))
 	if err != nil {
 		at.Error, at.errorKind = err.Error(), true
 		return at
 	}
-	defer cf.Close()
-	ef, err := os.Create(filepath.Join(p.dir, at.Events))
+	ef, err := logfile.Create(filepath.Join(p.dir, at.Events))
 	if err != nil {
+		cf.Close()
 		at.Error, at.errorKind = err.Error(), true
 		return at
 	}
-	defer ef.Close()
+	// The logs are complete once the machine is gone (the attempt ends
+	// it); a log that lost writes is reported with the results.
+	defer func() {
+		for _, l := range []*logfile.File{cf, ef} {
+			if err := l.Close(); err != nil {
+				p.saveErrs = append(p.saveErrs, err)
+			}
+		}
+	}()
 	rec := NewRecord(cf, ef)
 	defer func() { at.consoleTail = rec.Tail(tailLines) }()
-	work, err := os.MkdirTemp("", "kitrun-test-")
-	if err != nil {
-		at.Error, at.errorKind = err.Error(), true
-		return at
-	}
-	defer os.RemoveAll(work)
 
 	timeout := cmpOr(tf.Timeout, r.o.Timeout)
 	g, err := r.o.Launcher.Launch(ctx, LaunchRequest{
 		Spec: p.c.Spec, Arch: p.arch, SSH: tf.SSH, Publish: tf.publishedPorts(),
-		MemoryMiB: tf.MemoryMiB, WorkDir: work, Console: rec, OnEvent: rec.OnEvent,
+		MemoryMiB: tf.MemoryMiB, Console: rec, OnEvent: rec.OnEvent,
 	})
 	if err != nil {
 		var be *BuildError
@@ -540,10 +579,11 @@ func consoleBlock(lines []string) string {
 // finished records a test's result, writes its files and prints its line.
 func (r *runner) finished(p *planned) {
 	res := p.res
+	var saveErr error
 	if res.Status == StatusSkipped && len(res.Attempts) == 0 {
 		res.ResultsDir = "" // nothing ran, nothing written
 	} else {
-		writeTestFiles(p.dir, res)
+		saveErr = writeTestFiles(p.dir, res)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -556,9 +596,12 @@ func (r *runner) finished(p *planned) {
 		}
 	}
 	r.printResult(res)
+	for _, err := range append(p.saveErrs, saveErr) {
+		r.saveFailed(err)
+	}
 	// A checkpoint, so that a killed run keeps what it measured.
 	r.summary.count()
-	r.summary.WriteJSON(filepath.Join(r.o.ResultsDir, "results.json"))
+	r.saveFailed(r.summary.WriteJSON(filepath.Join(r.o.ResultsDir, "results.json")))
 }
 
 func (r *runner) printResult(res *Result) {

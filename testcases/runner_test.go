@@ -559,8 +559,8 @@ func TestRecordWait(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err := r.Wait(ctx, exited, func(_ []Event, lines []string) (bool, error) {
-		return slices.Contains(lines, "partial line"), nil
+	err := r.Wait(ctx, exited, func(u Update) (bool, error) {
+		return slices.Contains(u.Lines, "partial line"), nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -569,7 +569,7 @@ func TestRecordWait(t *testing.T) {
 		t.Errorf("lines %q", got)
 	}
 	close(exited)
-	err = r.Wait(ctx, exited, func([]Event, []string) (bool, error) { return false, nil })
+	err = r.Wait(ctx, exited, func(Update) (bool, error) { return false, nil })
 	if !errors.Is(err, errExited) {
 		t.Errorf("wait on an exited machine: %v", err)
 	}

@@ -9,6 +9,11 @@
 // images. A content-addressed cache keyed by the initramfs's full listing
 // (names, modes, owners and content hashes) skips packing and compression
 // when nothing changed.
+//
+// Build writes the image into a directory of the user's, replacing only an
+// image kitrun wrote there; BuildCached keeps it in kitrun's image cache
+// under its content digest (see imagecache), for the commands that boot a
+// spec.
 package assemble
 
 import (
@@ -20,21 +25,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/atomicfile"
 	"github.com/kitrun/kitrun/boot/cpio"
 	"github.com/kitrun/kitrun/boot/disk"
 	"github.com/kitrun/kitrun/boot/gobuild"
 	"github.com/kitrun/kitrun/boot/guestbin"
 	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/imagecache"
 	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/boot/kernel"
 	"github.com/kitrun/kitrun/boot/platform"
@@ -110,9 +119,87 @@ func DefaultCacheDir() string {
 	return filepath.Join(d, "kitrun")
 }
 
-// Build assembles s into outDir/<s.Name>/ and returns the image.
+// Build assembles s into outDir/<s.Name>/ and returns the image. What is at
+// outDir/<s.Name> is replaced only when it is an image kitrun wrote (see
+// image.CheckReplaceable); anything else is an *image.NotOursError and is
+// left untouched. The new image appears whole, by rename.
 func Build(ctx context.Context, s *spec.Spec, outDir string, opts Options) (*Result, error) {
 	start := time.Now()
+	dest := filepath.Join(outDir, s.Name)
+	// Before the work, so that a refused build costs nothing; and again
+	// right before the replacement.
+	if err := image.CheckReplaceable(dest); err != nil {
+		return nil, err
+	}
+	b, err := prepare(ctx, s, opts)
+	if err != nil {
+		return nil, err
+	}
+	files, err := b.imageFiles()
+	if err != nil {
+		return nil, err
+	}
+	if img, ok := files.alreadyAt(dest); ok {
+		return &Result{Image: img, Cached: files.cached, Took: time.Since(start), GuestCheckout: b.guestCheckout}, nil
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := atomicfile.TempDir(dest)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed
+	if err := files.stage(tmp); err != nil {
+		return nil, err
+	}
+	if err := replaceImageDir(tmp, dest); err != nil {
+		return nil, err
+	}
+	img, err := image.Load(dest)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Image: img, Cached: files.cached, Took: time.Since(start), GuestCheckout: b.guestCheckout}, nil
+}
+
+// BuildCached assembles s into kitrun's image cache (CacheDir/images/ARCH,
+// see imagecache), where the image is kept under its content digest, and
+// pins it for the life of this process: a rebuild of the same spec, or of
+// another with the same name, never changes or removes it. An unchanged
+// spec costs no writes at all. Entries nobody uses any more are swept.
+func BuildCached(ctx context.Context, s *spec.Spec, opts Options) (*Result, error) {
+	start := time.Now()
+	b, err := prepare(ctx, s, opts)
+	if err != nil {
+		return nil, err
+	}
+	files, err := b.imageFiles()
+	if err != nil {
+		return nil, err
+	}
+	cache := imagecache.New(filepath.Join(b.opts.CacheDir, "images", b.arch.Name))
+	digest := files.digest()
+	img, err := cache.Get(s.Name, digest)
+	if errors.Is(err, fs.ErrNotExist) {
+		var tmp string
+		if tmp, err = cache.Stage(s.Name, digest); err == nil {
+			defer os.RemoveAll(tmp) // a no-op once renamed
+			if err = files.stage(tmp); err == nil {
+				img, err = cache.Put(tmp, s.Name, digest)
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	// Cleaning up is not this build's job to fail.
+	_, _ = cache.Sweep(imagecache.DefaultGrace)
+	return &Result{Image: img, Cached: files.cached, Took: time.Since(start), GuestCheckout: b.guestCheckout}, nil
+}
+
+// prepare checks the options and collects everything the image holds.
+func prepare(ctx context.Context, s *spec.Spec, opts Options) (*builder, error) {
 	if opts.CacheDir == "" {
 		opts.CacheDir = DefaultCacheDir()
 	}
@@ -131,7 +218,7 @@ func Build(ctx context.Context, s *spec.Spec, outDir string, opts Options) (*Res
 	}
 	a := opts.Platform.Arch
 	b := &builder{
-		ctx: ctx, spec: s, opts: opts, arch: a,
+		ctx: ctx, spec: s, opts: opts, arch: a, comp: comp,
 		gob:   &gobuild.Builder{CacheDir: filepath.Join(opts.CacheDir, "go", a.GOARCH)},
 		files: map[string]*entry{},
 	}
@@ -148,16 +235,7 @@ func Build(ctx context.Context, s *spec.Spec, outDir string, opts Options) (*Res
 	if err := b.collect(ctx); err != nil {
 		return nil, err
 	}
-	dest := filepath.Join(outDir, s.Name)
-	cached, err := b.write(dest, comp)
-	if err != nil {
-		return nil, err
-	}
-	img, err := image.Load(dest)
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Image: img, Cached: cached, Took: time.Since(start), GuestCheckout: b.guestCheckout}, nil
+	return b, nil
 }
 
 // entry is one initramfs entry and where its bytes come from.
@@ -173,6 +251,7 @@ type builder struct {
 	spec   *spec.Spec
 	opts   Options
 	arch   arch.Arch
+	comp   compressor
 	gob    *gobuild.Builder
 	kernel *kernel.Kernel
 	files  map[string]*entry
@@ -554,9 +633,35 @@ func ids(user, group string) (uint32, uint32, error) {
 	return uid, gid, nil
 }
 
-// write packs the initramfs (or takes it from the cache) and writes the
-// image directory atomically: a reader sees the old image or the new one.
-func (b *builder) write(dest string, comp compressor) (bool, error) {
+// imageFiles are the files of an image directory, ready to be written:
+// the kernel, initramfs and command line, and the manifest, which lists the
+// disk formats once stage has written them (Options.Formats).
+type imageFiles struct {
+	b        *builder
+	kernel   string // host path
+	initrd   []byte
+	cmdline  []byte
+	m        image.Manifest // without disks
+	manifest []byte         // m, marshalled
+	// cached: the initramfs came from the cache.
+	cached bool
+}
+
+// digest names the image's content: its manifest without disks, and the
+// disk formats asked for (built from it, for that machine).
+func (f *imageFiles) digest() string {
+	if len(f.b.opts.Formats) == 0 {
+		return image.Digest(f.manifest)
+	}
+	formats := slices.Clone(f.b.opts.Formats)
+	sort.Strings(formats)
+	return image.Digest(fmt.Appendf(slices.Clone(f.manifest), "disks\x00%s\x00%s", strings.Join(formats, ","), f.b.opts.Machine))
+}
+
+// imageFiles packs the initramfs (or takes it from the cache) and makes the
+// manifest.
+func (b *builder) imageFiles() (*imageFiles, error) {
+	comp := b.comp
 	b.addParents()
 	names := make([]string, 0, len(b.files))
 	for n := range b.files {
@@ -578,27 +683,30 @@ func (b *builder) write(dest string, comp compressor) (bool, error) {
 	if !cached {
 		raw, err := b.pack(names)
 		if err != nil {
-			return false, err
+			return nil, err
 		}
 		var buf bytes.Buffer
 		if err := comp.compress(&buf, raw); err != nil {
-			return false, fmt.Errorf("compressing initramfs (%s): %w", comp.name, err)
+			return nil, fmt.Errorf("compressing initramfs (%s): %w", comp.name, err)
 		}
 		initrd = buf.Bytes()
 		meta = initrdMeta{Uncompressed: int64(len(raw))}
 		mb, _ := json.Marshal(meta)
 		if err := os.MkdirAll(cacheDir, 0o755); err == nil {
-			// A cache that cannot be written only costs speed.
-			_ = writeAtomic(cachedInitrd, initrd)
-			_ = writeAtomic(cachedMeta, mb)
+			// A cache that cannot be written only costs speed. The
+			// initramfs first: the metadata says it is complete.
+			if atomicfile.Write(cachedInitrd, initrd, 0o644) == nil {
+				_ = atomicfile.Write(cachedMeta, mb, 0o644)
+			}
 		}
 	}
 
 	kernelSum, kernelSize, err := hashFile(b.kernel.Image)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	m := image.Manifest{
+		Kind:          image.ManifestKind,
 		Version:       image.ManifestVersion,
 		Name:          b.spec.Name,
 		Arch:          b.arch.Name,
@@ -626,42 +734,90 @@ func (b *builder) write(dest string, comp compressor) (bool, error) {
 	for _, n := range names {
 		m.Files = append(m.Files, manifestEntry(b.files[n]))
 	}
-	parent := filepath.Dir(dest)
-	if err := os.MkdirAll(parent, 0o755); err != nil {
-		return false, err
-	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dest)+".tmp-")
-	if err != nil {
-		return false, err
-	}
-	defer os.RemoveAll(tmp)
-	if err := linkOrCopy(b.kernel.Image, filepath.Join(tmp, image.KernelFile)); err != nil {
-		return false, err
-	}
-	for name, data := range map[string][]byte{
-		image.InitrdFile:  initrd,
-		image.CmdlineFile: []byte(m.Cmdline + "\n"),
-	} {
-		if err := os.WriteFile(filepath.Join(tmp, name), data, 0o644); err != nil {
-			return false, err
-		}
-	}
-	if len(b.opts.Formats) > 0 {
-		if m.Disks, err = b.writeDisks(tmp, m); err != nil {
-			return false, err
-		}
-	}
 	mj, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(tmp, image.ManifestFile), append(mj, '\n'), 0o644); err != nil {
-		return false, err
+	return &imageFiles{
+		b:        b,
+		kernel:   b.kernel.Image,
+		initrd:   initrd,
+		cmdline:  []byte(m.Cmdline + "\n"),
+		m:        m,
+		manifest: append(mj, '\n'),
+		cached:   cached,
+	}, nil
+}
+
+// alreadyAt says whether dir already holds this very image (an unchanged
+// spec built again), so that nothing need be written: the same manifest,
+// the same disks, and the kernel and initramfs it describes.
+func (f *imageFiles) alreadyAt(dir string) (*image.Image, bool) {
+	if image.CheckReplaceable(dir) != nil {
+		return nil, false
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return false, err
+	img, err := image.Load(dir)
+	if err != nil {
+		return nil, false
 	}
-	return cached, replaceDir(tmp, dest)
+	if st, err := os.Stat(img.Kernel); err != nil || st.Size() != img.Manifest.Kernel.Size {
+		return nil, false
+	}
+	if initrd, _, err := hashFile(img.Initrd); err != nil || initrd != img.Manifest.Initrd.SHA256 {
+		return nil, false
+	}
+	// The manifest is the same but for the disks, and those are the ones
+	// asked for, built for the same machine, there in full.
+	disks := img.Manifest.Disks
+	base := img.Manifest
+	base.Disks = nil
+	mj, err := json.MarshalIndent(base, "", "  ")
+	if err != nil || !bytes.Equal(append(mj, '\n'), f.manifest) || len(disks) != len(f.b.opts.Formats) {
+		return nil, false
+	}
+	for _, name := range f.b.opts.Formats {
+		d, ok := disks[name]
+		if !ok || (f.b.opts.Machine != "" && d.Machine != f.b.opts.Machine) {
+			return nil, false
+		}
+		if st, err := os.Stat(filepath.Join(dir, d.File)); err != nil || st.Size() != d.Size {
+			return nil, false
+		}
+	}
+	return img, true
+}
+
+// stage writes the image into the empty directory dir, each file durably,
+// then its disks, the manifest last, and makes dir readable to all.
+func (f *imageFiles) stage(dir string) error {
+	if err := linkOrCopy(f.kernel, filepath.Join(dir, image.KernelFile)); err != nil {
+		return err
+	}
+	for _, w := range []struct {
+		name string
+		data []byte
+	}{{image.InitrdFile, f.initrd}, {image.CmdlineFile, f.cmdline}} {
+		if err := atomicfile.Write(filepath.Join(dir, w.name), w.data, 0o644); err != nil {
+			return err
+		}
+	}
+	manifest := f.manifest
+	if len(f.b.opts.Formats) > 0 {
+		m := f.m
+		var err error
+		if m.Disks, err = f.b.writeDisks(dir, m); err != nil {
+			return err
+		}
+		mj, err := json.MarshalIndent(m, "", "  ")
+		if err != nil {
+			return err
+		}
+		manifest = append(mj, '\n')
+	}
+	if err := atomicfile.Write(filepath.Join(dir, image.ManifestFile), manifest, 0o644); err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
 }
 
 // writeDisks builds the disk formats asked for into the image directory
@@ -794,59 +950,79 @@ func hashFile(p string) (string, int64, error) {
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
+// linkOrCopy puts src at dst: a hard link where the file system allows
+// (kernels are big and never change in place), else a durable copy.
 func linkOrCopy(src, dst string) error {
 	if err := os.Link(src, dst); err == nil {
 		return nil
 	}
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, data, 0o644)
-}
-
-// writeAtomic writes p through a uniquely named temporary file, so that
-// concurrent builds of the same image (parallel tests) never collide.
-func writeAtomic(p string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(p), filepath.Base(p)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr != nil || cerr != nil {
-		os.Remove(f.Name())
-		return errors.Join(werr, cerr)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), p)
-}
-
-// replaceDir moves tmp to dest, replacing an older image there.
-func replaceDir(tmp, dest string) error {
-	old := ""
-	if _, err := os.Stat(dest); err == nil {
-		if !image.Exists(dest) {
-			entries, _ := os.ReadDir(dest)
-			if len(entries) > 0 {
-				return fmt.Errorf("%s exists and is not a kitrun image; not overwriting it", dest)
-			}
-		}
-		old = dest + ".old-" + strconv.Itoa(os.Getpid())
-		if err := os.Rename(dest, old); err != nil {
+	return atomicfile.WriteFrom(dst, 0o644, func(w io.Writer) error {
+		f, err := os.Open(src)
+		if err != nil {
 			return err
 		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
+		return err
+	})
+}
+
+// replaceImageDir moves the finished image directory tmp to dest, replacing
+// an image kitrun wrote there (and nothing else: see
+// image.CheckReplaceable). A reader of dest sees the old image or the new.
+func replaceImageDir(tmp, dest string) error {
+	if err := image.CheckReplaceable(dest); err != nil {
+		return err
+	}
+	// An empty directory goes (rmdir fails on any other); an old image is
+	// first moved aside, under a temporary name that a sweep removes
+	// should this process die before it does.
+	old := ""
+	if ents, err := os.ReadDir(dest); err == nil && len(ents) == 0 {
+		if err := os.Remove(dest); err != nil {
+			return fmt.Errorf("replacing the empty directory %s: %w", dest, err)
+		}
+	} else if err == nil {
+		aside, err := atomicfile.TempDir(dest)
+		if err != nil {
+			return err
+		}
+		os.Remove(aside)
+		if err := os.Rename(dest, aside); err != nil {
+			return fmt.Errorf("replacing the image %s: %w", dest, err)
+		}
+		old = aside
 	}
 	if err := os.Rename(tmp, dest); err != nil {
 		if old != "" {
 			os.Rename(old, dest)
 		}
+		return fmt.Errorf("writing the image %s: %w", dest, err)
+	}
+	if err := atomicfile.SyncDir(filepath.Dir(dest)); err != nil {
 		return err
 	}
-	if old != "" {
-		os.RemoveAll(old)
+	if old == "" {
+		return nil
+	}
+	return removeOldImage(old)
+}
+
+// removeOldImage removes a replaced image directory file by file, only the
+// files kitrun writes: should anything else have appeared in it since it
+// was checked, it stays, and the error says where.
+func removeOldImage(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if e.Type().IsRegular() && image.IsFile(e.Name()) {
+			os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
+	if err := os.Remove(dir); err != nil {
+		return fmt.Errorf("the replaced image, moved to %s, holds files kitrun did not write; they are left there: %w", dir, err)
 	}
 	return nil
 }

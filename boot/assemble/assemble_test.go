@@ -265,3 +265,27 @@ func BenchmarkColdBuild(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRebuildCachedUnchanged is the cost of `kitrun run SPEC` building
+// a spec that did not change: the image cache already has it, so nothing is
+// written.
+func BenchmarkRebuildCachedUnchanged(b *testing.B) {
+	a := qemutest.Require(b, "x86_64")
+	p := repo(b, "examples/minimal.yml")
+	for i := 0; i <= b.N; i++ {
+		if i == 1 {
+			b.ResetTimer()
+		}
+		s, err := spec.Parse(p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := assemble.BuildCached(context.Background(), s, assemble.Options{Platform: qemutest.Platform(b, a)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if i > 0 && !res.Cached {
+			b.Fatal("rebuild missed the cache")
+		}
+	}
+}

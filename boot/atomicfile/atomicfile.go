@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -29,6 +30,7 @@ func Write(path string, data []byte, perm os.FileMode) error {
 
 // WriteFrom replaces path with what fill writes, atomically and durably.
 // If fill fails, path is left as it was and the temporary file is removed.
+// Every error, fill's included, names path ("writing PATH: ...").
 func WriteFrom(path string, perm os.FileMode, fill func(w io.Writer) error) error {
 	f, err := Create(path, perm)
 	if err != nil {
@@ -36,7 +38,7 @@ func WriteFrom(path string, perm os.FileMode, fill func(w io.Writer) error) erro
 	}
 	if err := fill(f); err != nil {
 		f.Abort()
-		return err
+		return fmt.Errorf("writing %s: %w", path, f.plain(err))
 	}
 	return f.Commit()
 }
@@ -58,7 +60,7 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	}
 	f, err := os.CreateTemp(dir, tempPrefix(base)+"*")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("writing %s: %w", path, err)
 	}
 	return &File{File: f, path: path, perm: perm}, nil
 }
@@ -84,12 +86,22 @@ func (f *File) Commit() error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", f.path, err)
+		return fmt.Errorf("writing %s: %w", f.path, f.plain(err))
 	}
 	if err := syncDir(filepath.Dir(f.path)); err != nil {
 		return fmt.Errorf("writing %s: syncing its directory: %w", f.path, err)
 	}
 	return nil
+}
+
+// plain drops the temporary file's name from an error about it, which is
+// wrapped with the destination's ("writing PATH: no space left on device").
+func (f *File) plain(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == f.File.Name() {
+		return pe.Err
+	}
+	return err
 }
 
 // Abort removes the temporary file; the destination is untouched. It is a
@@ -132,13 +144,23 @@ func SweepStale(dir string) ([]string, error) {
 	return removed, nil
 }
 
+// TempOf says whether name (a file name, not a path) is one of this
+// package's temporary files or directories, and for which final name.
+func TempOf(name string) (base string, ok bool) {
+	if _, ok := tempOwner(name); !ok {
+		return "", false
+	}
+	base = name[1:strings.LastIndex(name, ".tmp-")]
+	return base, base != ""
+}
+
 // tempOwner parses ".BASE.tmp-PID-RANDOM".
 func tempOwner(name string) (int, bool) {
 	if !strings.HasPrefix(name, ".") {
 		return 0, false
 	}
 	i := strings.LastIndex(name, ".tmp-")
-	if i < 0 {
+	if i < 1 {
 		return 0, false
 	}
 	rest := name[i+len(".tmp-"):]

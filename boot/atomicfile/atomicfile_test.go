@@ -125,3 +125,44 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 		}
 	}
 }
+
+func TestTempDirIsSweptAfterItsOwner(t *testing.T) {
+	dir := t.TempDir()
+	tmp, err := TempDir(filepath.Join(dir, "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, ok := tempOwner(filepath.Base(tmp))
+	if !ok || pid != os.Getpid() {
+		t.Fatalf("%s: owner %d %v, want this process", tmp, pid, ok)
+	}
+	if err := Write(filepath.Join(tmp, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if removed, _ := SweepStale(dir); len(removed) != 0 {
+		t.Fatalf("swept a live process's directory: %v", removed)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "img")); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	assertOnly(t, dir, "img")
+}
+
+func TestTempOf(t *testing.T) {
+	for name, want := range map[string]string{
+		".initrd.img.tmp-12-345": "initrd.img",
+		".a.tmp-b.tmp-1-2":       "a.tmp-b",
+		"initrd.img":             "",
+		".initrd.img.tmp-x-1":    "",
+		"..tmp-1-2":              "",
+		".tmp-1-2":               "",
+	} {
+		got, ok := TempOf(name)
+		if got != want || ok != (want != "") {
+			t.Errorf("TempOf(%q) = %q, %v; want %q", name, got, ok, want)
+		}
+	}
+}

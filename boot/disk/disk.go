@@ -23,6 +23,7 @@ import (
 	"strings"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/image"
 )
 
 // Payload is what a disk image boots.
@@ -82,7 +83,9 @@ var formats = map[string]*Format{}
 
 // register adds a format to the table; each format's file calls it from
 // init. The format's Build is wrapped so that it refuses, before reading
-// anything, an arch whose firmware cannot boot the format.
+// anything, an arch whose firmware cannot boot the format. Its output file
+// becomes one of the files kitrun writes in an image directory, which a
+// rebuild may replace (see image.CheckReplaceable).
 func register(f *Format) {
 	if _, dup := formats[f.Name]; dup {
 		panic("disk: format registered twice: " + f.Name)
@@ -95,6 +98,7 @@ func register(f *Format) {
 		return build(ctx, in, base, out)
 	}
 	formats[f.Name] = f
+	image.RegisterFile(f.File)
 }
 
 // Lookup finds a format by name.

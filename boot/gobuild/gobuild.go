@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -21,6 +22,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+
+	"github.com/kitrun/kitrun/boot/atomicfile"
 )
 
 // Builder builds Go packages into a cache directory.
@@ -65,25 +68,33 @@ func (b *Builder) Build(ctx context.Context, pkgDir, goarch string) (string, err
 	if err := os.MkdirAll(b.CacheDir, 0o755); err != nil {
 		return "", err
 	}
-	// A unique temporary name: two builds of the same program may run at
-	// once (parallel tests), and the last rename wins with equal bytes.
-	f, err := os.CreateTemp(b.CacheDir, filepath.Base(out)+".tmp-*")
+	// The go tool writes its output in a private directory (two builds of
+	// the same program may run at once, in parallel tests); the binary then
+	// goes into place whole and durably, and the last of equal copies wins.
+	work, err := atomicfile.TempDir(out)
 	if err != nil {
 		return "", err
 	}
-	tmp := f.Name()
-	f.Close()
-	cmd := exec.CommandContext(ctx, b.goTool(), append(append([]string{"build"}, buildFlags...), "-o", tmp, ".")...)
+	defer os.RemoveAll(work)
+	bin := filepath.Join(work, "out")
+	cmd := exec.CommandContext(ctx, b.goTool(), append(append([]string{"build"}, buildFlags...), "-o", bin, ".")...)
 	cmd.Dir = pkgDir
 	cmd.Env = append(os.Environ(), b.Environ(goarch)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		os.Remove(tmp)
 		return "", fmt.Errorf("go build %s for %s: %v\n%s", pkgDir, goarch, err, strings.TrimSpace(stderr.String()))
 	}
-	if err := os.Rename(tmp, out); err != nil {
-		os.Remove(tmp)
+	err = atomicfile.WriteFrom(out, 0o755, func(w io.Writer) error {
+		f, err := os.Open(bin)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(w, f)
+		return err
+	})
+	if err != nil {
 		return "", err
 	}
 	return out, nil

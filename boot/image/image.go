@@ -1,9 +1,13 @@
 // Package image owns the on-disk form of an assembled image: a directory
 // holding the kernel, the compressed initramfs, the kernel command line and a
-// JSON manifest that accounts for every byte in the initramfs.
+// JSON manifest that accounts for every byte in the initramfs, and the disk
+// images made from them. It also says which directories are images kitrun
+// wrote (see CheckReplaceable), so that a build replaces nothing else.
 package image
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,9 +32,15 @@ const FormatDirect = "kernel+initrd"
 // ManifestVersion is the schema version of manifest.json.
 const ManifestVersion = 1
 
+// ManifestKind marks a manifest.json as kitrun's (its "kind" field), to
+// tell it from the many other manifest.json files a directory may hold.
+const ManifestKind = "kitrun-image"
+
 // Manifest describes an image. It holds no timestamps or host paths that
 // vary between builds, so identical inputs give an identical manifest.
 type Manifest struct {
+	// Kind is ManifestKind. Images built before it existed have none.
+	Kind    string `json:"kind,omitempty"`
 	Version int    `json:"version"`
 	Name    string `json:"name"`
 	Arch    string `json:"arch"`
@@ -113,7 +123,11 @@ type Entry struct {
 
 // Image is an image directory, loaded.
 type Image struct {
-	Dir      string
+	Dir string
+	// Digest identifies the image's content: the SHA-256 of its manifest,
+	// which holds the digests of the kernel and the initramfs and the
+	// command line (see Digest).
+	Digest   string
 	Kernel   string
 	Initrd   string
 	Cmdline  string
@@ -131,7 +145,10 @@ func Load(dir string) (*Image, error) {
 		return nil, err
 	}
 	var m Manifest
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := json.Unmarshal(b, &m); err != nil || (m.Kind != "" && m.Kind != ManifestKind) {
+		if err == nil {
+			err = fmt.Errorf("kind %q, not %q", m.Kind, ManifestKind)
+		}
 		return nil, fmt.Errorf("%s: corrupt manifest: %v", filepath.Join(dir, ManifestFile), err)
 	}
 	if m.Network == "user" { // kitrun before platforms: QEMU's user networking
@@ -149,6 +166,7 @@ func Load(dir string) (*Image, error) {
 	}
 	img := &Image{
 		Dir:      dir,
+		Digest:   Digest(b),
 		Kernel:   filepath.Join(dir, KernelFile),
 		Initrd:   filepath.Join(dir, InitrdFile),
 		Cmdline:  m.Cmdline,
@@ -190,4 +208,11 @@ func (i *Image) Networked() bool { return i.Manifest.Network == NetworkAuto }
 func Exists(dir string) bool {
 	_, err := os.Stat(filepath.Join(dir, ManifestFile))
 	return err == nil
+}
+
+// Digest is the content digest of the image whose manifest.json holds
+// manifest: lowercase hex SHA-256.
+func Digest(manifest []byte) string {
+	h := sha256.Sum256(manifest)
+	return hex.EncodeToString(h[:])
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/kitrun/kitrun/boot/atomicfile"
 	"github.com/kitrun/kitrun/boot/deb"
+	"github.com/kitrun/kitrun/boot/flock"
 )
 
 // Layout of an extraction directory, cacheDir/<first 16 hex digits of the
@@ -85,11 +86,11 @@ func FromDeb(ctx context.Context, debPath, cacheDir string) (*Kernel, error) {
 		return nil, err
 	}
 
-	unlock, err := lock(ctx, filepath.Join(cacheDir, key+".lock"))
+	lk, err := flock.Wait(ctx, filepath.Join(cacheDir, key+".lock"), flock.Exclusive, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
-	defer unlock()
+	defer lk.Unlock()
 	// Someone may have finished while we waited for the lock.
 	if k, err := loadExtraction(dest); err == nil {
 		return k, nil
@@ -98,7 +99,7 @@ func FromDeb(ctx context.Context, debPath, cacheDir string) (*Kernel, error) {
 	}
 	// Leftovers of interrupted extractions: nobody else can be writing them
 	// while we hold the lock.
-	if lockWorks {
+	if flock.Works {
 		stale, _ := filepath.Glob(filepath.Join(cacheDir, ".tmp-"+key+"-*"))
 		for _, s := range stale {
 			os.RemoveAll(s)

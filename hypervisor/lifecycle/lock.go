@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/kitrun/kitrun/boot/flock"
 )
 
 // DefaultLockWait is how long a command waits for a VM's lock when its
@@ -52,34 +52,23 @@ func (s *Store) TryLock(name, what string) (unlock func(), ok bool, err error) {
 
 func (s *Store) tryLock(name, what string) (func(), bool, error) {
 	path := s.Path(name, LockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// flock.TryLock locks the file that is at path now: the VM may have
+	// been removed (its directory renamed away) while we waited.
+	l, ok, err := flock.TryLock(path, flock.Exclusive, 0o600)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, false, s.exists(name)
 		}
-		return nil, false, fmt.Errorf("VM %s: lock: %w", name, err)
+		return nil, false, fmt.Errorf("VM %s: %w", name, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("VM %s: flock %s: %w", name, path, err)
+	if !ok {
+		return nil, false, nil
 	}
-	// The VM may have been removed (its directory renamed away) between
-	// open and flock: the lock must be on the file that is there now.
-	var held, now unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &held) != nil || unix.Stat(path, &now) != nil || held.Ino != now.Ino || held.Dev != now.Dev {
-		f.Close()
-		if err := s.exists(name); err != nil {
-			return nil, false, err
-		}
-		return nil, false, nil // replaced: try again
-	}
+	f := l.File()
 	f.Truncate(0)
 	f.WriteAt([]byte(fmt.Sprintf("%s, pid %d, since %s\n", what, os.Getpid(), time.Now().Format(time.TimeOnly))), 0)
 	return func() {
 		f.Truncate(0)
-		f.Close() // releases the flock
+		l.Unlock()
 	}, true, nil
 }

@@ -1,13 +1,13 @@
 package lifecycle
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
+	"io"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kitrun/kitrun/boot/logfile"
 )
 
 // DefaultConsoleLimit is the size at which console.log is rotated to
@@ -23,96 +23,23 @@ const (
 // output lines come along with its failure).
 const maxEventField = 4 << 10
 
-// rotatingFile is an append-only log rotated at a size limit. The console
-// must never stall on it: errors are remembered, not returned.
-type rotatingFile struct {
-	mu    sync.Mutex
-	path  string
-	limit int64
-	f     *os.File
-	size  int64
-	err   error
-}
-
-// RotatingLog is a log file rotated to PATH.1 at a size limit, so that a
-// guest that floods it costs at most twice the limit on disk. Writes never
-// fail (the console must not stall on its log): Err says what went wrong.
-type RotatingLog = rotatingFile
-
-// CreateRotating starts a new rotating log at path (an older file there is
-// truncated) rotated at limit bytes (DefaultConsoleLimit when <= 0).
-func CreateRotating(path string, limit int64) (*RotatingLog, error) {
-	if err := os.Truncate(path, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
-	}
-	return openRotating(path, limit)
-}
-
-func openRotating(path string, limit int64) (*rotatingFile, error) {
+// openRotating opens a VM's log for appending, rotated at limit
+// (DefaultConsoleLimit when <= 0).
+func openRotating(path string, limit int64) (*logfile.File, error) {
 	if limit <= 0 {
 		limit = DefaultConsoleLimit
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return &rotatingFile{path: path, limit: limit, f: f, size: st.Size()}, nil
+	return logfile.Open(path, logfile.Options{Limit: limit, Append: true})
 }
 
-func (r *rotatingFile) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.f == nil {
-		return len(p), nil
-	}
-	if r.size > 0 && r.size+int64(len(p)) > r.limit {
-		r.rotate()
-	}
-	n, err := r.f.Write(p)
-	r.size += int64(n)
-	if err != nil && r.err == nil {
-		r.err = err
-	}
+// keepGoing writes to a log and never fails: the console must reach
+// attached clients whatever happened to its file (the log remembers its
+// error).
+type keepGoing struct{ w io.Writer }
+
+func (k keepGoing) Write(p []byte) (int, error) {
+	k.w.Write(p)
 	return len(p), nil
-}
-
-func (r *rotatingFile) rotate() {
-	r.f.Close()
-	if err := os.Rename(r.path, r.path+".1"); err != nil && r.err == nil {
-		r.err = err
-	}
-	f, err := os.OpenFile(r.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
-	if err != nil {
-		if r.err == nil {
-			r.err = err
-		}
-		r.f = nil
-		return
-	}
-	r.f, r.size = f, 0
-}
-
-// Err is the first write error met.
-func (r *rotatingFile) Err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err
-}
-
-func (r *rotatingFile) Close() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.f == nil {
-		return nil
-	}
-	err := r.f.Close()
-	r.f = nil
-	return err
 }
 
 // fanout copies the console to attached clients. A client that cannot keep
@@ -178,7 +105,7 @@ func (f *fanout) close() {
 // (RFC 3339, UTC, nanoseconds), kind, name, detail; "-" for an empty field.
 type eventLog struct {
 	mu sync.Mutex
-	w  *rotatingFile
+	w  *logfile.File
 }
 
 func openEventLog(path string, limit int64) (*eventLog, error) {

@@ -18,6 +18,8 @@ import (
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/procid"
 	"golang.org/x/sys/unix"
+
+	"github.com/kitrun/kitrun/boot/atomicfile"
 )
 
 // File names inside a VM's directory.
@@ -495,41 +497,14 @@ func (s *Store) readJSON(name, file string, v any) error {
 	return nil
 }
 
-// writeJSON writes v to path atomically: a temporary file in the same
-// directory, synced, then renamed over path.
+// writeJSON writes v to path atomically and durably.
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
 	b = append(b, '\n')
-	return writeFileAtomic(path, b, 0o644)
-}
-
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, mode)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, b, 0o644)
 }
 
 // removeDir deletes a VM's directory: renamed away first, so that no reader

@@ -13,7 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kitrun/kitrun/boot/atomicfile"
 	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/imagecache"
+	"github.com/kitrun/kitrun/boot/logfile"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
@@ -96,7 +99,7 @@ type supervisor struct {
 	name    string
 	meta    Meta
 	log     io.Writer
-	console *rotatingFile
+	console *logfile.File
 	fan     fanout
 	events  *eventLog
 
@@ -203,6 +206,11 @@ func Supervise(ctx context.Context, o SuperviseOptions) error {
 // run boots the VM and follows it to its end.
 func (s *supervisor) run() {
 	img, err := image.Load(s.meta.Image)
+	if err == nil {
+		// The image may be an entry of kitrun's image cache: keep it from
+		// being swept while this VM runs.
+		err = imagecache.Pin(img.Dir)
+	}
 	if err == nil && (img.Manifest.Kernel.SHA256 != s.meta.KernelSHA256 || img.Manifest.Initrd.SHA256 != s.meta.InitrdSHA256) {
 		err = fmt.Errorf("image %s changed after the VM was created (its kernel or initrd digest differs)", s.meta.Image)
 	}
@@ -236,7 +244,7 @@ func (s *supervisor) run() {
 	}
 	v, err := vm.Boot(bootCtx, backend, img, vm.Options{
 		Resources: s.meta.Resources, Format: s.meta.Format,
-		Publish: publish, Console: io.MultiWriter(s.console, &s.fan), OnEvent: s.onEvent,
+		Publish: publish, Console: io.MultiWriter(keepGoing{s.console}, &s.fan), OnEvent: s.onEvent,
 		RuntimeDir: s.store.Path(s.name, RuntimeDir),
 	})
 	if err != nil {
@@ -753,7 +761,7 @@ func (s *supervisor) saveSSH(v *vm.VM) error {
 		SSHKeyFile:        keys.ClientKeyPEM(),
 		SSHKnownHostsFile: []byte(keys.KnownHostsLine(addr) + "\n"),
 	} {
-		if err := writeFileAtomic(s.store.Path(s.name, file), data, 0o600); err != nil {
+		if err := atomicfile.Write(s.store.Path(s.name, file), data, 0o600); err != nil {
 			return err
 		}
 	}

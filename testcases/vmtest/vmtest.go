@@ -135,7 +135,7 @@ func Boot(t testing.TB, specOrImage string, opts ...Option) *VM {
 	if err != nil {
 		t.Fatalf("vmtest: %v", err)
 	}
-	img, err := testcases.BuildImage(ctx, specOrImage, testcases.BuildOptions{Platform: plat, SSH: cfg.ssh, OutDir: t.TempDir(), Formats: formats(cfg.format), Machine: cfg.res.Machine})
+	img, err := testcases.BuildImage(ctx, specOrImage, testcases.BuildOptions{Platform: plat, SSH: cfg.ssh, Formats: formats(cfg.format), Machine: cfg.res.Machine})
 	if err != nil {
 		t.Fatalf("vmtest: build %s:\n%v", specOrImage, err)
 	}
@@ -255,12 +255,16 @@ func (v *VM) ExpectConsole(pattern string, timeout time.Duration) string {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var found string
-	err = v.rec.Wait(ctx, v.m.Exited(), func(_ []testcases.Event, lines []string) (bool, error) {
-		for _, l := range lines {
+	err = v.rec.Wait(ctx, v.m.Exited(), func(u testcases.Update) (bool, error) {
+		for _, l := range u.Lines {
 			if re.MatchString(l) {
 				found = l
 				return true, nil
 			}
+		}
+		if u.Partial != "" && re.MatchString(u.Partial) {
+			found = u.Partial
+			return true, nil
 		}
 		return false, nil
 	})

@@ -165,6 +165,21 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	qemuVersion, _ := backend.Version(ctx, images[0].Arch)
 	saved := filepath.Join(o.ResultsDir, time.Now().UTC().Format("20060102T150405Z")+".json")
 	progress := newProgress(stderr)
+	// A bench that cannot save its results says so at once (it may run for
+	// hours), carries on, and fails at the end.
+	said := false
+	save := func(r *kbench.Results) error {
+		err := os.MkdirAll(o.ResultsDir, 0o755)
+		if err == nil {
+			err = kbench.WriteFile(saved, r, kbench.FormatJSON, kbench.ReportOptions{})
+		}
+		if err != nil && !said {
+			said = true
+			progress.interrupt()
+			fmt.Fprintf(stderr, "kitrun: results not saved: %v\n", err)
+		}
+		return err
+	}
 	plan := kbench.Plan{
 		Images: images, Machines: o.Machines, MemMiB: mems, Accels: o.Accels, Formats: o.ImageFormats,
 		Runs: o.Runs, Warmup: o.Warmup, Floor: o.Floor,
@@ -175,9 +190,7 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		Progress: progress.update,
 		Checkpoint: func(r *kbench.Results) {
 			r.QEMU = qemuVersion
-			if err := os.MkdirAll(o.ResultsDir, 0o755); err == nil {
-				kbench.WriteFile(saved, r, kbench.FormatJSON, kbench.ReportOptions{})
-			}
+			save(r)
 		},
 	}
 	res, err := kbench.Run(sigCtx, plan)
@@ -186,10 +199,9 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
 	res.QEMU = qemuVersion
-	if err := os.MkdirAll(o.ResultsDir, 0o755); err == nil {
-		if err := kbench.WriteFile(saved, res, kbench.FormatJSON, kbench.ReportOptions{}); err == nil {
-			fmt.Fprintf(stderr, "kitrun: results saved in %s\n", saved)
-		}
+	saveErr := save(res)
+	if saveErr == nil {
+		fmt.Fprintf(stderr, "kitrun: results saved in %s\n", saved)
 	}
 	ro := kbench.ReportOptions{Metrics: o.Metrics}
 	if o.Output != "" {
@@ -200,13 +212,16 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	} else if err := kbench.Write(stdout, res, o.Format, ro); err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
+	if saveErr != nil {
+		saveErr = fmt.Errorf("results not saved: %w", saveErr)
+	}
 	if res.Interrupted {
-		return cmdutil.WithCode(cmdutil.ExitInterrupted, errors.New("interrupted; the finished runs are reported"))
+		return cmdutil.WithCode(cmdutil.ExitInterrupted, errors.Join(errors.New("interrupted; the finished runs are reported"), saveErr))
 	}
 	if n := res.Failures(); n > 0 {
-		return cmdutil.WithCode(cmdutil.ExitBenchFailed, fmt.Errorf("%d run(s) failed; see the failed samples", n))
+		return cmdutil.WithCode(cmdutil.ExitBenchFailed, errors.Join(fmt.Errorf("%d run(s) failed; see the failed samples", n), saveErr))
 	}
-	return nil
+	return cmdutil.WithCode(cmdutil.ExitFailure, saveErr)
 }
 
 func contains(list []string, s string) bool {
@@ -259,5 +274,8 @@ func (p *progress) done() {
 		fmt.Fprintln(p.w)
 	}
 }
+
+// interrupt ends the bar's line, so that a message can follow.
+func (p *progress) interrupt() { p.done() }
 
 func seconds(v float64) string { return fmt.Sprintf("%.3fs", v) }

@@ -178,6 +178,12 @@ func (o BuildOptions) Target() (hypervisor.Backend, platform.Platform, error) {
 	return b, p, nil
 }
 
+func (o BuildOptions) assembleOptions(plat platform.Platform) assemble.Options {
+	return assemble.Options{
+		Platform: plat, Compression: o.Compression, CacheDir: o.CacheDir, Formats: o.Formats, Machine: o.ForMachine,
+	}
+}
+
 // Build parses and assembles a spec into outDir for the backend's
 // platform. Errors carry ExitBuild.
 func Build(ctx context.Context, specPath, outDir string, o BuildOptions) (*assemble.Result, error) {
@@ -189,9 +195,7 @@ func Build(ctx context.Context, specPath, outDir string, o BuildOptions) (*assem
 	if err != nil {
 		return nil, WithCode(ExitBuild, err)
 	}
-	res, err := assemble.Build(ctx, s, outDir, assemble.Options{
-		Platform: plat, Compression: o.Compression, CacheDir: o.CacheDir, Formats: o.Formats, Machine: o.ForMachine,
-	})
+	res, err := assemble.Build(ctx, s, outDir, o.assembleOptions(plat))
 	if err != nil {
 		return nil, WithCode(ExitBuild, err)
 	}
@@ -215,8 +219,11 @@ func GuestOrigin(res *assemble.Result) string {
 		strings.Join(names, ", "), res.GuestCheckout)
 }
 
-// LoadImage takes a spec (built into the cache, a no-op when unchanged) or
-// an image directory.
+// LoadImage takes a spec (built into kitrun's image cache, a no-op when
+// unchanged; see assemble.BuildCached) or an image directory. An image from
+// the cache is kept under its content digest and pinned until this process
+// exits: later builds, of this spec or of another with the same name, never
+// change it.
 func LoadImage(ctx context.Context, arg string, o BuildOptions, log io.Writer) (*image.Image, error) {
 	if !IsSpecPath(arg) {
 		if st, err := os.Stat(arg); err == nil && !st.IsDir() {
@@ -237,13 +244,13 @@ func LoadImage(ctx context.Context, arg string, o BuildOptions, log io.Writer) (
 	if err != nil {
 		return nil, WithCode(ExitFailure, err)
 	}
-	cache := o.CacheDir
-	if cache == "" {
-		cache = assemble.DefaultCacheDir()
-	}
-	res, err := Build(ctx, arg, filepath.Join(cache, "images", plat.Name, plat.Arch.Name), o)
+	s, err := spec.Parse(arg)
 	if err != nil {
-		return nil, err
+		return nil, WithCode(ExitBuild, err)
+	}
+	res, err := assemble.BuildCached(ctx, s, o.assembleOptions(plat))
+	if err != nil {
+		return nil, WithCode(ExitBuild, err)
 	}
 	if log != nil {
 		how := "built"

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/logfile"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/supervise"
 	"github.com/kitrun/kitrun/hypervisor"
@@ -86,7 +87,7 @@ resume, stop, kill, rm, inspect and prune.`,
 }
 
 // Run boots the target and follows it until it ends.
-func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
+func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) {
 	mem, err := hypervisor.ParseMemory(o.Memory)
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
@@ -122,16 +123,21 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	}
 	console := cmdutil.GuestText(stdout, termsafe.Strict)
 	if o.ConsoleLog != "" {
-		f, err := lifecycle.CreateRotating(o.ConsoleLog, lifecycle.DefaultConsoleLimit)
-		if err != nil {
-			return cmdutil.WithCode(cmdutil.ExitFailure, err)
+		log, lerr := logfile.Open(o.ConsoleLog, logfile.Options{Limit: lifecycle.DefaultConsoleLimit})
+		if lerr != nil {
+			return cmdutil.WithCode(cmdutil.ExitFailure, lerr)
 		}
+		// A console log that lost writes fails the command, whatever the
+		// guest did: the user asked for it.
 		defer func() {
-			if err := errors.Join(f.Err(), f.Close()); err != nil {
-				fmt.Fprintf(stderr, "kitrun: --console-log %s: %v\n", o.ConsoleLog, err)
+			if lerr := log.Close(); lerr != nil {
+				fmt.Fprintf(stderr, "kitrun: %v\n", lerr)
+				if err == nil {
+					err = cmdutil.WithCode(cmdutil.ExitFailure, lerr)
+				}
 			}
 		}()
-		console = f
+		console = log
 	}
 
 	// The first Ctrl-C powers the guest off gracefully; kitrun's own exit
