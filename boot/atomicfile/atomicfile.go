@@ -5,8 +5,12 @@
 // the directory itself is synced. A reader, or the file system after a
 // power cut, sees the old file or the new one, never a part of either.
 //
-// Temporary files are named ".BASE.tmp-PID-RANDOM" so that SweepStale can
-// tell the leftovers of a killed process from the work of a live one.
+// Temporary files and directories are named ".BASE.tmp-PID-START-RANDOM"
+// (PID-START: the writer's procid) so that SweepStale can tell the leftovers
+// of a killed process from the work of a live one, even after the pid was
+// reused. The first Create or TempDir in a directory sweeps it, so a
+// directory kitrun writes to carries a dead process's leftovers only until
+// the next write there.
 package atomicfile
 
 import (
@@ -16,8 +20,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/kitrun/kitrun/boot/procid"
 )
 
 // Write replaces path with data, atomically and durably.
@@ -58,6 +64,7 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	if dir == "" {
 		dir = "."
 	}
+	sweepOnce(dir)
 	f, err := os.CreateTemp(dir, tempPrefix(base)+"*")
 	if err != nil {
 		return nil, fmt.Errorf("writing %s: %w", path, err)
@@ -116,7 +123,16 @@ func (f *File) Abort() {
 }
 
 func tempPrefix(base string) string {
-	return "." + base + ".tmp-" + strconv.Itoa(os.Getpid()) + "-"
+	return "." + base + ".tmp-" + procid.Self().String() + "-"
+}
+
+var swept sync.Map // directory (as given) -> struct{}
+
+// sweepOnce sweeps dir the first time this process writes there.
+func sweepOnce(dir string) {
+	if _, done := swept.LoadOrStore(filepath.Clean(dir), struct{}{}); !done {
+		SweepStale(dir)
+	}
 }
 
 // SweepStale removes temporary files in dir that a process left behind
@@ -132,8 +148,8 @@ func SweepStale(dir string) ([]string, error) {
 	}
 	var removed []string
 	for _, e := range ents {
-		pid, ok := tempOwner(e.Name())
-		if !ok || processAlive(pid) {
+		owner, ok := tempOwner(e.Name())
+		if !ok || owner.Running() {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
@@ -154,23 +170,22 @@ func TempOf(name string) (base string, ok bool) {
 	return base, base != ""
 }
 
-// tempOwner parses ".BASE.tmp-PID-RANDOM".
-func tempOwner(name string) (int, bool) {
+// tempOwner parses ".BASE.tmp-PID-START-RANDOM", and the older
+// ".BASE.tmp-PID-RANDOM" (whose owner's start time is unknown).
+func tempOwner(name string) (procid.ID, bool) {
 	if !strings.HasPrefix(name, ".") {
-		return 0, false
+		return procid.ID{}, false
 	}
 	i := strings.LastIndex(name, ".tmp-")
 	if i < 1 {
-		return 0, false
+		return procid.ID{}, false
 	}
-	rest := name[i+len(".tmp-"):]
-	pidStr, _, ok := strings.Cut(rest, "-")
-	if !ok {
-		return 0, false
+	parts := strings.Split(name[i+len(".tmp-"):], "-")
+	switch len(parts) {
+	case 3:
+		return procid.Parse(parts[0] + "-" + parts[1])
+	case 2:
+		return procid.Parse(parts[0] + "-0")
 	}
-	pid, err := strconv.Atoi(pidStr)
-	if err != nil || pid <= 0 {
-		return 0, false
-	}
-	return pid, true
+	return procid.ID{}, false
 }

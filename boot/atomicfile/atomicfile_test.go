@@ -5,8 +5,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/kitrun/kitrun/boot/procid"
 )
 
 func TestWriteReplaces(t *testing.T) {
@@ -88,25 +93,57 @@ func TestCreateAbortCommit(t *testing.T) {
 
 func TestSweepStale(t *testing.T) {
 	dir := t.TempDir()
+	self := procid.Self()
 	// A dead owner: pid numbers above pid_max never run.
-	dead := filepath.Join(dir, ".x.tmp-99999999-123")
-	mine := filepath.Join(dir, ".y.tmp-"+strconv.Itoa(os.Getpid())+"-456")
-	other := filepath.Join(dir, "z.tmp-99999999-1") // not hidden: not ours
-	for _, p := range []string{dead, mine, other} {
+	dead := filepath.Join(dir, ".x.tmp-99999999-5-123")
+	legacyDead := filepath.Join(dir, ".w.tmp-99999999-123") // PID-RANDOM, before start times
+	mine := filepath.Join(dir, ".y.tmp-"+self.String()+"-456")
+	legacyMine := filepath.Join(dir, ".v.tmp-"+strconv.Itoa(self.PID)+"-456")
+	other := filepath.Join(dir, "z.tmp-99999999-1-1") // not hidden: not ours
+	for _, p := range []string{dead, legacyDead, mine, legacyMine, other} {
 		os.WriteFile(p, nil, 0o644)
 	}
+	// A directory of a process that had this pid before us (pid reuse).
+	reused := filepath.Join(dir, ".d.tmp-"+procid.ID{PID: self.PID, Start: self.Start + 1}.String()+"-789")
+	os.MkdirAll(filepath.Join(reused, "sub"), 0o700)
 	removed, err := SweepStale(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(removed) != 1 || removed[0] != dead {
-		t.Fatalf("removed %v, want only %s", removed, dead)
+	slices.Sort(removed)
+	want := []string{reused, legacyDead, dead}
+	if runtime.GOOS != "linux" { // no start times: the pid alone decides
+		want = []string{legacyDead, dead}
 	}
-	for _, p := range []string{mine, other} {
+	if !slices.Equal(removed, want) {
+		t.Fatalf("removed %v, want %v", removed, want)
+	}
+	for _, p := range []string{mine, legacyMine, other} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("%s swept: %v", p, err)
 		}
 	}
+}
+
+func TestFirstWriteSweepsTheDirectory(t *testing.T) {
+	dir := t.TempDir()
+	dead := filepath.Join(dir, ".out.tmp-99999999-5-123")
+	os.WriteFile(dead, []byte("half"), 0o644)
+	d, err := TempDir(filepath.Join(dir, "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(d); err != nil || st.Mode().Perm() != 0o700 || !strings.HasPrefix(filepath.Base(d), ".img.tmp-"+procid.Self().String()+"-") {
+		t.Fatalf("MkdirTemp: %s %v %v", d, st, err)
+	}
+	if _, err := os.Stat(dead); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a dead process's temp file survived the first write: %v", err)
+	}
+	if err := Write(filepath.Join(dir, "out"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(d)
+	assertOnly(t, dir, "out")
 }
 
 func assertOnly(t *testing.T, dir string, names ...string) {
@@ -132,9 +169,9 @@ func TestTempDirIsSweptAfterItsOwner(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid, ok := tempOwner(filepath.Base(tmp))
-	if !ok || pid != os.Getpid() {
-		t.Fatalf("%s: owner %d %v, want this process", tmp, pid, ok)
+	owner, ok := tempOwner(filepath.Base(tmp))
+	if !ok || owner != procid.Self() {
+		t.Fatalf("%s: owner %v %v, want this process", tmp, owner, ok)
 	}
 	if err := Write(filepath.Join(tmp, "f"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
@@ -153,12 +190,13 @@ func TestTempDirIsSweptAfterItsOwner(t *testing.T) {
 
 func TestTempOf(t *testing.T) {
 	for name, want := range map[string]string{
-		".initrd.img.tmp-12-345": "initrd.img",
-		".a.tmp-b.tmp-1-2":       "a.tmp-b",
-		"initrd.img":             "",
-		".initrd.img.tmp-x-1":    "",
-		"..tmp-1-2":              "",
-		".tmp-1-2":               "",
+		".initrd.img.tmp-12-345":     "initrd.img",
+		".initrd.img.tmp-12-345-678": "initrd.img",
+		".a.tmp-b.tmp-1-2":           "a.tmp-b",
+		"initrd.img":                 "",
+		".initrd.img.tmp-x-1":        "",
+		"..tmp-1-2":                  "",
+		".tmp-1-2":                   "",
 	} {
 		got, ok := TempOf(name)
 		if got != want || ok != (want != "") {

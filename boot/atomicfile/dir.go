@@ -7,7 +7,7 @@ import (
 )
 
 // TempDir makes an empty directory beside path to build a whole directory
-// in, named like Create's temporary files (".BASE.tmp-PID-RANDOM") so that
+// in, named like Create's temporary files (".BASE.tmp-PID-START-RANDOM") so that
 // SweepStale removes it when its process died. Write its files with Write,
 // then rename it into place and SyncDir the parent. It is made 0700; chmod
 // it before the rename if others should read it.
@@ -16,7 +16,8 @@ func TempDir(path string) (string, error) {
 	if dir == "" {
 		dir = "."
 	}
-	tmp, err := os.MkdirTemp(dir, tempPrefix(base))
+	sweepOnce(dir)
+	tmp, err := os.MkdirTemp(dir, tempPrefix(base)+"*")
 	if err != nil {
 		return "", fmt.Errorf("writing %s: %w", path, err)
 	}

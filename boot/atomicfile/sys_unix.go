@@ -21,10 +21,3 @@ func syncDir(dir string) error {
 	}
 	return nil
 }
-
-// processAlive says whether pid is a running process (EPERM: it exists,
-// owned by someone else).
-func processAlive(pid int) bool {
-	err := unix.Kill(pid, 0)
-	return err == nil || errors.Is(err, unix.EPERM)
-}

@@ -1,0 +1,22 @@
+//go:build !unix
+
+package runtimedir
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+
+	"github.com/kitrun/kitrun/boot/procid"
+)
+
+// ensurePrivate makes dir; a user's temporary directory is private here.
+func ensurePrivate(dir string) error {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	return nil
+}
+
+// killGroup: there are no process groups to kill here.
+func killGroup(procid.ID) {}
