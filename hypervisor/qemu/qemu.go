@@ -38,6 +38,7 @@ import (
 
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/platform"
+	"github.com/kitrun/kitrun/boot/runtimedir"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/procid"
 )
@@ -455,7 +456,7 @@ func (m *machine) setupRuntimeDir(dir string) error {
 		m.runtimeDir = dir
 		return nil
 	}
-	d, err := os.MkdirTemp("", "kitrun-vm-")
+	d, err := runtimedir.MkdirTemp("vm-")
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/kitrun/kitrun/boot/cpio"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/boot/kitsshd"
+	"github.com/kitrun/kitrun/boot/runtimedir"
 	"github.com/kitrun/kitrun/boot/sshkeys"
 	"github.com/kitrun/kitrun/hypervisor"
 )
@@ -404,7 +405,7 @@ func (v *VM) SSHInfo() (addr, keyPath, knownHostsPath string, err error) {
 			return "", "", "", hypervisor.ErrExited
 		default:
 		}
-		dir, err := os.MkdirTemp("", "kitrun-ssh-")
+		dir, err := runtimedir.MkdirTemp("ssh-")
 		if err != nil {
 			return "", "", "", err
 		}
