@@ -11,51 +11,81 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// stat reads state (field 3) and starttime (field 22) of /proc/PID/stat.
-// The command name (field 2) may hold spaces and parentheses: fields are
-// counted after its last ')'.
-func stat(pid int) (state byte, start uint64, err error) {
+// procStat is what procid reads of /proc/PID/stat.
+type procStat struct {
+	state byte   // field 3: R, S, D, Z, X, …
+	pgrp  int    // field 5
+	start uint64 // field 22, clock ticks since boot
+}
+
+func stat(pid int) (procStat, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, err
+		return procStat{}, err
 	}
 	return parseStat(b)
 }
 
-func parseStat(b []byte) (state byte, start uint64, err error) {
+// parseStat counts fields after the last ')': the command name (field 2)
+// may hold spaces and parentheses.
+func parseStat(b []byte) (procStat, error) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, 0, errors.New("malformed /proc stat")
+		return procStat{}, errors.New("malformed /proc stat")
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 20 || len(f[0]) != 1 {
-		return 0, 0, errors.New("malformed /proc stat")
+		return procStat{}, errors.New("malformed /proc stat")
 	}
-	start, err = strconv.ParseUint(f[19], 10, 64)
+	pgrp, err := strconv.Atoi(f[2])
 	if err != nil {
-		return 0, 0, fmt.Errorf("malformed /proc stat: %v", err)
+		return procStat{}, fmt.Errorf("malformed /proc stat: %v", err)
 	}
-	return f[0][0], start, nil
+	start, err := strconv.ParseUint(f[19], 10, 64)
+	if err != nil {
+		return procStat{}, fmt.Errorf("malformed /proc stat: %v", err)
+	}
+	return procStat{state: f[0][0], pgrp: pgrp, start: start}, nil
 }
 
 func startTime(pid int) uint64 {
-	_, start, err := stat(pid)
+	st, err := stat(pid)
 	if err != nil {
 		return 0
 	}
-	return start
+	return st.start
+}
+
+// GroupHasLiveMembers says whether any process of process group pgid has
+// not exited. Unlike kill(-pgid, 0) it does not count zombies, which an
+// init that reaps orphans slowly can leave for seconds.
+func GroupHasLiveMembers(pgid int) bool {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return unix.Kill(-pgid, 0) == nil
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := stat(pid); err == nil && st.pgrp == pgid && st.state != 'Z' && st.state != 'X' {
+			return true
+		}
+	}
+	return false
 }
 
 func running(id ID) bool {
-	state, start, err := stat(id.PID)
+	st, err := stat(id.PID)
 	if err != nil {
 		// No /proc entry: gone, unless /proc hides other users' processes
 		// (hidepid) or is not mounted; kill(0) tells those apart.
 		kerr := unix.Kill(id.PID, 0)
 		return kerr == nil || errors.Is(kerr, unix.EPERM)
 	}
-	if state == 'Z' || state == 'X' {
+	if st.state == 'Z' || st.state == 'X' {
 		return false
 	}
-	return id.Start == 0 || start == id.Start
+	return id.Start == 0 || st.start == id.Start
 }

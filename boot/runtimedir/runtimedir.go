@@ -13,9 +13,9 @@
 // crash, a power cut): after any kitrun start, nothing a dead kitrun left
 // here survives, and a live process's directory is never touched.
 //
-// Process groups that may outlive a command (a test group's fixture daemon)
-// can be recorded with AdoptGroup: a sweep of a dead owner's directory
-// kills them too.
+// Commands whose children may outlive them (a test group's fixture daemon)
+// are started with StartGroup, in a process group of their own that is
+// recorded here: a sweep of a dead owner's directory kills those groups too.
 package runtimedir
 
 import (
@@ -27,7 +27,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync"
 
@@ -81,11 +80,6 @@ func Sweep() ([]string, error) { return def().Sweep() }
 // Remove removes this process's runtime directory with everything in it;
 // kitrun's main calls it on the way out. A later Dir makes a new one.
 func Remove() error { return def().Remove() }
-
-// AdoptGroup records the process group whose leader is pid (a child started
-// in a new process group), so that it is killed if this process dies
-// without ending it. release forgets it: call it once the group is killed.
-func AdoptGroup(pid int) (release func(), err error) { return def().AdoptGroup(pid) }
 
 func (r *root) Dir() (string, error) {
 	r.mu.Lock()
@@ -165,34 +159,6 @@ func (r *root) Remove() error {
 	err := os.RemoveAll(r.dir)
 	r.dir, r.groups = "", nil
 	return err
-}
-
-func (r *root) AdoptGroup(pid int) (func(), error) {
-	leader := procid.Of(pid)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	dir, err := r.ensure()
-	if err != nil {
-		return nil, err
-	}
-	r.groups = append(r.groups, leader)
-	if err := r.writeGroups(dir); err != nil {
-		r.groups = r.groups[:len(r.groups)-1]
-		return nil, err
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			if i := slices.Index(r.groups, leader); i >= 0 {
-				r.groups = slices.Delete(r.groups, i, i+1)
-				if r.dir != "" {
-					r.writeGroups(r.dir)
-				}
-			}
-		})
-	}, nil
 }
 
 func (r *root) writeGroups(dir string) error {

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-
-	"github.com/kitrun/kitrun/boot/procid"
 )
 
 // ensurePrivate makes dir; a user's temporary directory is private here.
@@ -17,6 +15,3 @@ func ensurePrivate(dir string) error {
 	}
 	return nil
 }
-
-// killGroup: there are no process groups to kill here.
-func killGroup(procid.ID) {}

@@ -2,8 +2,4 @@
 
 package runtimedir
 
-import "syscall"
-
-func newGroup() *syscall.SysProcAttr { return nil }
-
 func killTestGroup(int) {}

@@ -55,11 +55,7 @@ func child(outDir string) error {
 	daemon := 0
 	if runtime.GOOS != "windows" {
 		cmd := exec.Command("sleep", "300")
-		cmd.SysProcAttr = newGroup()
-		if err := cmd.Start(); err != nil {
-			return err
-		}
-		if _, err := AdoptGroup(cmd.Process.Pid); err != nil {
+		if _, err := StartGroup(cmd); err != nil {
 			return err
 		}
 		daemon = cmd.Process.Pid

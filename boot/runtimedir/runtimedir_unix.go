@@ -9,8 +9,6 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/kitrun/kitrun/boot/procid"
 )
 
 // ensurePrivate makes dir (0700) or checks that the one there is a real
@@ -34,18 +32,4 @@ func ensurePrivate(dir string) error {
 		return os.Chmod(dir, 0o700)
 	}
 	return nil
-}
-
-// killGroup kills the process group that leader started, if it can still
-// be told apart from a stranger's: while any member lives the kernel does
-// not hand the group's number out again, so the group is ours unless a
-// process with the leader's pid runs that is not the leader.
-func killGroup(leader procid.ID) {
-	if leader.PID <= 1 {
-		return
-	}
-	if unix.Kill(leader.PID, 0) == nil && !leader.Running() {
-		return // the pid now names someone else
-	}
-	unix.Kill(-leader.PID, unix.SIGKILL)
 }

@@ -4,15 +4,15 @@ package runtimedir
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kitrun/kitrun/boot/procid"
 )
-
-func newGroup() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
 
 func killTestGroup(pid int) { syscall.Kill(-pid, syscall.SIGKILL) }
 
@@ -45,4 +45,53 @@ func TestBaseMustBeOurs(t *testing.T) {
 			t.Errorf("another user's base: %v", err)
 		}
 	}
+}
+
+// TestGroupKill: a group whose members ignore SIGTERM still ends, record
+// and all, and one that leaves nothing behind is empty at once.
+func TestGroupKill(t *testing.T) {
+	r := &root{base: filepath.Join(t.TempDir(), "kitrun"), self: procid.Self()}
+	cmd := exec.Command("sh", "-c", "trap '' TERM; sleep 300 & echo $!; wait")
+	out, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = out
+	g, err := r.StartGroup(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killTestGroup(cmd.Process.Pid)
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	dir, _ := r.Dir()
+	if got := readGroups(dir); len(got) != 1 || got[0].PID != cmd.Process.Pid {
+		t.Fatalf("recorded groups %v, want the leader %d", got, cmd.Process.Pid)
+	}
+	if g.Empty() {
+		t.Fatal("a running group is empty")
+	}
+	g.Kill(200 * time.Millisecond)
+	select {
+	case <-waited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the leader survived Kill")
+	}
+	if !g.Empty() {
+		t.Error("the group is not empty after Kill")
+	}
+	if got := readGroups(dir); len(got) != 0 {
+		t.Errorf("recorded groups after Kill: %v", got)
+	}
+
+	quick := exec.Command("true")
+	g, err = r.StartGroup(quick)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quick.Wait()
+	if !g.Empty() {
+		t.Error("the group of an exited command with no children is not empty")
+	}
+	g.Release()
 }

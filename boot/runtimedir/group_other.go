@@ -1,0 +1,32 @@
+//go:build !unix
+
+package runtimedir
+
+import (
+	"os"
+	"os/exec"
+
+	"github.com/kitrun/kitrun/boot/procid"
+)
+
+// Without process groups, a group is its leader alone.
+const (
+	sigTerm = 0
+	sigKill = 1
+)
+
+func setNewGroup(*exec.Cmd) {}
+
+func signalGroup(leader procid.ID, _ int) {
+	if !leader.Running() {
+		return
+	}
+	if p, err := os.FindProcess(leader.PID); err == nil {
+		p.Kill()
+		p.Release()
+	}
+}
+
+func groupEmpty(leader procid.ID) bool { return !leader.Running() }
+
+func killGroup(leader procid.ID) { signalGroup(leader, sigKill) }
