@@ -1,15 +1,18 @@
 package testcases
 
 import (
-	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kitrun/kitrun/boot/atomicfile"
+	"github.com/kitrun/kitrun/boot/runtimedir"
 )
 
 // Group is a directory of cases with a group.yml: host commands run once
@@ -23,6 +26,16 @@ import (
 //
 // Commands run in the group's directory with KITRUN_GROUP (its name),
 // KITRUN_GROUP_DIR and KITRUN_RESULTS (the run's results directory) set.
+//
+// Each command runs in a process group of its own, with its output going to
+// a file (never a pipe, which a background child would hold open). At the
+// timeout, or when the run is interrupted, the whole group is killed. A
+// process that a successful setup command leaves running (a fixture
+// daemon) lives until the group's teardown has run, and is then sent
+// SIGTERM and, after a grace period, SIGKILL; what a teardown command or a
+// failed command leaves behind is ended as soon as that command ends. If
+// kitrun itself is killed, the next kitrun start kills them (see
+// boot/runtimedir).
 type Group struct {
 	Name     string
 	Dir      string
@@ -36,7 +49,12 @@ type Group struct {
 	setupDone bool
 	setupErr  error
 	remaining int
+	daemons   []*runtimedir.Group // left running by successful setup commands
 }
+
+// daemonGrace is how long what setup left running has between SIGTERM and
+// SIGKILL at the end of the group.
+const daemonGrace = 2 * time.Second
 
 func loadGroup(dir, name string) *Group {
 	g := &Group{Name: name, Dir: dir, File: filepath.Join(dir, GroupFileName), Timeout: time.Minute}
@@ -94,7 +112,8 @@ func (g *Group) enter(ctx context.Context, resultsDir string) error {
 }
 
 // leave counts one selected test of the group as finished; after the last
-// one it runs the teardown (if the group was entered) and returns its error.
+// one it runs the teardown (if the group was entered), then ends what the
+// setup left running, and returns the teardown's error.
 func (g *Group) leave(ctx context.Context, resultsDir string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -102,7 +121,12 @@ func (g *Group) leave(ctx context.Context, resultsDir string) error {
 	if g.remaining != 0 || !g.setupDone || g.ParseErr != nil {
 		return nil
 	}
-	if err := g.run(ctx, g.Teardown, "teardown", resultsDir); err != nil {
+	err := g.run(ctx, g.Teardown, "teardown", resultsDir)
+	for _, d := range g.daemons {
+		d.Kill(daemonGrace)
+	}
+	g.daemons = nil
+	if err != nil {
 		return fmt.Errorf("%s: teardown failed: %w", g.label(), err)
 	}
 	return nil
@@ -114,39 +138,119 @@ func (g *Group) run(ctx context.Context, cmds []string, what, resultsDir string)
 	if len(cmds) == 0 {
 		return nil
 	}
-	var log bytes.Buffer
-	defer func() {
-		if resultsDir == "" {
-			return
-		}
-		p := filepath.Join(resultsDir, filepath.FromSlash(g.Name), what+".log")
-		if werr := writeResultFile(p, log.Bytes()); werr != nil && err == nil {
-			err = fmt.Errorf("its log could not be saved: %w", werr)
-		}
-	}()
+	tmp, err := runtimedir.MkdirTemp("group-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	logPath := filepath.Join(tmp, what+".log")
+	log, err := os.OpenFile(logPath, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	if resultsDir != "" {
+		defer func() {
+			p := filepath.Join(resultsDir, filepath.FromSlash(g.Name), what+".log")
+			if werr := copyResultFile(p, logPath); werr != nil && err == nil {
+				err = fmt.Errorf("its log could not be saved: %w", werr)
+			}
+		}()
+	}
 	for _, c := range cmds {
-		cctx, cancel := context.WithTimeout(ctx, g.Timeout)
-		cmd := exec.CommandContext(cctx, "sh", "-c", c)
-		cmd.Dir = g.Dir
-		cmd.Env = append(os.Environ(), "KITRUN_GROUP="+g.Name, "KITRUN_GROUP_DIR="+g.Dir, "KITRUN_RESULTS="+resultsDir)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		fmt.Fprintf(&log, "$ %s\n", c)
-		err := cmd.Run()
-		cancel()
-		log.Write(out.Bytes())
-		if cctx.Err() == context.DeadlineExceeded {
-			err = fmt.Errorf("timed out after %s", g.Timeout)
-		}
-		if err != nil {
+		fmt.Fprintf(log, "$ %s\n", c)
+		start, _ := log.Seek(0, io.SeekEnd)
+		if err := g.runOne(ctx, c, what == "setup", log, resultsDir); err != nil {
 			msg := fmt.Sprintf("`%s`: %v", c, err)
-			if s := strings.TrimSpace(out.String()); s != "" {
+			if s := strings.TrimSpace(readTail(log, start, groupOutputTail)); s != "" {
 				msg += "\n" + lastLines(s, 10)
 			}
 			return fmt.Errorf("%s", msg)
 		}
 	}
 	return nil
+}
+
+// groupOutputTail bounds how much of a failed command's output is read back
+// for its error message.
+const groupOutputTail = 8 << 10
+
+// runOne runs one command in its own process group with out as its stdout
+// and stderr, and waits at most the group's timeout for it.
+func (g *Group) runOne(ctx context.Context, c string, keepDaemons bool, out *os.File, resultsDir string) error {
+	cmd := exec.Command("sh", "-c", c)
+	cmd.Dir = g.Dir
+	cmd.Env = append(os.Environ(), "KITRUN_GROUP="+g.Name, "KITRUN_GROUP_DIR="+g.Dir, "KITRUN_RESULTS="+resultsDir)
+	cmd.Stdout, cmd.Stderr = out, out
+	pg, err := runtimedir.StartGroup(cmd)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	timer := time.NewTimer(g.Timeout)
+	defer timer.Stop()
+	exited := false
+	select {
+	case err = <-done:
+		exited = true
+	case <-timer.C:
+		err = fmt.Errorf("timed out after %s", g.Timeout)
+	case <-ctx.Done():
+		err = fmt.Errorf("interrupted: %w", context.Cause(ctx))
+	}
+	if err != nil {
+		pg.Kill(0)
+		if !exited {
+			select {
+			case <-done:
+			case <-time.After(groupReapWait):
+			}
+		}
+		return err
+	}
+	switch {
+	case pg.Empty():
+		pg.Release()
+	case keepDaemons:
+		g.daemons = append(g.daemons, pg)
+	default:
+		pg.Kill(daemonGrace)
+	}
+	return nil
+}
+
+// groupReapWait bounds the wait for a killed command's shell to be reaped.
+const groupReapWait = 5 * time.Second
+
+// readTail reads at most n bytes of f from offset from on, keeping the end.
+func readTail(f *os.File, from int64, n int64) string {
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil || end <= from {
+		return ""
+	}
+	if end-from > n {
+		from = end - n
+	}
+	b := make([]byte, end-from)
+	k, _ := f.ReadAt(b, from)
+	return string(b[:k])
+}
+
+// copyResultFile writes a copy of src to dst in the results, atomically.
+func copyResultFile(dst, src string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFrom(dst, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
 }
 
 func lastLines(s string, n int) string {
