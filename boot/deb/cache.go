@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/kitrun/kitrun/boot/atomicfile"
 )
 
 // NotFoundError says that Find found no such package, and how to get one.
@@ -73,7 +75,7 @@ func ExtractCached(ctx context.Context, debPath, cacheDir string) (string, error
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", err
 	}
-	tmp, err := os.MkdirTemp(cacheDir, ".tmp-"+sum[:16]+"-")
+	tmp, err := atomicfile.TempDir(dest)
 	if err != nil {
 		return "", err
 	}

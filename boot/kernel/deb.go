@@ -100,12 +100,13 @@ func FromDeb(ctx context.Context, debPath, cacheDir string) (*Kernel, error) {
 	// Leftovers of interrupted extractions: nobody else can be writing them
 	// while we hold the lock.
 	if flock.Works {
-		stale, _ := filepath.Glob(filepath.Join(cacheDir, ".tmp-"+key+"-*"))
-		for _, s := range stale {
+		stale, _ := filepath.Glob(filepath.Join(cacheDir, "."+key+".tmp-*"))
+		older, _ := filepath.Glob(filepath.Join(cacheDir, ".tmp-"+key+"-*")) // before atomicfile
+		for _, s := range append(stale, older...) {
 			os.RemoveAll(s)
 		}
 	}
-	tmp, err := os.MkdirTemp(cacheDir, ".tmp-"+key+"-")
+	tmp, err := atomicfile.TempDir(dest)
 	if err != nil {
 		return nil, fmt.Errorf("kernel cache: %w", err)
 	}
@@ -115,7 +116,7 @@ func FromDeb(ctx context.Context, debPath, cacheDir string) (*Kernel, error) {
 		err = writeJSON(filepath.Join(tmp, manifestName), m)
 	}
 	if err == nil {
-		err = os.Chmod(tmp, 0o755) // MkdirTemp made it private
+		err = os.Chmod(tmp, 0o755) // TempDir made it private
 	}
 	if err == nil {
 		if err = os.Rename(tmp, dest); err != nil {
