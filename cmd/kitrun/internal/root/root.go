@@ -6,11 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kitrun/kitrun/boot/assemble"
+	"github.com/kitrun/kitrun/boot/atomicfile"
 	"github.com/kitrun/kitrun/boot/guestbin"
+	"github.com/kitrun/kitrun/boot/runtimedir"
 	"github.com/kitrun/kitrun/hypervisor/vm/termsafe"
 
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench"
@@ -82,6 +87,8 @@ func newVersion() *cobra.Command {
 
 // Main runs kitrun with args and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	sweepLeftovers()
+	defer runtimedir.Remove()
 	cmd := New(stdout, stderr)
 	cmd.SetArgs(args)
 	err := cmd.Execute()
@@ -95,4 +102,36 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(cmdutil.GuestText(stderr, termsafe.Strict), "kitrun: %v\n", err)
 	}
 	return code
+}
+
+// cacheSweepDepth is how deep under the cache directory kitrun writes
+// results through temporary names (e.g. CACHE/images/ARCH/.NAME.tmp-…).
+const cacheSweepDepth = 2
+
+// sweepLeftovers removes what kitrun processes killed with SIGKILL (or by a
+// crash) left behind: their runtime directories, with the SSH keys, sockets
+// and initrds in them and the fixture daemons they recorded, and the
+// temporary files and directories in the default cache. Directories
+// written through other paths (--cache-dir, -o) are swept by the first
+// write there. Live processes' files are never touched.
+func sweepLeftovers() {
+	runtimedir.Sweep()
+	sweepTree(assemble.DefaultCacheDir(), cacheSweepDepth)
+}
+
+func sweepTree(dir string, depth int) {
+	atomicfile.SweepStale(dir)
+	if depth == 0 {
+		return
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if st, err := os.Stat(p); err == nil && st.IsDir() { // follows links to shared caches
+			sweepTree(p, depth-1)
+		}
+	}
 }
