@@ -69,3 +69,14 @@ func (id ID) Running() bool {
 	}
 	return running(id)
 }
+
+// PIDReused says whether id's pid now belongs to another process: one that
+// exists (running, or exited and not yet reaped) with another start time.
+// It is false when the pid is free, when id's own process holds it, and
+// when start times are unknown.
+func (id ID) PIDReused() bool {
+	if id.PID <= 0 || id.Start == 0 {
+		return false
+	}
+	return pidReused(id)
+}

@@ -89,3 +89,8 @@ func running(id ID) bool {
 	}
 	return id.Start == 0 || st.start == id.Start
 }
+
+func pidReused(id ID) bool {
+	st, err := stat(id.PID)
+	return err == nil && st.start != id.Start
+}

@@ -6,3 +6,5 @@ package procid
 func startTime(int) uint64 { return 0 }
 
 func running(id ID) bool { return pidExists(id.PID) }
+
+func pidReused(ID) bool { return false }

@@ -72,3 +72,27 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func TestPIDReused(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	id := Of(cmd.Process.Pid)
+	// Exited but not reaped: still its own pid.
+	time.Sleep(100 * time.Millisecond)
+	if id.PIDReused() {
+		t.Errorf("%v: an unreaped child's pid counts as reused", id)
+	}
+	cmd.Wait()
+	if id.PIDReused() {
+		t.Errorf("%v: a free pid counts as reused", id)
+	}
+	if runtime.GOOS == "linux" {
+		other := Self()
+		other.Start++
+		if !other.PIDReused() {
+			t.Errorf("%v: this process's pid with another start time does not count as reused", other)
+		}
+	}
+}

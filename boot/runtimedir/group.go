@@ -2,6 +2,7 @@ package runtimedir
 
 import (
 	"errors"
+	"fmt"
 	"os/exec"
 	"slices"
 	"sync"
@@ -30,24 +31,38 @@ func (r *root) StartGroup(cmd *exec.Cmd) (*Group, error) {
 		return nil, err
 	}
 	setNewGroup(cmd)
-	if err := cmd.Start(); err != nil {
+	release, err := gate(cmd)
+	if err != nil {
 		return nil, err
 	}
-	// Until Wait reaps it, the leader's /proc entry stays readable, even
-	// if it has exited already: its start time is recorded correctly.
+	if err := cmd.Start(); err != nil {
+		release(false)
+		return nil, err
+	}
+	// The leader's /proc entry stays readable until Wait reaps it, so its
+	// start time is right even if it has already ended.
 	g := &Group{r: r, leader: procid.Of(cmd.Process.Pid)}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.groups = append(r.groups, g.leader)
-	var err error
 	if r.dir != "" {
 		err = r.writeGroups(r.dir)
 	}
 	if err != nil {
 		r.groups = r.groups[:len(r.groups)-1]
-		signalGroup(g.leader, sigKill)
+	}
+	r.mu.Unlock()
+	if err != nil {
+		release(false)
 		cmd.Wait()
 		return nil, errors.Join(errors.New("recording the process group"), err)
+	}
+	// Only now may the command run: had this process died before the
+	// record was written, nothing it started would be known to the sweep.
+	if err := release(true); err != nil {
+		signalGroup(g.leader, sigKill)
+		cmd.Wait()
+		g.Release()
+		return nil, fmt.Errorf("starting %s: %w", cmd.Path, err)
 	}
 	return g, nil
 }

@@ -17,6 +17,16 @@ const (
 
 func setNewGroup(*exec.Cmd) {}
 
+// gate: without process groups to record, the command starts at once.
+func gate(cmd *exec.Cmd) (func(bool) error, error) {
+	return func(run bool) error {
+		if !run && cmd.Process != nil {
+			cmd.Process.Kill()
+		}
+		return nil
+	}, nil
+}
+
 func signalGroup(leader procid.ID, _ int) {
 	if !leader.Running() {
 		return

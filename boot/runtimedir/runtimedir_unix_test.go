@@ -3,6 +3,7 @@
 package runtimedir
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,7 +72,20 @@ func TestGroupKill(t *testing.T) {
 	if g.Empty() {
 		t.Fatal("a running group is empty")
 	}
+	// Once the sleeper's pid is printed, SIGTERM is ignored by both.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st, _ := os.Stat(out.Name()); st.Size() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the group's command did not start")
+		}
+	}
+	start := time.Now()
 	g.Kill(200 * time.Millisecond)
+	if took := time.Since(start); took < 200*time.Millisecond {
+		t.Errorf("Kill returned after %s: SIGTERM ended a group that ignores it", took)
+	}
 	select {
 	case <-waited:
 	case <-time.After(10 * time.Second):
@@ -94,4 +108,52 @@ func TestGroupKill(t *testing.T) {
 		t.Error("the group of an exited command with no children is not empty")
 	}
 	g.Release()
+}
+
+// TestStartGroupRunsTheCommandUnchanged: behind the gate the command gets
+// its own arguments, stdin and stdout.
+func TestStartGroupRunsTheCommandUnchanged(t *testing.T) {
+	r := &root{base: filepath.Join(t.TempDir(), "kitrun"), self: procid.Self()}
+	out := filepath.Join(t.TempDir(), "out")
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command("sh", "-c", `printf '%s|' "$0" "$@"; cat`, "a b", "c")
+	cmd.Stdin, cmd.Stdout = strings.NewReader("from stdin"), f
+	g, err := r.StartGroup(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	g.Release()
+	if b, _ := os.ReadFile(out); string(b) != "a b|c|from stdin" {
+		t.Errorf("the command printed %q", b)
+	}
+}
+
+// TestGateHoldsTheCommand: if the starter dies (or gives up) before the
+// group is recorded, the command never runs.
+func TestGateHoldsTheCommand(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "ran")
+	cmd := exec.Command("touch", marker)
+	release, err := gate(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	release(false)
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 125 {
+		t.Errorf("a held command ended with %v, want exit status 125", err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("a held command ran")
+	}
 }
