@@ -96,6 +96,8 @@ func TestKillNineTrials(t *testing.T) {
 			h.reset(t)
 		}
 		tallies[k].took = time.Since(start)
+		tl := tallies[k]
+		t.Logf("done: %s, %d trials in %s", kind.name, tl.trials, tl.took.Round(time.Second))
 	}
 	for k, kind := range kinds {
 		tl := tallies[k]
