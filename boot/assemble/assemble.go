@@ -216,6 +216,24 @@ func prepare(ctx context.Context, s *spec.Spec, opts Options) (*builder, error) 
 	if opts.Platform.Name == "" {
 		return nil, errors.New("assemble: no target platform (Options.Platform: a backend's Platform for the arch)")
 	}
+	// The spec's formats, then those asked for beside them; each must
+	// boot on the arch.
+	formats := slices.Clone(s.Formats)
+	for i, name := range formats {
+		f, err := disk.Lookup(name)
+		if err == nil {
+			err = f.For(opts.Platform.Arch)
+		}
+		if err != nil {
+			return nil, posErr(s.FormatsPos[i], err)
+		}
+	}
+	for _, name := range opts.Formats {
+		if !slices.Contains(formats, name) {
+			formats = append(formats, name)
+		}
+	}
+	opts.Formats = formats
 	a := opts.Platform.Arch
 	b := &builder{
 		ctx: ctx, spec: s, opts: opts, arch: a, comp: comp,

@@ -206,6 +206,35 @@ kernel: {package: linux-image-nosuchflavour}
 	}
 }
 
+// TestSpecFormats: `format:` in a spec builds its disks; a format the arch
+// cannot boot is an error at its position naming what would be valid.
+func TestSpecFormats(t *testing.T) {
+	for _, c := range []struct{ arch, format, want string }{
+		{"x86_64", "iso-bios", ""},
+		{"aarch64", "iso-bios", "formats for aarch64:"},
+	} {
+		a := qemutest.Require(t, c.arch)
+		p := qemutest.WriteSpec(t, "fmt", "version: 1\nkernel: {package: linux-image-cloud}\nformat: "+c.format+"\n")
+		s, err := spec.Parse(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := assemble.Build(context.Background(), s, t.TempDir(), assemble.Options{Platform: qemutest.Platform(t, a)})
+		if c.want != "" {
+			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), p+":3:9:") {
+				t.Errorf("%s on %s: %v, want an error at %s:3:9 with %q", c.format, c.arch, err, p, c.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := res.Image.Disk(c.format); err != nil {
+			t.Errorf("%s on %s: %v", c.format, c.arch, err)
+		}
+	}
+}
+
 // TestHostBinaryForOtherArch: a host binary for the wrong arch is a build
 // error, not a boot failure.
 func TestHostBinaryForOtherArch(t *testing.T) {

@@ -3,18 +3,21 @@ package spec
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
+	"github.com/kitrun/kitrun/boot/disk"
 	"go.yaml.in/yaml/v3"
 )
 
 var specKeys = keySet{in: "spec", valid: []string{
 	"version", "name", "hostname", "init", "kernel", "network",
-	"onboot", "onshutdown", "services", "files", "ssh",
+	"onboot", "onshutdown", "services", "files", "ssh", "format",
 }}
 
 // Parse reads, parses and validates the spec file at path.
@@ -94,7 +97,41 @@ func (p *parser) spec(root *yaml.Node) *Spec {
 	s.Services = p.services(f)
 	s.Files = p.files(f)
 	s.SSH = p.ssh(f)
+	s.Formats, s.FormatsPos = p.formats(f)
 	return s
+}
+
+// formats reads `format:`, one disk format or a list of them, each one
+// boot/disk knows.
+func (p *parser) formats(f *fields) ([]string, []Pos) {
+	n := f.value("format")
+	if n == nil || IsNullNode(n) {
+		return nil, nil
+	}
+	var names []string
+	var pos []Pos
+	if n.Kind == yaml.ScalarNode {
+		names, pos = []string{n.Value}, []Pos{p.at(n)}
+	} else {
+		names, pos, _ = f.strs("format")
+	}
+	valid := disk.Names()
+	var outNames []string
+	var outPos []Pos
+	for i, name := range names {
+		if _, err := disk.Lookup(name); err != nil {
+			msg := fmt.Sprintf("format: %q is not a disk format;", name)
+			if s := Suggest(name, valid); s != "" {
+				msg += fmt.Sprintf(" did you mean %q?", s)
+			}
+			p.errorf(pos[i], "%s valid: %s", msg, strings.Join(valid, ", "))
+			continue
+		}
+		if !slices.Contains(outNames, name) {
+			outNames, outPos = append(outNames, name), append(outPos, pos[i])
+		}
+	}
+	return outNames, outPos
 }
 
 func (p *parser) version(f *fields, s *Spec) {

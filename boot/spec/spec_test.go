@@ -66,7 +66,7 @@ func TestParseErrors(t *testing.T) {
 			src: `verison: 1
 kernel: {package: linux-image-cloud}
 `,
-			want: `x.yml:1:1: unknown key "verison" in spec; did you mean "version"? valid keys: version, name, hostname, init, kernel, network, onboot, onshutdown, services, files, ssh
+			want: `x.yml:1:1: unknown key "verison" in spec; did you mean "version"? valid keys: version, name, hostname, init, kernel, network, onboot, onshutdown, services, files, ssh, format
 x.yml:1:1: missing required key "version" in spec`,
 		},
 		{
@@ -492,6 +492,14 @@ services:
 			want: `x.yml:6:5: go and command are mutually exclusive; set exactly one of go, binary, command
 x.yml:7:5: go and binary are mutually exclusive; set exactly one of go, binary, command
 x.yml:9:5: service has no program; set exactly one of go, binary, command`,
+		},
+		{
+			name: "unknown disk format",
+			src: `version: 1
+kernel: {package: linux-image-cloud}
+format: [raw-efi, qcow]
+`,
+			want: `x.yml:3:19: format: "qcow" is not a disk format; did you mean "qcow2"? valid: aws, gcp, iso-bios, iso-efi, qcow2, raw-bios, raw-efi, vhd, vhdx, vmdk`,
 		},
 		{
 			name: "install without go or binary",

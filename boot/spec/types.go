@@ -29,6 +29,10 @@ type Spec struct {
 	Services []Service
 	Files    []File
 	SSH      SSH
+	// Formats are disk formats (boot/disk) to build beside the kernel and
+	// initramfs (`format:`), each at its position.
+	Formats    []string
+	FormatsPos []Pos
 }
 
 // Kernel says where the kernel and its modules come from. Exactly one of
