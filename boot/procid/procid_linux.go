@@ -48,6 +48,18 @@ func parseStat(b []byte) (procStat, error) {
 	return procStat{state: f[0][0], pgrp: pgrp, start: start}, nil
 }
 
+// Stat is what a /proc/PID/stat says of a process's state and start.
+type Stat struct {
+	State byte   // R, S, D, Z, X, …
+	Start uint64 // clock ticks since boot
+}
+
+// ReadStat reads a process's state and start time.
+func ReadStat(pid int) (Stat, error) {
+	st, err := stat(pid)
+	return Stat{State: st.state, Start: st.start}, err
+}
+
 func startTime(pid int) uint64 {
 	st, err := stat(pid)
 	if err != nil {

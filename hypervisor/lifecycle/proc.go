@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kitrun/kitrun/hypervisor/procid"
+	"github.com/kitrun/kitrun/boot/procid"
 	"golang.org/x/sys/unix"
 )
 

@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kitrun/kitrun/boot/procid"
 	"github.com/kitrun/kitrun/hypervisor"
-	"github.com/kitrun/kitrun/hypervisor/procid"
 	"golang.org/x/sys/unix"
 
 	"github.com/kitrun/kitrun/boot/atomicfile"

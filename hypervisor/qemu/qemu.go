@@ -38,9 +38,9 @@ import (
 
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/platform"
+	"github.com/kitrun/kitrun/boot/procid"
 	"github.com/kitrun/kitrun/boot/runtimedir"
 	"github.com/kitrun/kitrun/hypervisor"
-	"github.com/kitrun/kitrun/hypervisor/procid"
 )
 
 // Backend starts QEMU machines. The zero value is ready to use.
@@ -103,9 +103,9 @@ func (b *Backend) Version(ctx context.Context, a arch.Arch) (string, error) {
 // Destroy implements hypervisor.Backend: the ID is QEMU's PID and start
 // time, so a PID reused by another process is never killed.
 func (b *Backend) Destroy(ctx context.Context, id string) error {
-	pid, err := procid.Parse(id)
-	if err != nil {
-		return err
+	pid, ok := procid.Parse(id)
+	if !ok {
+		return fmt.Errorf("qemu: %q is not a machine ID (PID-START)", id)
 	}
 	if pid.Kill(5*time.Second) && !pid.WaitGone(0) {
 		return fmt.Errorf("qemu (pid %d) still running 5s after SIGKILL", pid.PID)
@@ -115,12 +115,11 @@ func (b *Backend) Destroy(ctx context.Context, id string) error {
 
 // Alive implements hypervisor.Backend.
 func (b *Backend) Alive(ctx context.Context, id string) (bool, error) {
-	pid, err := procid.Parse(id)
-	if err != nil {
-		return false, err
+	pid, ok := procid.Parse(id)
+	if !ok {
+		return false, fmt.Errorf("qemu: %q is not a machine ID (PID-START)", id)
 	}
-	ok, _ := pid.Alive()
-	return ok, nil
+	return pid.Running(), nil
 }
 
 // Start implements hypervisor.Backend.
@@ -223,10 +222,7 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 		return nil, fmt.Errorf("starting %s: %w", binary, err)
 	}
 	ok = true
-	pid, _ := procid.Of(cmd.Process.Pid)
-	if pid.PID == 0 {
-		pid = procid.ID{PID: cmd.Process.Pid}
-	}
+	pid := procid.Of(cmd.Process.Pid)
 	m.pid = pid
 	m.info.ID = pid.String()
 	m.info.Started = m.start
