@@ -43,14 +43,15 @@ const (
 	maxVersionBytes = 64
 )
 
-// limits are the bounds of one extraction: MaxDataBytes and MaxEntries,
-// lowered by tests and fuzzing to reach them quickly.
+// limits are the bounds of one extraction, lowered by tests and fuzzing to
+// reach them quickly.
 type limits struct {
-	data    int64
-	entries int
+	data    int64 // MaxDataBytes
+	entries int   // MaxEntries
+	window  int64 // maxWindowBytes
 }
 
-var packageLimits = limits{data: MaxDataBytes, entries: MaxEntries}
+var packageLimits = limits{data: MaxDataBytes, entries: MaxEntries, window: maxWindowBytes}
 
 // tooBig says that member unpacks to more than the limit.
 func (l limits) tooBig(member string) error {
@@ -159,7 +160,7 @@ func decompressor(m arMember, data *io.SectionReader, lim limits) (io.Reader, fu
 	case "data.tar.xz":
 		// Walk the framing first: it bounds the decoder's dictionary
 		// and tells the size before anything is decompressed.
-		if _, err := scanXZ(io.NewSectionReader(data, 0, m.Size), lim.data); err != nil {
+		if _, err := scanXZ(io.NewSectionReader(data, 0, m.Size), lim.data, lim.window); err != nil {
 			if errors.Is(err, errTooBig) {
 				return nil, nil, lim.tooBig(m.Name)
 			}
@@ -180,7 +181,7 @@ func decompressor(m arMember, data *io.SectionReader, lim limits) (io.Reader, fu
 		}
 		r = gr
 	case "data.tar.zst":
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxWindowBytes))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(uint64(lim.window)))
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", m.Name, err)
 		}

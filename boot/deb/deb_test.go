@@ -134,7 +134,7 @@ func withDict(data []byte, prop byte) []byte {
 
 func cut(b []byte, n int) []byte { return b[:len(b)-n] }
 
-var smallLimits = limits{data: 1 << 20, entries: 100}
+var smallLimits = limits{data: 1 << 20, entries: 100, window: maxWindowBytes}
 
 // extractBytes runs the extraction on pkg into a fresh directory and
 // returns the directory.
@@ -361,7 +361,7 @@ func TestScanXZ(t *testing.T) {
 		if tc.name == "over the limit" {
 			limit = int64(len(data)) - 1
 		}
-		n, err := scanXZ(bytes.NewReader(tc.in), limit)
+		n, err := scanXZ(bytes.NewReader(tc.in), limit, maxWindowBytes)
 		if tc.err == "" && (err != nil || n != tc.want) {
 			t.Errorf("%s: %d, %v; want %d", tc.name, n, err, tc.want)
 		}

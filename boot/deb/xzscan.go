@@ -6,7 +6,7 @@ package deb
 // The framing (block headers, LZMA2 chunk headers, index, footer) can be
 // followed without decoding anything, and it is exactly what the decoder
 // will read, since the decoder reads the same bytes in the same order.
-// The walk refuses dictionaries over maxWindowBytes and adds up the chunk
+// The walk refuses dictionaries over a limit (maxWindowBytes) and adds up the chunk
 // sizes, so a decompression bomb is refused before it is opened.
 
 import (
@@ -25,15 +25,16 @@ var xzMagic = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
 var xzCheckSizes = map[byte]int64{0: 0, 1: 4, 4: 8, 10: 32}
 
 type xzScanner struct {
-	r   *bufio.Reader
-	pos int64 // bytes read since the current stream began, for alignment
+	r       *bufio.Reader
+	pos     int64 // bytes read since the current stream began, for alignment
+	maxDict int64
 }
 
 // scanXZ walks the xz data in r and returns how many bytes they decompress
 // to, stopping with an error at the first block whose dictionary is larger
-// than maxWindowBytes or once the total passes maxData.
-func scanXZ(r io.Reader, maxData int64) (int64, error) {
-	s := &xzScanner{r: bufio.NewReaderSize(r, 64<<10)}
+// than maxDict or once the total passes maxData.
+func scanXZ(r io.Reader, maxData, maxDict int64) (int64, error) {
+	s := &xzScanner{r: bufio.NewReaderSize(r, 64<<10), maxDict: maxDict}
 	var total int64
 	for streams := 0; ; streams++ {
 		if streams > 0 {
@@ -143,8 +144,8 @@ func (s *xzScanner) block(b byte, maxData int64) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if dict > maxWindowBytes {
-			return 0, fmt.Errorf("LZMA2 dictionary of %d MiB is larger than kitrun's limit of %d MiB (xz -9 uses 64 MiB)", dict>>20, maxWindowBytes>>20)
+		if dict > s.maxDict {
+			return 0, fmt.Errorf("LZMA2 dictionary of %d MiB is larger than kitrun's limit of %d MiB (xz -9 uses 64 MiB)", dict>>20, s.maxDict>>20)
 		}
 	}
 	// LZMA2 chunks: a control byte, sizes, data; control 0 ends them.
