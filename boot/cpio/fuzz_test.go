@@ -43,6 +43,8 @@ func FuzzReader(f *testing.F) {
 			if len(r.Name)+1 > maxNameSize || len(r.Data) > len(data) {
 				t.Fatalf("impossible record: name %d bytes, data %d bytes from %d input bytes", len(r.Name), len(r.Data), len(data))
 			}
+			// The Writer stores names without a leading "/" (CleanName).
+			r.Name = CleanName(r.Name)
 			if r.validate() == nil && !names[r.Name] {
 				names[r.Name] = true
 				kept = append(kept, r)
