@@ -2,7 +2,6 @@ package testcases
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -135,7 +134,7 @@ var labelRule = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 // ParseTestFile reads and validates a test.yml.
 func ParseTestFile(path string) (*TestFile, error) {
-	data, err := os.ReadFile(path)
+	data, err := spec.ReadYAMLFile(path)
 	if err != nil {
 		return nil, err
 	}

@@ -209,3 +209,45 @@ expect:
 		t.Errorf("got\n%v\nwant\n%s", err, strings.Join(want, "\n"))
 	}
 }
+
+// TestTestFileAliasLimits checks that test.yml shares the spec's bounds on
+// alias expansion: 4,000 aliases to a 10,000-element list (2.2 s and 2.9 GiB
+// allocated before the bounds) are refused where the limit is crossed, and
+// an alias that contains itself (which sent the summary renderer into
+// unbounded recursion) is refused too.
+func TestTestFileAliasLimits(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("expect:\n  - console: &big [0" + strings.Repeat(",0", 9999) + "]\n")
+	for range 4000 {
+		b.WriteString("  - {console: *big}\n")
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{b.String(), `t.yml:11:15: alias *big names 10001 values and 10000 bytes of text (anchored at line 2), which takes the document past kitrun's limit of 100000 values`},
+		{"expect:\n  - &e {console: [*e]}\n", `t.yml:2:19: alias *e names a value that contains the alias itself`},
+		{"summary: x\n---\nsummary: y\n", `t.yml:2:1: a kitrun YAML file holds one document`},
+		{"#" + strings.Repeat("x", spec.MaxFileBytes), `t.yml:1:1048577: file is larger than the 1024 KiB limit`},
+	} {
+		_, err := ParseTestBytes("t.yml", []byte(tc.yaml))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%.40q:\n got %.300v\nwant %s…", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+func TestTestFileWithAFewAliases(t *testing.T) {
+	tf, err := ParseTestBytes("t.yml", []byte(`
+labels: &l [smoke]
+arches: [amd64]
+expect:
+  - services_ready: &svc [web, db]
+  - services_ready: *svc
+  - console: &banner "listening on"
+  - console: *banner
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tf.Expect) != 4 || strings.Join(tf.Expect[1].Names, ",") != "web,db" || tf.Expect[3].Pattern.String() != "listening on" {
+		t.Errorf("aliased assertions: %+v", tf.Expect)
+	}
+}

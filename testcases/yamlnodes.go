@@ -5,10 +5,7 @@ package testcases
 // first) as FILE:LINE:COLUMN: what is wrong; what would be valid.
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"strings"
 	"time"
@@ -35,18 +32,18 @@ func (p *yparser) errorf(pos spec.Pos, format string, args ...any) {
 func (p *yparser) err() error { return spec.NewErrors(p.errs) }
 
 // document decodes data into its root node, which must be a mapping.
-// An empty document is an empty mapping.
+// An empty document is an empty mapping. spec.DecodeYAML bounds the file
+// size and the expansion of aliases, as for specs.
 func (p *yparser) document(data []byte, what string) *yaml.Node {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		p.errs = append(p.errs, spec.SyntaxError(p.file, err))
-		return nil
-	}
-	if len(doc.Content) == 0 {
+	root, errs := spec.DecodeYAML(p.file, data)
+	p.errs = append(p.errs, errs...)
+	if root == nil {
+		if len(errs) > 0 {
+			return nil
+		}
 		return &yaml.Node{Kind: yaml.MappingNode, Line: 1, Column: 1}
 	}
-	root := spec.ResolveNode(doc.Content[0])
+	root = spec.ResolveNode(root)
 	if root.Kind != yaml.MappingNode {
 		p.typeError(root, what, "a mapping")
 		return nil

@@ -399,28 +399,3 @@ func TestReaderStopsAtTrailer(t *testing.T) {
 		}
 	}
 }
-
-func FuzzReader(f *testing.F) {
-	f.Add(writeTree(f, sample()))
-	f.Add(writeTree(f, []Record{File("a", []byte("x"), 0644)}, PadTo(4)))
-	f.Add([]byte("070701"))
-	f.Add([]byte("07070100000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		rd := NewReader(bytes.NewReader(b))
-		for i := 0; ; i++ {
-			r, err := rd.Next()
-			if err == io.EOF {
-				return
-			}
-			if err != nil {
-				if !errors.Is(err, ErrFormat) && !errors.Is(err, io.ErrUnexpectedEOF) {
-					t.Fatalf("error is neither ErrFormat nor ErrUnexpectedEOF: %v", err)
-				}
-				return
-			}
-			if len(r.Name)+1 > maxNameSize || len(r.Data) > len(b) {
-				t.Fatalf("impossible record: name %d bytes, data %d bytes from %d input bytes", len(r.Name), len(r.Data), len(b))
-			}
-		}
-	})
-}

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -210,6 +212,21 @@ func TestFromDebRejects(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "evil")); err == nil {
 		t.Error("path traversal wrote outside the cache")
+	}
+	// Damaged packages: the negative ar member size panicked the ar
+	// library kitrun used before; a cut package must fail cleanly too.
+	good, err := os.ReadFile(writeDeb(t, dir, "good.deb", base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(good, []byte("data.tar.xz"))
+	negative := slices.Concat(good[:at+48], []byte("-5        "), good[at+58:])
+	for name, b := range map[string][]byte{"negative-size.deb": negative, "cut.deb": good[:len(good)-100]} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, b, 0o644)
+		if _, err := FromDeb(context.Background(), p, cache); err == nil || !strings.HasPrefix(err.Error(), p+": ") {
+			t.Errorf("%s: %v, want an error naming the package", name, err)
+		}
 	}
 	notDeb := filepath.Join(dir, "x.deb")
 	os.WriteFile(notDeb, []byte("hello"), 0o644)

@@ -1,11 +1,7 @@
 package spec
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -22,7 +18,7 @@ var specKeys = keySet{in: "spec", valid: []string{
 
 // Parse reads, parses and validates the spec file at path.
 func Parse(path string) (*Spec, error) {
-	data, err := os.ReadFile(path)
+	data, err := ReadYAMLFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -53,25 +49,15 @@ func ParseBytes(file string, data []byte) (*Spec, error) {
 // document decodes data to the root mapping node, or returns nil after
 // reporting why it cannot.
 func (p *parser) document(data []byte) *yaml.Node {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		p.errs = append(p.errs, SyntaxError(p.file, err))
+	root, errs := DecodeYAML(p.file, data)
+	p.errs = append(p.errs, errs...)
+	if root == nil {
+		if len(errs) == 0 {
+			p.errorf(Pos{File: p.file, Line: 1, Column: 1}, "spec is empty; it must be a mapping with at least version: 1 and kernel:")
+		}
 		return nil
 	}
-	// A second document would be silently ignored by a single Decode.
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case err == nil:
-		p.errorf(p.at(&extra), "a spec file holds one YAML document; remove this second one or move it to its own file")
-	case !errors.Is(err, io.EOF):
-		p.errs = append(p.errs, SyntaxError(p.file, err))
-	}
-	if len(doc.Content) == 0 {
-		p.errorf(Pos{File: p.file, Line: 1, Column: 1}, "spec is empty; it must be a mapping with at least version: 1 and kernel:")
-		return nil
-	}
-	root := ResolveNode(doc.Content[0])
+	root = ResolveNode(root)
 	if root.Kind != yaml.MappingNode {
 		p.typeError(root, "spec", "a mapping with at least version: 1 and kernel:")
 		return nil

@@ -667,7 +667,7 @@ kernel: {package: linux-image-cloud}
 ---
 version: 1
 `,
-			want: `x.yml:3:1: a spec file holds one YAML document; remove this second one or move it to its own file`,
+			want: `x.yml:3:1: a kitrun YAML file holds one document; remove this second one or move it to its own file`,
 		},
 		{
 			name: "several errors, reported sorted by position",
