@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/kitrun/kitrun/boot/initproto"
@@ -34,13 +33,9 @@ func (LinuxSystem) ConfigureNetwork(n *initproto.Network) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b, err := os.ReadFile("/sys/class/net/" + nic + "/ifindex")
+	index, err := ifIndex(nic, nicWait)
 	if err != nil {
-		return "", err
-	}
-	index, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return "", errors.New("ifindex of " + nic + ": " + err.Error())
+		return "", errors.New("index of " + nic + ": " + err.Error())
 	}
 	if err := linkUp(nic); err != nil {
 		return "", errors.New("bring " + nic + " up: " + err.Error())
@@ -61,6 +56,32 @@ func (LinuxSystem) ConfigureNetwork(n *initproto.Network) (string, error) {
 		}
 	}
 	return desc, nil
+}
+
+// ifIndex asks the kernel for an interface's index, for up to wait: the
+// interface's sysfs directory (what waitNIC sees) appears while the device
+// is still being registered, before its attributes and index are there.
+func ifIndex(name string, wait time.Duration) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(fd)
+	deadline := time.Now().Add(wait)
+	for {
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			return 0, err
+		}
+		err = unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr)
+		if err == nil {
+			return int(ifr.Uint32()), nil
+		}
+		if time.Now().After(deadline) {
+			return 0, err
+		}
+		time.Sleep(nicPoll)
+	}
 }
 
 // waitNIC returns the first non-loopback interface, polling until one shows

@@ -368,3 +368,12 @@ func TestUnpackSeed(t *testing.T) {
 		t.Errorf("authorized_keys %q", b)
 	}
 }
+
+func TestIfIndex(t *testing.T) {
+	if i, err := ifIndex("lo", time.Second); err != nil || i != 1 {
+		t.Errorf("ifIndex(lo) = %d, %v", i, err)
+	}
+	if _, err := ifIndex("nosuchnic0", 50*time.Millisecond); err == nil {
+		t.Error("an interface that never appears must be an error")
+	}
+}
