@@ -179,7 +179,10 @@ func BuildCached(ctx context.Context, s *spec.Spec, opts Options) (*Result, erro
 		return nil, err
 	}
 	cache := imagecache.New(filepath.Join(b.opts.CacheDir, "images", b.arch.Name))
-	digest := files.digest()
+	digest, err := files.digest()
+	if err != nil {
+		return nil, err
+	}
 	img, err := cache.Get(s.Name, digest)
 	if errors.Is(err, fs.ErrNotExist) {
 		var tmp string
@@ -665,15 +668,18 @@ type imageFiles struct {
 	cached bool
 }
 
-// digest names the image's content: its manifest without disks, and the
-// disk formats asked for (built from it, for that machine).
-func (f *imageFiles) digest() string {
+// digest names the image's content as image.Load will: its manifest
+// without disks, and the disk formats asked for, built from it for the
+// platform's machine.
+func (f *imageFiles) digest() (string, error) {
 	if len(f.b.opts.Formats) == 0 {
-		return image.Digest(f.manifest)
+		return image.Digest(f.manifest), nil
 	}
-	formats := slices.Clone(f.b.opts.Formats)
-	sort.Strings(formats)
-	return image.Digest(fmt.Appendf(slices.Clone(f.manifest), "disks\x00%s\x00%s", strings.Join(formats, ","), f.b.opts.Machine))
+	machine, _, err := f.b.opts.Platform.Machine(f.b.opts.Machine)
+	if err != nil {
+		return "", err
+	}
+	return image.DiskDigest(f.manifest, f.b.opts.Formats, machine), nil
 }
 
 // imageFiles packs the initramfs (or takes it from the cache) and makes the
@@ -752,7 +758,7 @@ func (b *builder) imageFiles() (*imageFiles, error) {
 	for _, n := range names {
 		m.Files = append(m.Files, manifestEntry(b.files[n]))
 	}
-	mj, err := json.MarshalIndent(m, "", "  ")
+	mj, err := image.MarshalManifest(m)
 	if err != nil {
 		return nil, err
 	}
@@ -762,7 +768,7 @@ func (b *builder) imageFiles() (*imageFiles, error) {
 		initrd:   initrd,
 		cmdline:  []byte(m.Cmdline + "\n"),
 		m:        m,
-		manifest: append(mj, '\n'),
+		manifest: mj,
 		cached:   cached,
 	}, nil
 }
@@ -789,8 +795,8 @@ func (f *imageFiles) alreadyAt(dir string) (*image.Image, bool) {
 	disks := img.Manifest.Disks
 	base := img.Manifest
 	base.Disks = nil
-	mj, err := json.MarshalIndent(base, "", "  ")
-	if err != nil || !bytes.Equal(append(mj, '\n'), f.manifest) || len(disks) != len(f.b.opts.Formats) {
+	mj, err := image.MarshalManifest(base)
+	if err != nil || !bytes.Equal(mj, f.manifest) || len(disks) != len(f.b.opts.Formats) {
 		return nil, false
 	}
 	for _, name := range f.b.opts.Formats {
@@ -826,11 +832,9 @@ func (f *imageFiles) stage(dir string) error {
 		if m.Disks, err = f.b.writeDisks(dir, m); err != nil {
 			return err
 		}
-		mj, err := json.MarshalIndent(m, "", "  ")
-		if err != nil {
+		if manifest, err = image.MarshalManifest(m); err != nil {
 			return err
 		}
-		manifest = append(mj, '\n')
 	}
 	if err := atomicfile.Write(filepath.Join(dir, image.ManifestFile), manifest, 0o644); err != nil {
 		return err

@@ -36,12 +36,13 @@ func build(t testing.TB, specPath string, o assemble.Options) *assemble.Result {
 }
 
 // freshCache is an empty cache that shares only the downloaded kernels and
-// their unpacked trees (unpacking is not what these tests are about).
+// boot loader packages and the unpacked kernel trees (downloading and
+// unpacking are not what these tests are about).
 func freshCache(t testing.TB) string {
 	t.Helper()
 	dir := t.TempDir()
 	shared := assemble.DefaultCacheDir()
-	for _, d := range []string{"kernels", "kernel-trees"} {
+	for _, d := range []string{"kernels", "kernel-trees", "packages"} {
 		// On a fresh machine the shared cache has no unpacked trees yet: a
 		// dangling link would make the kernel cache's MkdirAll fail.
 		if err := os.MkdirAll(filepath.Join(shared, d), 0o755); err != nil {
@@ -232,6 +233,41 @@ func TestSpecFormats(t *testing.T) {
 		if _, err := res.Image.Disk(c.format); err != nil {
 			t.Errorf("%s on %s: %v", c.format, c.arch, err)
 		}
+	}
+}
+
+// TestBuildCachedWithFormats: an image with disk formats goes into the image
+// cache under the digest image.Load derives from its finished manifest, so a
+// second build finds it (a mismatch once made every such build fail with
+// "image cache entry … is damaged"), and other formats make another entry.
+func TestBuildCachedWithFormats(t *testing.T) {
+	a := qemutest.Require(t, "x86_64")
+	s, err := spec.Parse(repo(t, "examples/minimal.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := assemble.Options{Platform: qemutest.Platform(t, a), CacheDir: freshCache(t), Formats: []string{"iso-bios"}}
+	first, err := assemble.BuildCached(context.Background(), s, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := assemble.BuildCached(context.Background(), s, opts)
+	if err != nil {
+		t.Fatalf("second build of the same spec and formats: %v", err)
+	}
+	if again.Image.Dir != first.Image.Dir || again.Image.Digest != first.Image.Digest {
+		t.Errorf("second build: %s (%s), want the cached %s (%s)", again.Image.Dir, again.Image.Digest, first.Image.Dir, first.Image.Digest)
+	}
+	if _, err := again.Image.Disk("iso-bios"); err != nil {
+		t.Error(err)
+	}
+	opts.Formats = nil
+	plain, err := assemble.BuildCached(context.Background(), s, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Image.Dir == first.Image.Dir || len(plain.Image.Manifest.Disks) != 0 {
+		t.Errorf("build without formats reused %s (disks %v)", plain.Image.Dir, plain.Image.Manifest.Disks)
 	}
 }
 

@@ -13,6 +13,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
 
 	"github.com/kitrun/kitrun/boot/arch"
 )
@@ -151,6 +154,10 @@ func Load(dir string) (*Image, error) {
 		}
 		return nil, fmt.Errorf("%s: corrupt manifest: %v", filepath.Join(dir, ManifestFile), err)
 	}
+	digest, err := contentDigest(b, m)
+	if err != nil {
+		return nil, fmt.Errorf("%s: corrupt manifest: %v", filepath.Join(dir, ManifestFile), err)
+	}
 	if m.Network == "user" { // kitrun before platforms: QEMU's user networking
 		m.Network = NetworkAuto
 	}
@@ -166,7 +173,7 @@ func Load(dir string) (*Image, error) {
 	}
 	img := &Image{
 		Dir:      dir,
-		Digest:   Digest(b),
+		Digest:   digest,
 		Kernel:   filepath.Join(dir, KernelFile),
 		Initrd:   filepath.Join(dir, InitrdFile),
 		Cmdline:  m.Cmdline,
@@ -211,8 +218,54 @@ func Exists(dir string) bool {
 }
 
 // Digest is the content digest of the image whose manifest.json holds
-// manifest: lowercase hex SHA-256.
+// manifest and which has no disk images: lowercase hex SHA-256.
 func Digest(manifest []byte) string {
 	h := sha256.Sum256(manifest)
 	return hex.EncodeToString(h[:])
+}
+
+// DiskDigest is the content digest of an image with disk images: base is
+// its manifest.json without disks, formats the disk formats built from it
+// and machine the machine type their command line wires. A builder knows
+// all three before the disks exist, so the digest can name an image (in
+// the image cache, say) before it is written; Load derives the same value
+// from the finished manifest.
+func DiskDigest(base []byte, formats []string, machine string) string {
+	formats = slices.Clone(formats)
+	sort.Strings(formats)
+	return Digest(fmt.Appendf(slices.Clone(base), "disks\x00%s\x00%s", strings.Join(formats, ","), machine))
+}
+
+// contentDigest is the digest of the image whose manifest.json holds raw
+// (m, decoded): Digest without disks, DiskDigest with them.
+func contentDigest(raw []byte, m Manifest) (string, error) {
+	if len(m.Disks) == 0 {
+		return Digest(raw), nil
+	}
+	formats := make([]string, 0, len(m.Disks))
+	machine := ""
+	for name, d := range m.Disks {
+		formats = append(formats, name)
+		if machine != "" && d.Machine != machine {
+			return "", fmt.Errorf("disks built for two machines, %s and %s", machine, d.Machine)
+		}
+		machine = d.Machine
+	}
+	m.Disks = nil
+	base, err := MarshalManifest(m)
+	if err != nil {
+		return "", err
+	}
+	return DiskDigest(base, formats, machine), nil
+}
+
+// MarshalManifest is manifest.json's bytes for m: indented JSON and a
+// final newline, the one form every writer of a manifest uses, so that
+// digests over it agree.
+func MarshalManifest(m Manifest) ([]byte, error) {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
 }
