@@ -377,8 +377,9 @@ func leaseFromAck(m *dhcpMessage) (*lease, error) {
 	} else {
 		l.bits = classfulBits(l.addr)
 	}
-	if v, ok := m.options[optClasslessRoutes]; ok {
-		// RFC 3442: with classless routes, the router option is ignored.
+	if v := m.options[optClasslessRoutes]; len(v) > 0 {
+		// RFC 3442: with classless routes, the router option is ignored
+		// (an empty option, which that RFC does not allow, is not there).
 		routes, err := classlessRoutes(v)
 		if err != nil {
 			return nil, errors.New("ACK: " + err.Error())
@@ -388,7 +389,11 @@ func leaseFromAck(m *dhcpMessage) (*lease, error) {
 		l.routes = []route{{gateway: rs[0]}}
 	}
 	if dns, ok := m.addrs(optDNS); ok {
-		l.dns = dns
+		for _, d := range dns {
+			if d != ([4]byte{}) {
+				l.dns = append(l.dns, d)
+			}
+		}
 	}
 	if v := m.options[optDomainName]; len(v) > 0 {
 		// Some servers end the name with a NUL; anything else that is

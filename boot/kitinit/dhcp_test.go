@@ -378,6 +378,8 @@ func TestLeaseFromAck(t *testing.T) {
 		"no lease time":       {func(o map[byte][]byte) { delete(o, optLeaseTime) }, "no lease time", nil},
 		"tiny MTU ignored":    {func(o map[byte][]byte) { o[optMTU] = []byte{0, 68} }, "", func(l *lease) bool { return l.mtu == 0 }},
 		"odd DNS ignored":     {func(o map[byte][]byte) { o[optDNS] = []byte{1, 2, 3} }, "", func(l *lease) bool { return l.dns == nil }},
+		"zero DNS skipped":    {func(o map[byte][]byte) { o[optDNS] = []byte{0, 0, 0, 0, 10, 0, 2, 3} }, "", func(l *lease) bool { return len(l.dns) == 1 && l.dns[0] == [4]byte{10, 0, 2, 3} }},
+		"empty routes option": {func(o map[byte][]byte) { o[optClasslessRoutes] = []byte{} }, "", func(l *lease) bool { gw, ok := l.gateway(); return ok && gw == [4]byte{10, 0, 2, 2} }},
 		"hostile domain":      {func(o map[byte][]byte) { o[optDomainName] = []byte("x\nnameserver 6.6.6.6") }, "", func(l *lease) bool { return l.domain == "" }},
 		"no mask: classful":   {func(o map[byte][]byte) { delete(o, optSubnetMask) }, "", func(l *lease) bool { return l.bits == 8 }},
 		"infinite lease":      {func(o map[byte][]byte) { o[optLeaseTime] = []byte{255, 255, 255, 255} }, "", func(l *lease) bool { return l.t1 == infiniteLease && l.t2 == infiniteLease }},
