@@ -169,3 +169,10 @@ func selectMetric(sels []string, name string) bool {
 	}
 	return false
 }
+
+// SelectMetric reports whether metric name is selected by the selectors
+// sels (see ValidateMetricNames); no selectors select everything.
+func SelectMetric(sels []string, name string) bool { return selectMetric(sels, name) }
+
+// SortMetricNames sorts metric names in report (registry) order.
+func SortMetricNames(names []string) { sortMetricNames(names) }
