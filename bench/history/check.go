@@ -162,8 +162,8 @@ func (r *CheckResult) Write(w io.Writer, maxRegression float64) error {
 		if f.ChangedGitCommit != "" {
 			at += " commit " + shortCommit(f.ChangedGitCommit)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%+.1f%%\t%.4f\t%s\n", f.Config, f.Metric, formatValue(f.Baseline, f.Unit),
-			formatValue(f.Median, f.Unit), f.Effect*100, f.Confidence, at)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%+.1f%%\t%.4f\t%s\n", f.Config, f.Metric, FormatValue(f.Baseline, f.Unit),
+			FormatValue(f.Median, f.Unit), f.Effect*100, f.Confidence, at)
 	}
 	tw.Flush()
 	_, err := fmt.Fprintf(w, "%d regression(s) in %d series checked (worse by more than %.4g%%, significant)\n",
@@ -178,8 +178,8 @@ func shortCommit(c string) string {
 	return c
 }
 
-// formatValue shows a value in its unit, compactly.
-func formatValue(v float64, unit string) string {
+// FormatValue shows a value in its unit, compactly.
+func FormatValue(v float64, unit string) string {
 	switch unit {
 	case "s":
 		if math.Abs(v) < 1 {

@@ -176,3 +176,5 @@ func ciRank(n int) int {
 	}
 	return best
 }
+
+func timeUTC(unix int64) time.Time { return time.Unix(unix, 0).UTC() }

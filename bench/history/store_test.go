@@ -22,7 +22,7 @@ import (
 // disk.initrd, started at t.
 func fakeResults(t time.Time, level float64, n int, configs ...string) *bench.Results {
 	r := &bench.Results{Schema: bench.SchemaVersion, Kitrun: "v-test", QEMU: "7.2.0", Backend: "qemu",
-		Host: bench.Host{Hostname: "ci", OS: "Debian", Kernel: "6.1", CPU: "x", CPUs: 2, MemBytes: 1 << 30, GoArch: "amd64"},
+		Host:    bench.Host{Hostname: "ci", OS: "Debian", Kernel: "6.1", CPU: "x", CPUs: 2, MemBytes: 1 << 30, GoArch: "amd64"},
 		Started: t, Finished: t.Add(time.Minute), Runs: n}
 	for _, id := range configs {
 		c := bench.Config{ID: id, Name: strings.Split(id, "/")[0], Arch: "x86_64", Machine: "q35", MemMiB: 256,
