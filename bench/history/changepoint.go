@@ -95,31 +95,45 @@ func DetectChanges(runs [][]float64, opts DetectOptions) []ChangePoint {
 		}
 		return found
 	}
-	var stretch []ChangePoint
-	flush := func() {
-		if len(stretch) == 0 {
-			return
-		}
-		best := stretch[0]
-		for _, c := range stretch[1:] {
-			if c.P < best.P || (c.P == best.P && math.Abs(c.Effect) > math.Abs(best.Effect)) {
-				best = c
+	// Strongest first (binary segmentation): the best candidate of the
+	// whole series is accepted, then the windows of the others stop at it,
+	// so that a real step does not leak into its neighbours' windows and
+	// show up again as a second, false change a few runs away.
+	var cuts []int // accepted splits, as indices into idx
+	for {
+		best, bestJ := ChangePoint{}, -1
+		for j := 1; j < len(idx); j++ {
+			lo, hi := max(0, j-opts.Window), min(len(idx), j+opts.Window)
+			taken := false
+			for _, k := range cuts {
+				switch {
+				case k == j:
+					taken = true
+				case k < j:
+					lo = max(lo, k)
+				default:
+					hi = min(hi, k)
+				}
+			}
+			if taken {
+				continue
+			}
+			c, ok := testSplit(runs, idx, medians, lo, j, hi, opts)
+			if !ok {
+				continue
+			}
+			if bestJ < 0 || c.P < best.P || (c.P == best.P && math.Abs(c.Effect) > math.Abs(best.Effect)) {
+				best, bestJ = c, j
 			}
 		}
-		found = append(found, best)
-		stretch = stretch[:0]
-	}
-	for j := 1; j < len(idx); j++ {
-		lo, hi := max(0, j-opts.Window), min(len(idx), j+opts.Window)
-		c, ok := testSplit(runs, idx, medians, lo, j, hi, opts)
-		if !ok {
-			flush()
-			continue
+		if bestJ < 0 {
+			break
 		}
-		c.Index = idx[j]
-		stretch = append(stretch, c)
+		best.Index = idx[bestJ]
+		cuts = append(cuts, bestJ)
+		found = append(found, best)
 	}
-	flush()
+	slices.SortFunc(found, func(a, b ChangePoint) int { return a.Index - b.Index })
 	return found
 }
 

@@ -308,3 +308,90 @@ func (s *Store) Load(ctx context.Context, q Query) ([]*Series, error) {
 	})
 	return out, nil
 }
+
+// RunResults rebuilds the results of one recorded run, as `kitrun bench`
+// wrote them (statistics recomputed from the samples): the raw result the
+// dashboard links a point to when the original file is gone.
+func (s *Store) RunResults(ctx context.Context, runID int64) (*bench.Results, error) {
+	r := &bench.Results{Schema: bench.SchemaVersion}
+	var started, finished string
+	err := s.db.QueryRowContext(ctx, `SELECT started, finished, kitrun_version, qemu_version, backend, host_name, host_os,
+		host_kernel, host_cpu, host_cpus, host_mem_bytes, host_goarch, runs, warmup, interrupted FROM runs WHERE id = ?`, runID).
+		Scan(&started, &finished, &r.Kitrun, &r.QEMU, &r.Backend, &r.Host.Hostname, &r.Host.OS, &r.Host.Kernel, &r.Host.CPU,
+			&r.Host.CPUs, &r.Host.MemBytes, &r.Host.GoArch, &r.Runs, &r.Warmup, &r.Interrupted)
+	if err != nil {
+		return nil, fmt.Errorf("history %s: run #%d: %w", s.path, runID, err)
+	}
+	r.Started, r.Finished = parseTime(started), parseTime(finished)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, config, name, spec, arch, machine, mem_mib, accel, accel_used,
+		kernel_version, format, floor, git_commit FROM configs WHERE run_id = ? ORDER BY id`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("history %s: %w", s.path, err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		var c bench.Config
+		if err := rows.Scan(&id, &c.ID, &c.Name, &c.Spec, &c.Arch, &c.Machine, &c.MemMiB, &c.Accel, &c.AccelUsed,
+			&c.Kernel, &c.Format, &c.Floor, &c.GitCommit); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+		r.Configs = append(r.Configs, c)
+	}
+	rows.Close()
+	for i, id := range ids {
+		c := &r.Configs[i]
+		byRun := map[int]*bench.Sample{}
+		sample := func(run int) *bench.Sample {
+			if byRun[run] == nil {
+				byRun[run] = &bench.Sample{Run: run}
+			}
+			return byRun[run]
+		}
+		rows, err := s.db.QueryContext(ctx, "SELECT metric, run, value FROM samples WHERE config_id = ?", id)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var metric string
+			var run int
+			var v float64
+			if err := rows.Scan(&metric, &run, &v); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			smp := sample(run)
+			if smp.Metrics == nil {
+				smp.Metrics = map[string]float64{}
+			}
+			smp.Metrics[metric] = v
+		}
+		rows.Close()
+		rows, err = s.db.QueryContext(ctx, "SELECT run, error FROM failures WHERE config_id = ?", id)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var run int
+			var msg string
+			if err := rows.Scan(&run, &msg); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			sample(run).Error = msg
+		}
+		rows.Close()
+		var runs []int
+		for run := range byRun {
+			runs = append(runs, run)
+		}
+		sort.Ints(runs)
+		for _, run := range runs {
+			c.Samples = append(c.Samples, *byRun[run])
+		}
+		c.Summarize(nil)
+	}
+	return r, nil
+}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/kitrun/kitrun/boot/atomicfile"
 	khistory "github.com/kitrun/kitrun/bench/history"
+	"github.com/kitrun/kitrun/boot/atomicfile"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 )
 
