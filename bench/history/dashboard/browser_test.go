@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,11 +101,15 @@ func (b *browser) consoleErrors() []string {
 // open loads a page and waits until its script has drawn it.
 func (b *browser) open(t *testing.T, path string) {
 	t.Helper()
+	path, fragment, _ := strings.Cut(path, "#")
+	if fragment != "" {
+		fragment = "#" + fragment
+	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Do(b.ctx, chromedp.Navigate("file://"+abs), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="1"]`))); err != nil {
+	if err := chromedp.Do(b.ctx, chromedp.Navigate("file://"+abs+fragment), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="1"]`))); err != nil {
 		t.Fatalf("loading %s: %v (console: %v)", path, err, b.consoleErrors())
 	}
 }
@@ -275,15 +280,23 @@ func TestPageOnAPhone(t *testing.T) {
 
 // TestNightlySite checks a site `make nightly` built (make test's nightly
 // check sets KITRUN_NIGHTLY_SITE): the page loads without errors and shows
-// a change point on boot.all_ready for KITRUN_NIGHTLY_CONFIG.
+// a change point of KITRUN_NIGHTLY_METRIC (default boot.all_ready) for
+// KITRUN_NIGHTLY_CONFIG, the configuration and metric the check flagged.
 func TestNightlySite(t *testing.T) {
 	site := os.Getenv("KITRUN_NIGHTLY_SITE")
 	if site == "" {
 		t.Skip("KITRUN_NIGHTLY_SITE not set: run by `make nightly-test`")
 	}
-	config := os.Getenv("KITRUN_NIGHTLY_CONFIG")
+	config, metric := os.Getenv("KITRUN_NIGHTLY_CONFIG"), os.Getenv("KITRUN_NIGHTLY_METRIC")
+	if metric == "" {
+		metric = "boot.all_ready"
+	}
 	b := newBrowser(t, 1280, 1000)
-	b.open(t, filepath.Join(site, "index.html"))
+	// The page takes its filters from the URL's fragment.
+	b.open(t, filepath.Join(site, "index.html")+"#metric="+metric)
+	if got := b.count(t, `.chart h3`); got == 0 {
+		t.Fatalf("no chart of %s", metric)
+	}
 	sel := `.chart line.change`
 	if config != "" {
 		sel = fmt.Sprintf(`.chart[data-config=%q] line.change`, config)
