@@ -86,11 +86,12 @@ bench: deps build
 
 # The bench results are recorded even when the check then fails, and the
 # page is published either way (it shows the regression); the exit status
-# is the check's.
+# is the check's. $(NIGHTLY_OUT)/benchmark.json is the night's medians in
+# github-action-benchmark's format (customSmallerIsBetter).
 nightly: deps build
 	@mkdir -p $(NIGHTLY_OUT)
 	bin/kitrun bench $(NIGHTLY_SPECS) $(NIGHTLY_FLAGS) --runs $(NIGHTLY_RUNS) --record --db $(NIGHTLY_DB) \
-		--results-dir $(NIGHTLY_OUT)/results -o $(NIGHTLY_OUT)/bench.txt
+		--results-dir $(NIGHTLY_OUT)/results --format github-action-benchmark -o $(NIGHTLY_OUT)/benchmark.json
 	@rc=0; bin/kitrun history check --db $(NIGHTLY_DB) --max-regression $(NIGHTLY_MAX_REGRESSION) \
 		> $(NIGHTLY_OUT)/check.txt || rc=$$?; cat $(NIGHTLY_OUT)/check.txt; \
 	bin/kitrun dashboard --db $(NIGHTLY_DB) -o $(NIGHTLY_SITE) || exit $$?; exit $$rc
