@@ -19,6 +19,7 @@ night() {
 		NIGHTLY_FLAGS="--warmup 0 --cooldown 500ms" NIGHTLY_OUT="$out"
 }
 night examples/nightly/nightly.yml
+echo "nightly-test: the second, slower night must fail the history check (make reports it as an error):"
 if night examples/nightly/slower/nightly.yml; then
 	echo "nightly-test: FAIL: the second, slower night passed the history check" >&2
 	exit 1

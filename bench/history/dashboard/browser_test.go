@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/device"
 
 	"github.com/kitrun/kitrun/bench/history"
 	"github.com/kitrun/kitrun/bench/history/historytest"
@@ -145,7 +146,7 @@ func (b *browser) screenshot(t *testing.T, name string) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,13 +263,19 @@ func TestPageInChromium(t *testing.T) {
 // sideways.
 func TestPageOnAPhone(t *testing.T) {
 	site, _ := fixtureSite(t, 12, 3, 5, 5)
-	b := newBrowser(t, 390, 844)
+	b := newBrowser(t, 1280, 1000)
+	if err := chromedp.Do(b.ctx, chromedp.Emulate(device.IPhone13)); err != nil {
+		t.Fatal(err)
+	}
 	b.open(t, filepath.Join(site, "index.html"))
 	widths, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]int](`[document.documentElement.scrollWidth, window.innerWidth]`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	scrollWidth, innerWidth := widths[0], widths[1]
+	if innerWidth != 390 {
+		t.Fatalf("window %d px wide, want the iPhone 13's 390", innerWidth)
+	}
 	if scrollWidth > innerWidth {
 		t.Errorf("page is %d px wide in a %d px window", scrollWidth, innerWidth)
 	}

@@ -4,7 +4,9 @@
 (function () {
   var D = JSON.parse(document.getElementById("data").textContent);
   var NS = "http://www.w3.org/2000/svg";
-  var COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"];
+  // Okabe–Ito, then Tol's muted: distinguishable for common color blindness.
+  var COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
+    "#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255", "#AA4499"];
 
   // Decode: delta-encoded run indices and quantized medians; intervals
   // around the medians; samples as offsets from their run's median.
@@ -130,7 +132,9 @@
       var text = "change at " + runLabel(p.run) + (p.commit ? ", commit " + p.commit.slice(0, 12) : "") +
         ": " + (c.effect > 0 ? "+" : "") + c.effect + "%, confidence " + c.conf;
       el("title", {}, line, text);
-      var label = el("text", { "class": "change-label", x: Math.min(cx + 3, W - R - 90), y: T + 10 }, svg,
+      // Left of the line in the right half, so that the label stays inside.
+      var right = cx > (L + W - R) / 2;
+      var label = el("text", { "class": "change-label", x: right ? cx - 3 : cx + 3, y: T + 10, "text-anchor": right ? "end" : "start" }, svg,
         (c.effect > 0 ? "+" : "") + c.effect + "% #" + D.runs[p.run][0] + " " + D.runs[p.run][2]);
       el("title", {}, label, text);
     });
@@ -191,9 +195,9 @@
     var names = [];
     rows.forEach(function (r) { r.parts.forEach(function (p) { if (names.indexOf(p.name) < 0) names.push(p.name); }); });
     var max = Math.max.apply(null, rows.map(function (r) { return r.parts.reduce(function (a, p) { return a + p.v; }, 0); })) || 1;
-    var W = 640, rowH = 22, L = 10, R = 80, legendH = 16 * Math.ceil(names.length / 3);
+    var W = 1000, rowH = 22, L = 10, R = 80, legendH = 16 * Math.ceil(names.length / 3);
     var H = rows.length * (rowH + 14) + legendH + 8;
-    var card = html("div", { "class": "card" }, parent);
+    var card = html("div", { "class": "card stacked" }, parent);
     var svg = el("svg", { viewBox: "0 0 " + W + " " + H }, card);
     rows.forEach(function (r, i) {
       var yy = i * (rowH + 14), x0 = L, total = 0;
@@ -207,7 +211,7 @@
       el("text", { x: x0 + 4, y: yy + 25 }, svg, fmt(total, unit));
     });
     names.forEach(function (n, i) {
-      var lx = L + (i % 3) * 210, ly = rows.length * (rowH + 14) + 4 + 16 * Math.floor(i / 3);
+      var lx = L + (i % 3) * 320, ly = rows.length * (rowH + 14) + 4 + 16 * Math.floor(i / 3);
       el("rect", { x: lx, y: ly, width: 10, height: 10, fill: COLORS[i % COLORS.length] }, svg);
       el("text", { x: lx + 14, y: ly + 9 }, svg, n);
     });
@@ -277,9 +281,11 @@
   keys.forEach(function (k) { F[k].addEventListener("change", render); });
 
   var n = D.runs.length;
+  var shipped = D.sampleRuns < 0 ? "Every sample of every run." :
+    "Every sample of the newest " + D.sampleRuns + " runs; older runs as medians with their 95% confidence band.";
   document.getElementById("summary").textContent = n ? n + " runs from " + date(0) + " to " + date(n - 1) + ", " +
-    D.configs.length + " configurations, " + D.metrics.length + " metrics. Every sample of the newest " + D.sampleRuns +
-    " runs; older runs as medians with their 95% confidence band. Each point links to its run's raw results." : "no runs recorded yet";
+    D.configs.length + " configurations, " + D.metrics.length + " metrics. " + shipped +
+    " Each point links to its run's raw results." : "no runs recorded yet";
   document.getElementById("footer").textContent = "generated " + D.generated + " by kitrun dashboard";
   render();
   document.body.setAttribute("data-ready", "1");
