@@ -91,6 +91,14 @@ func TestHistoryCommands(t *testing.T) {
 		t.Errorf("raw results of run 12: %v", err)
 	}
 
+	missing := filepath.Join(dir, "typo.db")
+	if out := run(1, "history", "check", "--db", missing); !strings.Contains(out, "no history at") {
+		t.Errorf("missing history:\n%s", out)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Error("checking a missing history created it")
+	}
+
 	junk := filepath.Join(dir, "junk.db")
 	os.WriteFile(junk, []byte(strings.Repeat("not a database\n", 500)), 0o644)
 	if out := run(1, "history", "check", "--db", junk); !strings.Contains(out, "not a readable SQLite database") {

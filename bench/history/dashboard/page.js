@@ -33,8 +33,9 @@
     };
   });
 
+  // el makes an SVG element, html an HTML one.
   function el(tag, attrs, parent, text) {
-    var e = document.createElementNS(tag === "a" || /^(svg|g|line|polyline|polygon|circle|rect|text|title|path)$/.test(tag) ? NS : "http://www.w3.org/1999/xhtml", tag);
+    var e = document.createElementNS(NS, tag);
     for (var k in attrs) e.setAttribute(k, attrs[k]);
     if (text !== undefined) e.textContent = text;
     if (parent) parent.appendChild(e);

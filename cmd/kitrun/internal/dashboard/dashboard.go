@@ -10,7 +10,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	khistory "github.com/kitrun/kitrun/bench/history"
 	kdashboard "github.com/kitrun/kitrun/bench/history/dashboard"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/history"
@@ -62,9 +61,9 @@ func Run(cmd *cobra.Command, o *Options, log io.Writer) error {
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
-	s, err := khistory.Open(o.DB)
+	s, err := history.OpenExisting(o.DB)
 	if err != nil {
-		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+		return err
 	}
 	defer s.Close()
 	st, err := kdashboard.Build(cmd.Context(), s, kdashboard.Options{Dir: o.Output, SampleRuns: o.SampleRuns, Since: since, Title: o.Title})

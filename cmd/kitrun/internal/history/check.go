@@ -59,7 +59,7 @@ func RunCheck(cmd *cobra.Command, o *CheckOptions, out io.Writer) error {
 	if o.Baseline < 1 {
 		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("--baseline %d: want at least 1 run", o.Baseline))
 	}
-	s, err := open(o.DB)
+	s, err := OpenExisting(o.DB)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package history
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -37,6 +38,19 @@ func AddDBFlag(cmd *cobra.Command, db *string) {
 
 // open opens the store, with the exit code of a usage error.
 func open(path string) (*khistory.Store, error) {
+	s, err := khistory.Open(path)
+	if err != nil {
+		return nil, cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
+	return s, nil
+}
+
+// OpenExisting opens a store that must already exist: the commands that
+// only read it must not leave an empty history behind a mistyped --db.
+func OpenExisting(path string) (*khistory.Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("no history at %s: record one with `kitrun bench --record` or `kitrun history import`, or give --db", path))
+	}
 	s, err := khistory.Open(path)
 	if err != nil {
 		return nil, cmdutil.WithCode(cmdutil.ExitFailure, err)

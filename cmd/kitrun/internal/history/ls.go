@@ -43,7 +43,7 @@ func RunLs(cmd *cobra.Command, o *LsOptions, out io.Writer) error {
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
-	s, err := open(o.DB)
+	s, err := OpenExisting(o.DB)
 	if err != nil {
 		return err
 	}

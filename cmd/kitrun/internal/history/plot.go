@@ -49,7 +49,7 @@ func RunPlot(cmd *cobra.Command, o *PlotOptions, log io.Writer) error {
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
-	s, err := open(o.DB)
+	s, err := OpenExisting(o.DB)
 	if err != nil {
 		return err
 	}
