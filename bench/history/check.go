@@ -61,7 +61,8 @@ type CheckResult struct {
 
 // Check compares, for every configuration and metric, the newest run
 // against the Baseline runs before it, and reports those significantly
-// worse by more than MaxRegression. It reads only those runs' samples.
+// worse by more than MaxRegression. It reads only those runs' samples: the
+// newest Baseline+1 runs of each configuration.
 func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckResult, error) {
 	if opts.Baseline <= 0 {
 		opts.Baseline = DefaultBaseline
@@ -73,7 +74,7 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckResult, err
 		return nil, fmt.Errorf("maximum regression %v is negative", opts.MaxRegression)
 	}
 	series, err := s.Load(ctx, Query{Metrics: opts.Metrics, Configs: opts.Configs,
-		LastRuns: opts.Baseline + 1, SampleRuns: opts.Baseline + 1})
+		ConfigRuns: opts.Baseline + 1, SampleRuns: -1})
 	if err != nil {
 		return nil, err
 	}
@@ -81,8 +82,8 @@ func (s *Store) Check(ctx context.Context, opts CheckOptions) (*CheckResult, err
 }
 
 // CheckSeries is Check over series already loaded (with samples). A
-// series is checked when its newest point is of the store's newest run
-// for that configuration and it has at least one earlier point.
+// series is checked when its newest point has samples and it has at least
+// one earlier point.
 func CheckSeries(series []*Series, opts CheckOptions) *CheckResult {
 	if opts.Baseline <= 0 {
 		opts.Baseline = DefaultBaseline

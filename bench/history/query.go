@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -70,6 +71,10 @@ type Query struct {
 	Since time.Time
 	// LastRuns keeps only the newest LastRuns runs of the store (0: all).
 	LastRuns int
+	// ConfigRuns keeps only the newest ConfigRuns runs of each
+	// configuration (0: all): the recent history of each, also when
+	// several nightly jobs with different matrices share the store.
+	ConfigRuns int
 	// SampleRuns is how many of the newest runs get their samples read;
 	// older runs get their summaries only. Negative reads every sample.
 	SampleRuns int
@@ -158,7 +163,6 @@ func (s *Store) Load(ctx context.Context, q Query) ([]*Series, error) {
 	if err != nil {
 		return nil, fmt.Errorf("history %s: %w", s.path, err)
 	}
-	var allCIDs, sampleCIDs []string
 	for rows.Next() {
 		var id, runID int64
 		c := &configRow{}
@@ -173,14 +177,32 @@ func (s *Store) Load(ctx context.Context, q Query) ([]*Series, error) {
 		}
 		c.run = r
 		configs[id] = c
-		allCIDs = append(allCIDs, strconv.FormatInt(id, 10))
-		if order[runID] >= sampleFrom {
-			sampleCIDs = append(sampleCIDs, strconv.FormatInt(id, 10))
-		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
+	}
+	if q.ConfigRuns > 0 {
+		byConfig := map[string][]int64{}
+		for id, c := range configs {
+			byConfig[c.info.ID] = append(byConfig[c.info.ID], id)
+		}
+		for _, ids := range byConfig {
+			if len(ids) <= q.ConfigRuns {
+				continue
+			}
+			slices.SortFunc(ids, func(a, b int64) int { return order[configs[a].run.ID] - order[configs[b].run.ID] })
+			for _, id := range ids[:len(ids)-q.ConfigRuns] {
+				delete(configs, id)
+			}
+		}
+	}
+	var allCIDs, sampleCIDs []string
+	for id, c := range configs {
+		allCIDs = append(allCIDs, strconv.FormatInt(id, 10))
+		if order[c.run.ID] >= sampleFrom {
+			sampleCIDs = append(sampleCIDs, strconv.FormatInt(id, 10))
+		}
 	}
 
 	type seriesKey struct{ config, metric string }

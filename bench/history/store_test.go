@@ -237,3 +237,39 @@ func TestHelperWriter(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigRunsWithInterleavedJobs: two nightly jobs with different
+// matrices share a store; each configuration's recent history is its own
+// newest runs, not the store's.
+func TestConfigRunsWithInterleavedJobs(t *testing.T) {
+	s := openTemp(t)
+	ctx := context.Background()
+	t0 := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 6 {
+		config := "a/x"
+		if i%2 == 1 {
+			config = "b/x"
+		}
+		if _, err := s.Record(ctx, fakeResults(t0.Add(time.Duration(i)*time.Hour), 2, 4, config), "r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	series, err := s.Load(ctx, Query{Metrics: []string{"boot.all_ready"}, ConfigRuns: 2, SampleRuns: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(series) != 2 || len(series[0].Points) != 2 || len(series[1].Points) != 2 {
+		t.Fatalf("want two configurations of two runs each: %+v", series)
+	}
+	if got := series[0].Points[1].Run.Started; !got.Equal(t0.Add(4 * time.Hour)) {
+		t.Errorf("a/x's newest run started %v, want %v", got, t0.Add(4*time.Hour))
+	}
+	if len(series[1].Points[0].Samples) != 4 {
+		t.Errorf("samples not read: %+v", series[1].Points[0])
+	}
+	// With LastRuns, the store's newest two runs: one of each.
+	series, _ = s.Load(ctx, Query{Metrics: []string{"boot.all_ready"}, LastRuns: 2})
+	if len(series) != 2 || len(series[0].Points) != 1 {
+		t.Fatalf("LastRuns 2: %+v", series)
+	}
+}
