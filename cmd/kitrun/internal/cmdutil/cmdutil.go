@@ -14,7 +14,8 @@ import (
 
 	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/hypervisor"
-	_ "github.com/kitrun/kitrun/hypervisor/qemu" // the default backend
+	_ "github.com/kitrun/kitrun/hypervisor/hyperv" // --backend hyperv
+	_ "github.com/kitrun/kitrun/hypervisor/qemu"   // the default backend
 	"github.com/spf13/cobra"
 
 	"github.com/kitrun/kitrun/boot/arch"
