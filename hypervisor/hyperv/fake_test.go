@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/assemble"
@@ -19,6 +20,7 @@ import (
 	"github.com/kitrun/kitrun/hypervisor/hyperv/hypervfake"
 	"github.com/kitrun/kitrun/hypervisor/hypervisortest"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
+	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
 // TestMain lets the test binary be the fake host's PowerShell.
@@ -173,5 +175,44 @@ func requireOVMF(t *testing.T) {
 			t.Fatal("CI: OVMF missing (run `make deps`)")
 		}
 		t.Skip("OVMF missing (run `make deps`)")
+	}
+}
+
+// TestISOBoot boots the iso-efi format, attached as a DVD, on the fake
+// host, without networking: ready, then a clean shutdown.
+func TestISOBoot(t *testing.T) {
+	requireOVMF(t)
+	h := hypervfake.Start(t)
+	b := open(t, h)
+	hello := filepath.Join(qemutest.RepoRoot(t), "examples", "cmd", "hello")
+	img := buildImage(t, b, "iso", "version: 1\nname: iso\nkernel: {package: linux-image-cloud, cmdline: quiet}\n"+
+		"services:\n  - {name: hello, go: "+hello+", args: [-addr, ':8080'], ready: {tcp: 8080}}\n", "iso-efi")
+	var console qemutest.Buffer
+	v, err := vm.Boot(context.Background(), b, img, vm.Options{Format: "iso-efi", Console: &console})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Kill()
+	if err := v.WaitReady(context.Background(), 2*time.Minute); err != nil {
+		t.Fatalf("%v\n%s", err, console.String())
+	}
+	if err := v.Shutdown(context.Background(), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var cmds []string
+	for _, c := range h.Calls() {
+		cmds = append(cmds, c.Commands...)
+	}
+	all := strings.Join(cmds, "\n")
+	for _, want := range []string{"Add-VMDvdDrive", "-FirstBootDevice (Get-VMDvdDrive", "Set-VMComPort -VMName " + v.Machine.Info().ID + " -Number 2"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no %q among the commands run:\n%s", want, all)
+		}
+	}
+	if strings.Contains(all, "Connect-VMNetworkAdapter") {
+		t.Error("an image without network got its adapter connected")
+	}
+	if vms := h.VMs(); len(vms) != 0 {
+		t.Errorf("VMs left: %v", vms)
 	}
 }
