@@ -157,7 +157,7 @@ func (m *machine) ForceOff(ctx context.Context) error {
 	m.forced = true
 	m.mu.Unlock()
 	var errs []error
-	if err := m.b.Driver.TurnOff(ctx, m.name); err != nil && !m.exited() {
+	if err := m.b.Driver.TurnOff(ctx, m.name); err != nil {
 		errs = append(errs, err)
 	}
 	m.poke()
@@ -165,6 +165,8 @@ func (m *machine) ForceOff(ctx context.Context) error {
 	defer t.Stop()
 	select {
 	case <-m.done:
+		// Gone: a turn-off that failed because the VM was stopping
+		// anyway is no matter.
 		return nil
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("VM %s not gone: %w", m.name, ctx.Err()))
