@@ -94,6 +94,27 @@ func TestHyperVBackend(t *testing.T) {
 		}
 	})
 
+	t.Run("detached", func(t *testing.T) {
+		state := t.TempDir()
+		out, err := kitrun("run", "-d", "--name", "hv", "--state-dir", state, minimal, "--format", "vhdx")
+		if err != nil {
+			t.Fatalf("kitrun run -d: %v\n%s", err, out)
+		}
+		if running := h.Running(); len(running) != 1 {
+			t.Errorf("running on the fake host: %v", running)
+		}
+		ps, err := exec.Command(bin, "ps", "--state-dir", state).CombinedOutput()
+		if err != nil || !strings.Contains(string(ps), "hv") {
+			t.Errorf("kitrun ps: %v\n%s", err, ps)
+		}
+		t.Logf("kitrun ps:\n%s", ps)
+		stop, err := exec.Command(bin, "stop", "hv", "--state-dir", state).CombinedOutput()
+		if err != nil {
+			t.Errorf("kitrun stop: %v\n%s", err, stop)
+		}
+		exec.Command(bin, "rm", "hv", "--state-dir", state).Run()
+	})
+
 	if vms := h.VMs(); len(vms) != 0 {
 		t.Errorf("VMs left on the fake host: %v", vms)
 	}
