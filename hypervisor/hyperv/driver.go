@@ -336,7 +336,9 @@ func (d *PowerShellDriver) relay(ctx context.Context, name string, data any, rea
 		signalled := false
 		for sc.Scan() {
 			line := strings.TrimSpace(sc.Text())
-			if !signalled && line == ready {
+			// Contains: Windows PowerShell may put CLIXML progress
+			// records on standard error without ending their line.
+			if !signalled && strings.Contains(line, ready) {
 				signalled = true
 				close(readyCh)
 				continue

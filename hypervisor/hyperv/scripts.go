@@ -185,7 +185,8 @@ function Send-KitrunShutdown([string]$Name) {
         return
     }
     $r = $sd | Invoke-CimMethod -MethodName InitiateShutdown -Arguments @{ Force = $true; Reason = 'kitrun: power button' }
-    Write-KitrunJson @{ sent = ($r.ReturnValue -eq 0); reason = "InitiateShutdown returned $($r.ReturnValue)" }
+    # 0: done; 4096: a job was started (the guest shuts down on its own time).
+    Write-KitrunJson @{ sent = ($r.ReturnValue -eq 0 -or $r.ReturnValue -eq 4096); reason = "InitiateShutdown returned $($r.ReturnValue)" }
 }
 function Remove-KitrunVM([string]$Name, [string]$Directory, [bool]$Destroyed) {
     $script:step = 'get the VM'
