@@ -116,9 +116,8 @@ type PowerShellDriver struct {
 	// minutes).
 	Timeout time.Duration
 
-	hostOnce sync.Once
-	host     HostInfo
-	hostErr  error
+	hostMu sync.Mutex
+	host   *HostInfo
 }
 
 var _ Driver = (*PowerShellDriver)(nil)
@@ -183,10 +182,19 @@ func lastJSONLine(out []byte) []byte {
 	return nil
 }
 
-// Host asks the Windows host about Hyper-V (once).
+// Host asks the Windows host about Hyper-V (once it has answered).
 func (d *PowerShellDriver) Host(ctx context.Context) (HostInfo, error) {
-	d.hostOnce.Do(func() { d.hostErr = d.run(ctx, "host", nil, nil, &d.host) })
-	return d.host, d.hostErr
+	d.hostMu.Lock()
+	defer d.hostMu.Unlock()
+	if d.host != nil {
+		return *d.host, nil
+	}
+	var h HostInfo
+	if err := d.run(ctx, "host", nil, nil, &h); err != nil {
+		return h, err
+	}
+	d.host = &h
+	return h, nil
 }
 
 // Verify implements Driver.

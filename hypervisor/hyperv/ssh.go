@@ -87,13 +87,37 @@ func (r *SSHRunner) String() string { return "ssh " + r.User + "@" + r.Addr }
 // Local implements Runner.
 func (r *SSHRunner) Local() bool { return false }
 
-// dial returns the shared connection, dialling it if needed.
-func (r *SSHRunner) dial(ctx context.Context) (*ssh.Client, error) {
+// shared returns the shared connection, dialling it if needed.
+func (r *SSHRunner) shared(ctx context.Context) (*ssh.Client, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.client != nil {
 		return r.client, nil
 	}
+	c, err := r.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.client = c
+	go func(cl *ssh.Client) {
+		cl.Wait()
+		r.drop(cl)
+	}(c)
+	return c, nil
+}
+
+// drop forgets the shared connection cl (it failed).
+func (r *SSHRunner) drop(cl *ssh.Client) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.client == cl {
+		r.client = nil
+		cl.Close()
+	}
+}
+
+// dial makes a connection.
+func (r *SSHRunner) dial(ctx context.Context) (*ssh.Client, error) {
 	d := net.Dialer{Timeout: r.config.Timeout}
 	conn, err := d.DialContext(ctx, "tcp", r.Addr)
 	if err != nil {
@@ -106,16 +130,7 @@ func (r *SSHRunner) dial(ctx context.Context) (*ssh.Client, error) {
 		return nil, fmt.Errorf("hyperv: ssh %s: %w", r.Addr, err)
 	}
 	conn.SetDeadline(time.Time{})
-	r.client = ssh.NewClient(c, chans, reqs)
-	go func(cl *ssh.Client) {
-		cl.Wait()
-		r.mu.Lock()
-		if r.client == cl {
-			r.client = nil
-		}
-		r.mu.Unlock()
-	}(r.client)
-	return r.client, nil
+	return ssh.NewClient(c, chans, reqs), nil
 }
 
 // Close closes the connection.
@@ -134,14 +149,37 @@ func (r *SSHRunner) Close() error {
 // through the account's default shell (cmd.exe on Windows' OpenSSH), so
 // it is kept far below cmd.exe's 8191 characters: the script itself comes
 // on standard input.
+//
+// A script with input of its own (an upload, a relay, which lives as long
+// as its VM) gets a connection of its own: Windows' OpenSSH allows 10
+// sessions per connection (MaxSessions), and a few VMs' relays would take
+// them all. Other scripts share one connection, redialled once if it
+// broke.
 func (r *SSHRunner) Exec(ctx context.Context, script string, stdin io.Reader, stdout, stderr io.Writer) error {
-	c, err := r.dial(ctx)
-	if err != nil {
-		return err
-	}
-	s, err := c.NewSession()
-	if err != nil {
-		return fmt.Errorf("hyperv: ssh session: %w", err)
+	var s *ssh.Session
+	if stdin != nil {
+		c, err := r.dial(ctx)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if s, err = c.NewSession(); err != nil {
+			return fmt.Errorf("hyperv: ssh session: %w", err)
+		}
+	} else {
+		for try := 0; ; try++ {
+			c, err := r.shared(ctx)
+			if err != nil {
+				return err
+			}
+			if s, err = c.NewSession(); err == nil {
+				break
+			}
+			r.drop(c)
+			if try == 1 {
+				return fmt.Errorf("hyperv: ssh session: %w", err)
+			}
+		}
 	}
 	defer s.Close()
 	s.Stdout, s.Stderr = stdout, stderr
