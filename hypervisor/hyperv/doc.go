@@ -50,11 +50,12 @@
 // The end of a VM is noticed when the console relay ends (the pipe closes
 // when the VM stops), confirmed with Get-VM (and polled every 5s besides);
 // the VM and its directory are then removed, and only then is Done closed.
-// PowerButton asks the shutdown integration service (Msvm_ShutdownComponent
-// InitiateShutdown, what Stop-VM does, without waiting); ForceOff is
-// Stop-VM -TurnOff. Destroy from another process marks the VM destroyed in
-// its Notes, turns it off and removes it. HostMemory is Get-VM's
-// MemoryAssigned.
+// PowerButton types Ctrl+Alt+Del on the VM's synthetic keyboard
+// (Msvm_Keyboard TypeCtrlAltDel), which kitinit takes as a graceful
+// power-off request (see platform.go for why not the shutdown integration
+// service); ForceOff is Stop-VM -TurnOff. Destroy from another process
+// marks the VM destroyed in its Notes, turns it off and removes it.
+// HostMemory is Get-VM's MemoryAssigned.
 //
 // Published ports are listeners on this machine; each connection runs a
 // relay script on the Windows host (Connect-KitrunGuestPort) that finds the
@@ -67,11 +68,11 @@
 //   - No per-boot files: Hyper-V has no fw_cfg, and kitinit reads no seed
 //     disk, so Hardware.DiskSeed is empty and a spec with SSH keys (ssh:)
 //     is refused on this backend.
-//   - On real Hyper-V, the power button reaches the guest through hv_utils,
-//     whose handler runs /sbin/poweroff (orderly_poweroff), which kitrun's
-//     images do not have: the kernel then syncs and powers off at once,
-//     without kitinit's onshutdown tasks. A graceful stop still goes through
-//     kitinit's poweroff command on the channel first (vm.Shutdown).
+//   - The power button is Ctrl+Alt+Del, not Hyper-V's shutdown integration
+//     service: Stop-VM without -TurnOff fails on kitrun's guests (they do
+//     not load hv_utils, whose shutdown would race kitinit's). A press
+//     before kitinit has started (during the kernel's boot) reboots the
+//     guest.
 //   - A guest kernel panic reboots the VM (panic=-1), and Hyper-V restarts
 //     it: the backend does not see the panic (hv_vmbus reports it to
 //     Hyper-V's event log), the boot deadline does.
@@ -89,8 +90,8 @@
 // machine (q35, OVMF, the vhdx on virtio-scsi, COM1 and COM2 as unix
 // sockets the relays connect to, user networking). QEMU emulates no VMBus,
 // so a backend opened with hardware=qemu declares the machine gen2-qemu
-// instead of gen2: the same UEFI disk boot and COM ports, with a virtio NIC
-// and QEMU's ACPI power button instead of hv_netvsc and hv_utils (see
-// platform.go). The gen2 module list itself is checked only against the
+// instead of gen2: the same UEFI disk boot, COM ports and Ctrl+Alt+Del
+// power button (QEMU's PS/2 keyboard, QMP send-key), with a virtio NIC
+// instead of hv_netvsc (see platform.go). The gen2 module list itself is checked only against the
 // kernel's module tree, not booted.
 package hyperv

@@ -34,9 +34,10 @@ type Driver interface {
 	Start(ctx context.Context, c VMConfig) (VMStatus, error)
 	// Status is VM vm's state; Found is false when there is no such VM.
 	Status(ctx context.Context, vm string) (VMStatus, error)
-	// Shutdown asks the guest to shut down through the shutdown
-	// integration service; false when the guest does not run it (yet).
-	Shutdown(ctx context.Context, vm string) (bool, error)
+	// PowerButton types Ctrl+Alt+Del on the VM's keyboard (see
+	// platform.go: kitinit powers off on it); false when the VM has no
+	// keyboard now.
+	PowerButton(ctx context.Context, vm string) (bool, error)
 	// TurnOff turns VM vm off at once (the power cord).
 	TurnOff(ctx context.Context, vm string) error
 	// Remove removes VM vm and its directory, turning it off first;
@@ -274,13 +275,13 @@ func (d *PowerShellDriver) Status(ctx context.Context, vm string) (VMStatus, err
 	return s, err
 }
 
-// Shutdown implements Driver.
-func (d *PowerShellDriver) Shutdown(ctx context.Context, vm string) (bool, error) {
+// PowerButton implements Driver.
+func (d *PowerShellDriver) PowerButton(ctx context.Context, vm string) (bool, error) {
 	var r struct {
 		Sent   bool   `json:"sent"`
 		Reason string `json:"reason"`
 	}
-	err := d.run(ctx, "shutdown", nameData{vm}, nil, &r)
+	err := d.run(ctx, "power-button", nameData{vm}, nil, &r)
 	return r.Sent, err
 }
 

@@ -127,14 +127,14 @@ func (m *machine) HostMemory(ctx context.Context) (hypervisor.HostMemory, error)
 	return hypervisor.HostMemory{GuestResident: s.MemoryAssigned}, nil
 }
 
-// PowerButton implements hypervisor.Machine: the shutdown integration
-// service (hv_utils in the guest). A guest that has not started it yet
-// loses the press, as a guest without an ACPI button driver would.
+// PowerButton implements hypervisor.Machine: Ctrl+Alt+Del on the VM's
+// keyboard, on which kitinit powers off gracefully (see platform.go for
+// why not the shutdown integration service).
 func (m *machine) PowerButton(ctx context.Context) error {
 	if m.exited() {
 		return hypervisor.ErrExited
 	}
-	sent, err := m.b.Driver.Shutdown(ctx, m.name)
+	sent, err := m.b.Driver.PowerButton(ctx, m.name)
 	if err != nil {
 		if m.exited() {
 			return hypervisor.ErrExited

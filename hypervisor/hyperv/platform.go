@@ -32,8 +32,16 @@ const (
 //   - hv_vmbus is the bus every synthetic device hangs on. It is loaded at
 //     every boot as the panic module: it reports a guest kernel panic to
 //     Hyper-V through the crash MSRs (the VM's event log shows it).
-//   - hv_utils (depends on hv_vmbus) is the shutdown integration service,
-//     Hyper-V's power button (Stop-VM, the backend's PowerButton).
+//   - The power button is Ctrl+Alt+Del on the synthetic keyboard
+//     (hyperv_keyboard, a serio port for the built-in atkbd; the VT layer
+//     is built in): kitinit turns Ctrl+Alt+Del into SIGINT to itself
+//     (CAD_OFF) and powers off gracefully. Not the shutdown integration
+//     service (hv_utils, what Stop-VM uses): its guest side calls
+//     orderly_poweroff, which runs /sbin/poweroff, absent from kitrun's
+//     images, and then powers the kernel off at once, racing kitinit's
+//     own shutdown (onshutdown tasks, services stopped) started by the
+//     poweroff command on the channel. So hv_utils is not loaded, and
+//     Stop-VM without -TurnOff fails on these guests.
 //   - hv_netvsc is the synthetic NIC. hv_storvsc (the SCSI disk) is not
 //     needed: the unified kernel image in the disk's EFI partition carries
 //     the initramfs, and kitinit runs from RAM without mounting the disk.
@@ -41,7 +49,7 @@ const (
 var gen2 = platform.Hardware{
 	Console: "ttyS0,115200", Channel: "/dev/ttyS1",
 	PanicModules: []string{"hv_vmbus"},
-	PowerModules: []string{"hv_utils"},
+	PowerModules: []string{"hyperv_keyboard"},
 	NICModules:   []string{"hv_vmbus", "hv_netvsc"},
 	KernelArgs:   []string{"nosoftlockup"},
 	// No per-boot files on a disk boot: Hyper-V has no fw_cfg (see the
@@ -49,8 +57,9 @@ var gen2 = platform.Hardware{
 }
 
 // gen2QEMU is gen2 as the test double's QEMU (q35, OVMF, TCG) gives it:
-// the same COM ports, a virtio NIC, the ACPI power button (kitinit's late
-// modules), no VMBus. The TCG arguments are QEMU's (hypervisor/qemu).
+// the same COM ports, a virtio NIC, Ctrl+Alt+Del on the PS/2 keyboard
+// (i8042 and atkbd are built in), no VMBus. The TCG arguments are QEMU's
+// (hypervisor/qemu).
 var gen2QEMU = platform.Hardware{
 	Console: "ttyS0,115200", Channel: "/dev/ttyS1",
 	NICModules: []string{"virtio_pci", "virtio_net"},

@@ -59,7 +59,7 @@ func TestGen2Image(t *testing.T) {
 			mods = append(mods, strings.TrimPrefix(f.Origin, "kernel module "))
 		}
 	}
-	for _, want := range []string{"hv_vmbus", "hv_utils", "hv_netvsc"} {
+	for _, want := range []string{"hv_vmbus", "hyperv_keyboard", "hv_netvsc"} {
 		if !slices.Contains(mods, want) {
 			t.Errorf("module %s not in the image (modules: %v)", want, mods)
 		}
@@ -69,7 +69,7 @@ func TestGen2Image(t *testing.T) {
 		if !ok {
 			t.Fatalf("no %s disk", f)
 		}
-		for _, want := range []string{"console=ttyS0,115200", initproto.ParamChannel + "=/dev/ttyS1", "hv_vmbus", "hv_utils", "hv_netvsc"} {
+		for _, want := range []string{"console=ttyS0,115200", initproto.ParamChannel + "=/dev/ttyS1", "hv_vmbus", "hyperv_keyboard", "hv_netvsc"} {
 			if !strings.Contains(d.Cmdline, want) {
 				t.Errorf("%s command line %q lacks %s", f, d.Cmdline, want)
 			}

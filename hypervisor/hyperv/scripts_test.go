@@ -27,7 +27,7 @@ func TestScriptsGolden(t *testing.T) {
 		{"receive", "receive", receiveData{Name: name, Directory: `D:\VMs\kitrun's`, File: "disk.vhdx"}},
 		{"relay", "relay", relayData{Pipe: PipeName(name, 1), Timeout: 120}},
 		{"guest-port", "guest-port", guestPortData{Name: name, Port: 8080, Timeout: 30}},
-		{"shutdown", "shutdown", nameData{name}},
+		{"power-button", "power-button", nameData{name}},
 		{"turn-off", "turn-off", nameData{name}},
 		{"remove", "remove", removeData{Name: name, Directory: "", Destroyed: false}},
 		{"remove-destroyed", "remove", removeData{Name: name, Directory: `C:\kitrun`, Destroyed: true}},

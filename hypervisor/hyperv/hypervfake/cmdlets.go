@@ -36,7 +36,7 @@ var specs = map[string]spec{
 	"Receive-KitrunFile":       {[]string{"VMName", "Directory", "File"}, nil},
 	"Connect-KitrunPipe":       {[]string{"Name", "TimeoutSeconds"}, nil},
 	"Connect-KitrunGuestPort":  {[]string{"VMName", "Port", "TimeoutSeconds"}, nil},
-	"Send-KitrunShutdown":      {[]string{"Name"}, nil},
+	"Send-KitrunCtrlAltDel":    {[]string{"Name"}, nil},
 	"Remove-KitrunVM":          {[]string{"Name", "Directory", "Destroyed"}, nil},
 }
 
@@ -118,7 +118,7 @@ func (r *run) command(c *command) (string, error) {
 		}
 		r.stream = &stream{Kind: "tcp", Addr: addr, Timeout: t}
 		return "", nil
-	case "Send-KitrunShutdown":
+	case "Send-KitrunCtrlAltDel":
 		v, err := h.mustGet(s("Name"))
 		if err != nil {
 			return "", err
@@ -126,10 +126,12 @@ func (r *run) command(c *command) (string, error) {
 		if v.state() != "Running" {
 			return jsonLine(map[string]any{"sent": false, "reason": "the VM is not running"}), nil
 		}
-		if err := v.qmp(`{"execute":"system_powerdown"}`); err != nil {
+		// Through QEMU's PS/2 keyboard, as Hyper-V's goes through its
+		// synthetic one: the guest kernel sends init SIGINT.
+		if err := v.qmp(`{"execute":"send-key","arguments":{"keys":[{"type":"qcode","data":"ctrl"},{"type":"qcode","data":"alt"},{"type":"qcode","data":"delete"}]}}`); err != nil {
 			return "", scriptError{err.Error()}
 		}
-		return jsonLine(map[string]any{"sent": true, "reason": "InitiateShutdown returned 0"}), nil
+		return jsonLine(map[string]any{"sent": true, "reason": "TypeCtrlAltDel returned 0"}), nil
 	case "Remove-KitrunVM":
 		removed := false
 		if v := h.get(s("Name")); v != nil {

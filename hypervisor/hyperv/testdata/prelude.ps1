@@ -97,18 +97,18 @@ function Connect-KitrunGuestPort([string]$VMName, [int]$Port, [int]$TimeoutSecon
     [Console]::Error.WriteLine('kitrun-relay: connected')
     Copy-KitrunStream $tcp.GetStream()
 }
-function Send-KitrunShutdown([string]$Name) {
+function Send-KitrunCtrlAltDel([string]$Name) {
     $script:step = 'get the VM'
     $vm = Get-VM -Name $Name
-    $script:step = 'ask the shutdown integration service'
-    $sd = Get-CimInstance -Namespace 'root\virtualization\v2' -ClassName Msvm_ShutdownComponent -Filter "SystemName='$($vm.Id)'"
-    if (-not $sd -or $sd.EnabledState -ne 2) {
-        Write-KitrunJson @{ sent = $false; reason = 'the guest has not started the shutdown integration service (hv_utils) yet' }
+    $script:step = "find the VM's keyboard"
+    $kb = Get-CimInstance -Namespace 'root\virtualization\v2' -ClassName Msvm_Keyboard -Filter "SystemName='$($vm.Id)'"
+    if (-not $kb) {
+        Write-KitrunJson @{ sent = $false; reason = 'the VM has no keyboard now (it is not running)' }
         return
     }
-    $r = $sd | Invoke-CimMethod -MethodName InitiateShutdown -Arguments @{ Force = $true; Reason = 'kitrun: power button' }
-    # 0: done; 4096: a job was started (the guest shuts down on its own time).
-    Write-KitrunJson @{ sent = ($r.ReturnValue -eq 0 -or $r.ReturnValue -eq 4096); reason = "InitiateShutdown returned $($r.ReturnValue)" }
+    $script:step = 'type Ctrl+Alt+Del'
+    $r = $kb | Invoke-CimMethod -MethodName TypeCtrlAltDel
+    Write-KitrunJson @{ sent = ($r.ReturnValue -eq 0); reason = "TypeCtrlAltDel returned $($r.ReturnValue)" }
 }
 function Remove-KitrunVM([string]$Name, [string]$Directory, [bool]$Destroyed) {
     $script:step = 'get the VM'

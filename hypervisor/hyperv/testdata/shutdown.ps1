@@ -1,1 +1,0 @@
-Send-KitrunShutdown -Name 'kitrun-web-0a1b2c3d'
