@@ -50,8 +50,8 @@ type Hardware struct {
 	// can fake).
 	PanicModules []string
 	// PowerModules drive the platform's power button where it is not
-	// ACPI's (Hyper-V's shutdown integration service, hv_utils); loaded at
-	// every boot, like PanicModules.
+	// ACPI's (on Hyper-V, Ctrl+Alt+Del on the synthetic keyboard:
+	// hyperv_keyboard); loaded at every boot, like PanicModules.
 	PowerModules []string
 	// KernelArgs are added to every command line on this machine (for
 	// example what the platform's emulated timers need).

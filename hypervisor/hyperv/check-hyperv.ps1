@@ -121,6 +121,9 @@ try {
     if ($ports.Count -ne 2) { throw "COM ports: $($ports | Out-String)" }
     $sd = Get-CimInstance -Namespace 'root\virtualization\v2' -ClassName Msvm_ComputerSystem -Filter "ElementName='$name'"
     if (-not $sd) { throw 'the VM is not visible through CIM (root\virtualization\v2), which the power button uses' }
+    if (-not (Get-CimClass -Namespace 'root\virtualization\v2' -ClassName Msvm_Keyboard -ErrorAction SilentlyContinue).CimClassMethods['TypeCtrlAltDel']) {
+        throw 'Msvm_Keyboard has no TypeCtrlAltDel method here; kitrun types Ctrl+Alt+Del with it (its power button)'
+    }
     Pass 'a generation 2 VM with Secure Boot off and COM1/COM2 on named pipes can be made'
 } catch {
     Fail 'a generation 2 VM with Secure Boot off and COM1/COM2 on named pipes can be made' "$_"
