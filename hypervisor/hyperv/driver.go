@@ -157,6 +157,9 @@ func (d *PowerShellDriver) run(ctx context.Context, name string, data any, stdin
 		if msg == "" {
 			msg = tail(stdout.Bytes(), 2000)
 		}
+		if msg == "" {
+			return fmt.Errorf("hyperv: %s script (%s): %w", name, d.Runner, err)
+		}
 		return fmt.Errorf("hyperv: %s script (%s): %w: %s", name, d.Runner, err, msg)
 	}
 	if out == nil {

@@ -65,6 +65,9 @@ func (r *LocalRunner) Exec(ctx context.Context, script string, stdin io.Reader, 
 		return err
 	}
 	if err := cmd.Start(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return fmt.Errorf("no PowerShell %q here: run kitrun on the Windows host (in WSL: --backend-opt pwsh=powershell.exe), or drive the host over SSH (--backend-opt host=USER@HOST known-hosts=FILE key=FILE): %w", r.Pwsh, err)
+		}
 		return fmt.Errorf("starting %s: %w", r.Pwsh, err)
 	}
 	// Fed from a goroutine of our own: Wait then waits for the process,
