@@ -42,7 +42,8 @@ func TestHyperVBackend(t *testing.T) {
 	}
 
 	t.Run("run", func(t *testing.T) {
-		out, err := kitrun("run", minimal, "--format", "vhdx", "--until-ready")
+		// No --format: the backend's own, vhdx.
+		out, err := kitrun("run", minimal, "--until-ready")
 		if err != nil {
 			t.Fatalf("kitrun run: %v\n%s", err, out)
 		}
@@ -51,7 +52,7 @@ func TestHyperVBackend(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", want, out)
 			}
 		}
-		if out, err := kitrun("run", minimal, "--until-ready"); err == nil || !strings.Contains(out, "--format vhdx") {
+		if out, err := kitrun("run", minimal, "--format", "kernel+initrd", "--until-ready"); err == nil || !strings.Contains(out, "--format vhdx") {
 			t.Errorf("a direct kernel boot must be refused with a hint: %v\n%s", err, out)
 		}
 	})
@@ -85,7 +86,7 @@ func TestHyperVBackend(t *testing.T) {
 	})
 
 	t.Run("test", func(t *testing.T) {
-		out, err := kitrun("test", filepath.Join(root, "testcases"), "--run", "readiness/tcp", "--format", "vhdx", "--results", t.TempDir())
+		out, err := kitrun("test", filepath.Join(root, "testcases"), "--run", "readiness/tcp", "--results", t.TempDir())
 		if err != nil {
 			t.Fatalf("kitrun test: %v\n%s", err, out)
 		}
@@ -96,7 +97,7 @@ func TestHyperVBackend(t *testing.T) {
 
 	t.Run("detached", func(t *testing.T) {
 		state := t.TempDir()
-		out, err := kitrun("run", "-d", "--name", "hv", "--state-dir", state, minimal, "--format", "vhdx")
+		out, err := kitrun("run", "-d", "--name", "hv", "--state-dir", state, minimal)
 		if err != nil {
 			t.Fatalf("kitrun run -d: %v\n%s", err, out)
 		}

@@ -92,6 +92,12 @@ func New(o hypervisor.Options) (*Backend, error) {
 // Name implements hypervisor.Backend.
 func (b *Backend) Name() string { return "hyperv" }
 
+var _ hypervisor.DiskBooter = (*Backend)(nil)
+
+// DefaultFormat implements hypervisor.DiskBooter: Hyper-V boots no kernel
+// directly; commands boot the vhdx when no format is asked for.
+func (b *Backend) DefaultFormat() string { return "vhdx" }
+
 // Platform implements hypervisor.Backend.
 func (b *Backend) Platform(a arch.Arch) (platform.Platform, error) {
 	return platformOf(a, b.QEMUHardware)
@@ -151,7 +157,7 @@ func (b *Backend) bootDisk(spec hypervisor.Spec, machine string) (path string, d
 	img := spec.Image
 	if spec.Format == "" || spec.Format == image.FormatDirect {
 		return "", false, &hypervisor.UnsupportedError{Backend: "hyperv", What: "boot a kernel and initramfs directly",
-			Hint: "Hyper-V boots disks: use --format vhdx (or iso-efi)"}
+			Hint: "Hyper-V boots disks: use --format vhdx (the default on this backend) or iso-efi"}
 	}
 	f, err := disk.Lookup(spec.Format)
 	if err != nil {

@@ -38,9 +38,11 @@ type machine struct {
 
 	wake chan struct{}
 
-	mu         sync.Mutex
-	forced     bool
-	exitErr    error
+	mu      sync.Mutex
+	forced  bool
+	exitErr error
+
+	sendMu     sync.Mutex
 	eventsDone bool
 	events     chan hypervisor.BackendEvent
 	done       chan struct{}
@@ -267,26 +269,28 @@ func (m *machine) closeStreams() {
 	}
 }
 
-// emit stamps and delivers a backend event (vm drains the channel).
+// emit stamps and delivers a backend event (vm drains the channel). The
+// power button emits from its caller's goroutine while the watcher may be
+// closing the channel: sendMu orders the two.
 func (m *machine) emit(e hypervisor.BackendEvent) {
 	if e.Host == 0 {
 		e.Host = time.Since(m.start)
 	}
-	m.mu.Lock()
+	m.sendMu.Lock()
+	defer m.sendMu.Unlock()
 	if m.eventsDone {
-		m.mu.Unlock()
 		return
 	}
-	m.mu.Unlock()
 	select {
 	case m.events <- e:
 	case <-time.After(10 * time.Second):
+		// A consumer that stopped draining must not wedge the machine.
 	}
 }
 
 func (m *machine) closeEvents() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	m.sendMu.Lock()
+	defer m.sendMu.Unlock()
 	if !m.eventsDone {
 		m.eventsDone = true
 		close(m.events)

@@ -131,6 +131,20 @@ func (o BackendOptions) Open() (hypervisor.Backend, error) {
 	return hypervisor.Open(o.Backend, opts)
 }
 
+// DefaultFormat is the image format to boot when none is asked for: the
+// backend's own where it boots disk images only (hypervisor.DiskBooter),
+// else "" (direct kernel boot).
+func (o BackendOptions) DefaultFormat() string {
+	b, err := o.Open()
+	if err != nil {
+		return "" // Open fails again, and says why, where it matters
+	}
+	if d, ok := b.(hypervisor.DiskBooter); ok {
+		return d.DefaultFormat()
+	}
+	return ""
+}
+
 // AddBackendFlags adds the flags that choose a backend.
 func AddBackendFlags(cmd *cobra.Command, o *BackendOptions) {
 	cmd.Flags().StringVar(&o.Backend, "backend", hypervisor.DefaultBackend, "what runs the machines: "+strings.Join(hypervisor.Backends(), ", "))
