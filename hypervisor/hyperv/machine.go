@@ -182,6 +182,7 @@ func (m *machine) ForceOff(ctx context.Context) error {
 func (m *machine) watch() {
 	var exitErr error
 	failures := 0
+	after := 100 * time.Millisecond // the next poll once the console has ended
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
@@ -220,10 +221,12 @@ func (m *machine) watch() {
 			break
 		}
 		if isClosed(m.conEnded) {
-			// The console ended but the VM runs (a relay that died):
-			// poll on, without spinning on the closed channel.
+			// The console ended but the VM still runs: it is stopping
+			// (Stopping, then Off), or a relay died. Poll again soon, then
+			// less and less often, without spinning on the closed channel.
+			after = min(after*2, pollInterval)
 			select {
-			case <-t.C:
+			case <-time.After(after):
 			case <-m.wake:
 			}
 		}

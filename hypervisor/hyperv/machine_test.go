@@ -127,3 +127,27 @@ func TestMachineForceOff(t *testing.T) {
 		t.Errorf("Err = %v", err)
 	}
 }
+
+// TestMachineStopping: once the console has ended, a VM still Stopping is
+// asked again soon, not at the next regular poll.
+func TestMachineStopping(t *testing.T) {
+	defer func(d time.Duration) { pollInterval = d }(pollInterval)
+	pollInterval = time.Hour
+	stopping := VMStatus{Found: true, State: "Stopping"}
+	d := &stubDriver{statuses: []VMStatus{stopping, stopping, stopping, {Found: true, State: "Off"}}}
+	m := stubMachine(d)
+	m.consoleEnded()
+	start := time.Now()
+	go m.watch()
+	select {
+	case <-m.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the machine did not end")
+	}
+	if err := m.Err(); err != nil {
+		t.Errorf("Err = %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %s", took)
+	}
+}
