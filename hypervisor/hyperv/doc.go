@@ -73,9 +73,10 @@
 //     not load hv_utils, whose shutdown would race kitinit's). A press
 //     before kitinit has started (during the kernel's boot) reboots the
 //     guest.
-//   - A guest kernel panic reboots the VM (panic=-1), and Hyper-V restarts
-//     it: the backend does not see the panic (hv_vmbus reports it to
-//     Hyper-V's event log), the boot deadline does.
+//   - A guest kernel panic reboots the VM (panic=-1) and Hyper-V starts it
+//     again. hypervisor/vm sees the panic's line on the console and fails
+//     the run; the backend has no panic report of its own (hv_vmbus's goes
+//     to Hyper-V's event log), so it never sends EvGuestPanic.
 //   - A Hyper-V VM does not die with kitrun: after kill -9 it runs on until
 //     `Stop-VM -TurnOff` / `Remove-VM` (kitrun-* names) or Backend.Destroy.
 //   - Nothing here has been run on real Hyper-V yet; check-hyperv.ps1 is
