@@ -103,7 +103,7 @@ $switches = @(Get-VMSwitch | ForEach-Object { $_.Name })
 if ($switches -notcontains $Switch) {
     Fail "virtual switch '$Switch' exists (switches: $($switches -join ', '))" "New-VMSwitch -Name '$Switch' -SwitchType Internal (plus New-NetNat and a DHCP server), or pass -Switch NAME and --backend-opt switch=NAME"
 } else {
-    Pass "virtual switch '$Switch' exists (networked images are connected to it; kitinit configures a static address until it has DHCP)"
+    Pass "virtual switch '$Switch' exists (networked images are connected to it and lease an address by DHCP)"
 }
 
 # 4. A VM as kitrun makes it, never started

@@ -66,10 +66,6 @@ var gen2QEMU = platform.Hardware{
 	KernelArgs: []string{"no_timer_check", "nosoftlockup"},
 }
 
-// qemuUserNetwork is the test double's network (QEMU user networking),
-// configured statically while kitinit has no DHCP client.
-var qemuUserNetwork = platform.Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3"}
-
 // platformOf is the hyperv platform of arch a. Only x86_64: Hyper-V on
 // Windows on Arm runs aarch64 guests, but nothing here was checked there
 // (its COM ports are PL011s, not 16550s), so it is not declared.
@@ -80,14 +76,15 @@ func platformOf(a arch.Arch, qemuHardware bool) (platform.Platform, error) {
 	p := platform.Platform{
 		Name: "hyperv", Arch: a, DefaultMachine: MachineGen2,
 		Machines: map[string]platform.Hardware{MachineGen2: gen2},
-		// Empty: the guest gets its address by DHCP from the switch
-		// (Hyper-V's Default Switch serves DHCP and NAT).
+		// Empty: kitinit leases the NIC's configuration by DHCP from the
+		// switch (Hyper-V's Default Switch serves DHCP and NAT).
 		Network: platform.Network{},
 	}
 	if qemuHardware {
 		p.DefaultMachine = MachineGen2QEMU
+		// DHCP too: QEMU's user networking serves it, as the Default
+		// Switch does.
 		p.Machines = map[string]platform.Hardware{MachineGen2QEMU: gen2QEMU}
-		p.Network = qemuUserNetwork
 	}
 	return p, nil
 }

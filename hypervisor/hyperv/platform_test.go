@@ -37,7 +37,7 @@ func TestGen2Image(t *testing.T) {
 	}
 	hello := filepath.Join(qemutest.RepoRoot(t), "examples", "cmd", "hello")
 	text := "version: 1\nname: gen2\nkernel: {package: linux-image-cloud, cmdline: quiet}\n" +
-		"network: {mode: auto, address: 192.168.0.50/24, gateway: 192.168.0.1}\n" +
+		"network: {mode: auto}\n" +
 		"services:\n  - {name: hello, go: " + hello + ", args: [-addr, ':8080'], ready: {tcp: 8080}}\n"
 	path := filepath.Join(t.TempDir(), "gen2.yml")
 	os.WriteFile(path, []byte(text), 0o644)
