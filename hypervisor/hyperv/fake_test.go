@@ -179,13 +179,14 @@ func requireOVMF(t *testing.T) {
 }
 
 // TestISOBoot boots the iso-efi format, attached as a DVD, on the fake
-// host, without networking: ready, then a clean shutdown.
+// host, with networking by DHCP (the platform has no static layout, as
+// Hyper-V's Default Switch): ready, then a clean shutdown.
 func TestISOBoot(t *testing.T) {
 	requireOVMF(t)
 	h := hypervfake.Start(t)
 	b := open(t, h)
 	hello := filepath.Join(qemutest.RepoRoot(t), "examples", "cmd", "hello")
-	img := buildImage(t, b, "iso", "version: 1\nname: iso\nkernel: {package: linux-image-cloud, cmdline: quiet}\n"+
+	img := buildImage(t, b, "iso", "version: 1\nname: iso\nkernel: {package: linux-image-cloud, cmdline: quiet}\nnetwork: {mode: auto}\n"+
 		"services:\n  - {name: hello, go: "+hello+", args: [-addr, ':8080'], ready: {tcp: 8080}}\n", "iso-efi")
 	var console qemutest.Buffer
 	v, err := vm.Boot(context.Background(), b, img, vm.Options{Format: "iso-efi", Console: &console})
@@ -209,8 +210,11 @@ func TestISOBoot(t *testing.T) {
 			t.Errorf("no %q among the commands run:\n%s", want, all)
 		}
 	}
-	if strings.Contains(all, "Connect-VMNetworkAdapter") {
-		t.Error("an image without network got its adapter connected")
+	if !strings.Contains(all, "Connect-VMNetworkAdapter -VMName "+v.Machine.Info().ID+" -SwitchName Default Switch") {
+		t.Error("a networked image's adapter was not connected to the switch")
+	}
+	if !strings.Contains(console.String(), "(dhcp from ") {
+		t.Errorf("no DHCP lease on the console:\n%s", console.String())
 	}
 	if vms := h.VMs(); len(vms) != 0 {
 		t.Errorf("VMs left: %v", vms)
