@@ -141,7 +141,7 @@ func TestSSHRunner(t *testing.T) {
 
 	// A relay: the fake's pipe is a unix socket; this one echoes lines
 	// upper-cased.
-	pipe := filepath.Join(h.Dir, "p", hyperv.PipeName("kitrun-ssh-00000001", 1))
+	pipe := h.PipeSocket(hyperv.PipeName("kitrun-ssh-00000001", 1))
 	go func() {
 		time.Sleep(200 * time.Millisecond) // the relay waits for the pipe
 		l, err := net.Listen("unix", pipe)

@@ -42,6 +42,7 @@ type stream struct {
 	Path      string `json:"path"` // receive: the file; unix: the socket
 	Directory string `json:"directory"`
 	Addr      string `json:"addr"` // tcp
+	Pipe      string `json:"pipe"` // unix: the pipe's name
 	Timeout   int    `json:"timeout"`
 }
 
@@ -118,7 +119,7 @@ func runPwsh(sock string, args []string, stdin io.Reader, stdout, stderr io.Writ
 				return relay(conn, stdin, stdout)
 			}
 			if time.Now().After(deadline) {
-				fmt.Fprintln(stdout, errorJSON("connect to pipe "+filepath.Base(s.Path), "Timed out connecting to the pipe"))
+				fmt.Fprintln(stdout, errorJSON("connect to pipe "+s.Pipe, "Timed out connecting to the pipe"))
 				return 1
 			}
 			time.Sleep(20 * time.Millisecond)

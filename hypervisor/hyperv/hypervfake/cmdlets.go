@@ -3,6 +3,8 @@
 package hypervfake
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -97,7 +99,7 @@ func (r *run) command(c *command) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		r.stream = &stream{Kind: "unix", Path: h.pipeSocket(s("Name")), Timeout: t}
+		r.stream = &stream{Kind: "unix", Path: h.PipeSocket(s("Name")), Pipe: s("Name"), Timeout: t}
 		return "", nil
 	case "Connect-KitrunGuestPort":
 		port, err := r.int(c, "Port")
@@ -216,9 +218,12 @@ func jsonLine(v any) string {
 	return string(b)
 }
 
-// pipeSocket is the unix socket that stands for a named pipe.
-func (h *Host) pipeSocket(name string) string {
-	return filepath.Join(h.Dir, "p", name)
+// PipeSocket is the unix socket that stands for the named pipe
+// \\.\pipe\NAME: named by a digest, because unix socket paths are
+// limited to 108 bytes and VM names are not short.
+func (h *Host) PipeSocket(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return filepath.Join(h.Dir, "p", hex.EncodeToString(sum[:8]))
 }
 
 func (h *Host) get(name string) *vm {

@@ -155,7 +155,7 @@ func (v *vm) start() error {
 		if pipe == "" {
 			continue
 		}
-		sock := v.h.pipeSocket(pipe)
+		sock := v.h.PipeSocket(pipe)
 		os.Remove(sock)
 		id := fmt.Sprintf("com%d", i+1)
 		args = append(args, "-chardev", "socket,id="+id+",path="+sock+",server=on,wait=off", "-serial", "chardev:"+id)
@@ -186,7 +186,7 @@ func (v *vm) start() error {
 		v.st.State, v.st.PID, v.cmd = "Off", 0, nil
 		for _, p := range []string{v.st.COM1, v.st.COM2} {
 			if p != "" {
-				os.Remove(v.h.pipeSocket(p))
+				os.Remove(v.h.PipeSocket(p))
 			}
 		}
 		v.mu.Unlock()
@@ -197,7 +197,7 @@ func (v *vm) start() error {
 	deadline := time.Now().Add(10 * time.Second)
 	for _, p := range []string{st.COM1, st.COM2} {
 		for p != "" {
-			if _, err := os.Stat(v.h.pipeSocket(p)); err == nil || time.Now().After(deadline) {
+			if _, err := os.Stat(v.h.PipeSocket(p)); err == nil || time.Now().After(deadline) {
 				break
 			}
 			time.Sleep(5 * time.Millisecond)
