@@ -236,6 +236,14 @@ func prepare(ctx context.Context, s *spec.Spec, opts Options) (*builder, error) 
 			formats = append(formats, name)
 		}
 	}
+	// A format made from another (vhdx from raw-efi) brings that one
+	// into the image too (disk.Build writes both): the image's digest and
+	// the cache's check of its disks count it.
+	for _, name := range slices.Clone(formats) {
+		if f, err := disk.Lookup(name); err == nil && f.Base != "" && !slices.Contains(formats, f.Base) {
+			formats = append(formats, f.Base)
+		}
+	}
 	opts.Formats = formats
 	a := opts.Platform.Arch
 	b := &builder{

@@ -53,6 +53,9 @@ type Config struct {
 	Image *image.Image
 	// Resources for every boot (an accelerator, say).
 	Resources hypervisor.Resources
+	// Format is the image format every boot uses ("": direct kernel
+	// boot); Image must have been built with it.
+	Format string
 	// BootTimeout bounds each boot to all-ready.
 	BootTimeout time.Duration
 }
@@ -72,7 +75,7 @@ func Run(t *testing.T, c Config) {
 func boot(t *testing.T, c Config, publish ...int) (*vm.VM, *buffer) {
 	t.Helper()
 	var console buffer
-	opts := vm.Options{Resources: c.Resources, Console: &console}
+	opts := vm.Options{Resources: c.Resources, Format: c.Format, Console: &console}
 	for _, p := range publish {
 		opts.Publish = append(opts.Publish, hypervisor.PortForward{HostAddr: "127.0.0.1", GuestPort: p})
 	}
