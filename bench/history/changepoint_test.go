@@ -202,3 +202,50 @@ func TestCheckNamesTheRun(t *testing.T) {
 		t.Fatalf("an improvement reported: %+v", res.Findings)
 	}
 }
+
+// TestCheckRates: `history check` as a nightly gate, night after night over
+// the synthetic series: how often it fails on a flat series (a false alarm,
+// mostly the slow nights the series has by construction), and how often it
+// catches a +10% step on the step's first night.
+func TestCheckRates(t *testing.T) {
+	asSeries := func(runs [][]float64) *Series {
+		sr := &Series{Config: ConfigInfo{ID: "a/x"}, Metric: "boot.all_ready", Unit: "s", Lower: true}
+		for i, s := range runs {
+			sr.Points = append(sr.Points, Point{Run: &Run{ID: int64(i + 1)}, Samples: s})
+		}
+		return sr
+	}
+	rng := rand.New(rand.NewPCG(9, 10))
+	nights, alarms := 0, 0
+	for range synthSeries {
+		series := asSeries(synth(rng, synthRuns, synthSamples, func(int) float64 { return 2 }))
+		full := series.Points
+		for n := DefaultBaseline + 1; n <= len(full); n++ {
+			series.Points = full[:n]
+			nights++
+			if len(CheckSeries([]*Series{series}, CheckOptions{MaxRegression: 0.05}).Findings) > 0 {
+				alarms++
+			}
+		}
+	}
+	caught := 0
+	for range synthSeries {
+		runs := synth(rng, synthStep+1, synthSamples, func(n int) float64 {
+			if n >= synthStep {
+				return 2.2
+			}
+			return 2
+		})
+		if len(CheckSeries([]*Series{asSeries(runs)}, CheckOptions{MaxRegression: 0.05}).Findings) > 0 {
+			caught++
+		}
+	}
+	t.Logf("check --max-regression 5%%: failed %d of %d flat nights (%.2f%%; one night in 40 is 25%% slow by construction); caught a +10%% step on its first night in %d of %d series",
+		alarms, nights, 100*float64(alarms)/float64(nights), caught, synthSeries)
+	if float64(alarms) > 0.05*float64(nights) {
+		t.Errorf("false alarms on %d of %d nights", alarms, nights)
+	}
+	if caught < synthSeries*9/10 {
+		t.Errorf("a +10%% step caught on its first night in only %d of %d series", caught, synthSeries)
+	}
+}
