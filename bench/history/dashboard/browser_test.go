@@ -25,6 +25,9 @@ import (
 // rendering fails the test instead of hanging it.
 const browserTimeout = 90 * time.Second
 
+// pageTimeout bounds drawing one page (a year's page takes 0.6 s here).
+const pageTimeout = 30 * time.Second
+
 // requireChromium returns the browser to drive. It skips the test when
 // there is none, except under CI, where a missing browser is a failure
 // (`make deps` installs it).
@@ -110,8 +113,27 @@ func (b *browser) open(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Do(b.ctx, chromedp.Navigate("file://"+abs+fragment), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="1"]`))); err != nil {
+	if err := chromedp.Do(b.ctx, chromedp.Navigate("file://"+abs+fragment)); err != nil {
 		t.Fatalf("loading %s: %v (console: %v)", path, err, b.consoleErrors())
+	}
+	// The script marks the body when it has drawn the page; an exception
+	// before that fails the test at once rather than at the deadline.
+	deadline := time.Now().Add(pageTimeout)
+	for {
+		ready, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`document.body !== null && document.body.getAttribute("data-ready") === "1"`))
+		if err != nil {
+			t.Fatalf("loading %s: %v (console: %v)", path, err, b.consoleErrors())
+		}
+		if ready {
+			return
+		}
+		if errs := b.consoleErrors(); len(errs) > 0 {
+			t.Fatalf("loading %s: console errors before the page was drawn: %v", path, errs)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("loading %s: not drawn within %v", path, pageTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -315,6 +337,30 @@ func TestNightlySite(t *testing.T) {
 		t.Error("no samples drawn")
 	}
 	b.screenshot(t, "nightly.png")
+	if errs := b.consoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors: %v", errs)
+	}
+}
+
+// TestEmptyHistoryPage: a history with no runs yet (the first nightly
+// failed before recording) still makes a page that loads and says so.
+func TestEmptyHistoryPage(t *testing.T) {
+	dir := t.TempDir()
+	s, err := history.Open(filepath.Join(dir, "history.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	site := filepath.Join(dir, "site")
+	if _, err := Build(context.Background(), s, Options{Dir: site}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, 1280, 800)
+	b.open(t, filepath.Join(site, "index.html"))
+	text, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.getElementById("summary").textContent`))
+	if err != nil || text != "no runs recorded yet" {
+		t.Errorf("summary %q (%v)", text, err)
+	}
 	if errs := b.consoleErrors(); len(errs) > 0 {
 		t.Errorf("console errors: %v", errs)
 	}

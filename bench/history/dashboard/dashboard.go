@@ -181,7 +181,9 @@ type seriesJSON struct {
 }
 
 func encode(series []*history.Series, all []*history.Run, opts Options) (*pageData, Stats) {
-	data := &pageData{Generated: time.Now().UTC().Format(time.RFC3339), SampleRun: opts.SampleRuns}
+	// Empty, not nil: the page's script reads arrays, and JSON's null is none.
+	data := &pageData{Generated: time.Now().UTC().Format(time.RFC3339), SampleRun: opts.SampleRuns,
+		Runs: [][]any{}, Configs: []configJSON{}, Metrics: []metricJSON{}, Series: []seriesJSON{}}
 	var st Stats
 	runIndex := map[int64]int{}
 	for _, r := range all {
