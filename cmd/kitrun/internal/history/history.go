@@ -33,7 +33,7 @@ a metric as SVG.`,
 
 // AddDBFlag adds --db, the history file.
 func AddDBFlag(cmd *cobra.Command, db *string) {
-	cmd.Flags().StringVar(db, "db", khistory.DefaultPath(), "the history (a SQLite file, created when missing)")
+	cmd.Flags().StringVar(db, "db", khistory.DefaultPath(), "the history (a SQLite file; bench --record and history import create it)")
 }
 
 // open opens the store, with the exit code of a usage error.
