@@ -56,6 +56,7 @@ type junitTestcase struct {
 	Classname string         `xml:"classname,attr"`
 	Time      string         `xml:"time,attr"`
 	File      string         `xml:"file,attr,omitempty"`
+	Props     *junitProps    `xml:"properties,omitempty"`
 	Failure   *junitProblem  `xml:"failure,omitempty"`
 	Error     *junitProblem  `xml:"error,omitempty"`
 	Skipped   *junitSkipped  `xml:"skipped,omitempty"`
@@ -130,6 +131,16 @@ func JUnit(s *Summary) ([]byte, error) {
 		}
 		tc := junitTestcase{Name: r.DisplayName(multiArch), Classname: name, Time: junitTime(r.Duration),
 			File: filepath.Join(r.Dir, TestFileName)}
+		// The node a test ran on: a property of the test case, and the
+		// suite's hostname when all its tests ran on one node.
+		if r.Node != "" {
+			tc.Props = &junitProps{Props: []junitProp{{Name: "node", Value: r.Node}}}
+			if suite.Tests == 0 {
+				suite.Hostname = r.Node
+			} else if suite.Hostname != r.Node {
+				suite.Hostname = host
+			}
+		}
 		switch r.Status {
 		case StatusFailed:
 			tc.Failure = &junitProblem{Message: xmlText(r.Message), Type: "failure", Text: xmlText(r.Detail)}

@@ -54,10 +54,13 @@ func (s Seconds) String() string { return time.Duration(s).Round(100 * time.Mill
 
 // Result is the outcome of one test (one case on one arch).
 type Result struct {
-	Name    string   `json:"name"`
-	Group   string   `json:"group"`
-	Arch    string   `json:"arch"`
-	Dir     string   `json:"dir"`
+	Name  string `json:"name"`
+	Group string `json:"group"`
+	Arch  string `json:"arch"`
+	Dir   string `json:"dir"`
+	// Node is the machine the test ran on (a Slurm node's name, else the
+	// hostname); empty in results from before the field.
+	Node    string   `json:"node,omitempty"`
 	Summary string   `json:"summary,omitempty"`
 	Labels  []string `json:"labels"`
 	Status  Status   `json:"status"`

@@ -64,6 +64,12 @@ type Options struct {
 	Out io.Writer
 	// Grace is how long the power-off at the end of a test may take.
 	Grace time.Duration
+	// Shard selects one part of the plan (see Shard); the zero value runs
+	// it all.
+	Shard Shard
+	// Node names the machine the tests run on in the results (Result.Node);
+	// default $SLURMD_NODENAME, else the hostname.
+	Node string
 }
 
 // planned is one test of the run: a case on an arch.
@@ -116,6 +122,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
+	if err := o.Shard.Check(); err != nil {
+		return nil, err
+	}
+	if o.Node == "" {
+		o.Node = NodeName()
+	}
 	started := time.Now()
 	if o.ResultsDir == "" {
 		o.ResultsDir = filepath.Join("out", "test-results", started.Format("20060102-150405"))
@@ -138,8 +150,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if len(plan) == 0 {
 		fmt.Fprintf(o.Out, "kitrun test: no test in %s matches the filters\n", o.Dir)
 	} else {
-		fmt.Fprintf(o.Out, "kitrun test: %d test(s) from %s, %d at a time within %d MiB; results in %s\n",
-			len(plan), o.Dir, o.Parallel, o.MemBudgetMiB, o.ResultsDir)
+		fmt.Fprintf(o.Out, "kitrun test: %d test(s) from %s%s, %d at a time within %d MiB; results in %s\n",
+			len(plan), o.Dir, o.Shard.describe(), o.Parallel, o.MemBudgetMiB, o.ResultsDir)
 	}
 	r.execute(ctx, plan)
 
@@ -230,13 +242,14 @@ func resolveArches(names []string) ([]arch.Arch, error) {
 // plan selects the tests of the run in discovery order.
 func (r *runner) plan(cases []*Case, arches []arch.Arch) []*planned {
 	var out []*planned
+	inShard := r.o.Shard.selector(cases)
 	for _, c := range cases {
-		if !r.o.Names.Match(c.Name) {
+		if !r.o.Names.Match(c.Name) || !inShard(c) {
 			continue
 		}
 		for _, a := range arches {
 			labels := []string{a.Name, "linux"}
-			res := &Result{Name: c.Name, Group: c.Group, Arch: a.Name, Dir: c.Dir}
+			res := &Result{Name: c.Name, Group: c.Group, Arch: a.Name, Dir: c.Dir, Node: r.o.Node}
 			p := &planned{c: c, arch: a, res: res, index: len(out)}
 			if tf := c.Test; tf != nil {
 				labels = append(slices.Clone(tf.Labels), labels...)

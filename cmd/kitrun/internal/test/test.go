@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/testcases"
+	"github.com/kitrun/kitrun/testcases/executor"
 )
 
 // Options are test's flags and arguments.
@@ -36,6 +38,37 @@ type Options struct {
 	Format   string
 	CacheDir string
 	cmdutil.BackendOptions
+	// Shard runs one part of the plan, "i/N".
+	Shard string
+	// Executor is local or slurm; Slurm its settings.
+	Executor string
+	Slurm    executor.Slurm
+	// ShardArgs are the flags a shard job is given: those set on this
+	// command line, but the executor's and the reports'.
+	ShardArgs []string
+}
+
+// notForShards are the flags that stay with the submitting kitrun.
+var notForShards = map[string]bool{"executor": true, "shards": true, "shard": true, "partition": true,
+	"constraint": true, "gres": true, "slurm-mem": true, "slurm-time": true, "slurm-cpus": true, "sbatch-arg": true,
+	"kitrun-path": true, "requeues": true, "junit": true, "json": true, "results": true}
+
+// shardArgs are the flags set on cmd that a shard must be given.
+func shardArgs(f *pflag.FlagSet) []string {
+	var out []string
+	f.Visit(func(fl *pflag.Flag) {
+		if notForShards[fl.Name] {
+			return
+		}
+		if sv, ok := fl.Value.(pflag.SliceValue); ok {
+			for _, v := range sv.GetSlice() {
+				out = append(out, "--"+fl.Name+"="+v)
+			}
+			return
+		}
+		out = append(out, "--"+fl.Name+"="+fl.Value.String())
+	})
+	return out
 }
 
 // New returns the command.
@@ -54,6 +87,7 @@ assertions) go to --results; --junit and --json write reports.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Dir = args[0]
+			o.ShardArgs = shardArgs(cmd.Flags())
 			return Run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -73,6 +107,18 @@ assertions) go to --results; --junit and --json write reports.`,
 	f.StringVar(&o.Format, "format", "", "boot each image in a disk format (built if needed), e.g. raw-efi, iso-bios, qcow2")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")
 	cmdutil.AddBackendFlags(cmd, &o.BackendOptions)
+	f.StringVar(&o.Shard, "shard", "", "run only part i of N of the selected tests, e.g. 2/4 (a deterministic split; groups stay whole)")
+	f.StringVar(&o.Executor, "executor", "local", "where the tests run: local (this machine) or slurm (batch jobs on a Slurm cluster; README: \"Executors\")")
+	f.IntVar(&o.Slurm.Shards, "shards", 2, "slurm: how many jobs the tests are split into")
+	f.StringVar(&o.Slurm.Partition, "partition", "", "slurm: the partition to submit to (default the cluster's)")
+	f.StringVar(&o.Slurm.Constraint, "constraint", "", "slurm: node features a job needs, e.g. kvm")
+	f.StringVar(&o.Slurm.Gres, "gres", "", "slurm: generic resources a job needs, e.g. kvm:1")
+	f.StringVar(&o.Slurm.Mem, "slurm-mem", "", "slurm: memory per job (sbatch --mem), e.g. 4G (default 1G per test at once, -j)")
+	f.StringVar(&o.Slurm.Time, "slurm-time", "", "slurm: time limit per job (sbatch --time), e.g. 30 or 1:00:00")
+	f.IntVar(&o.Slurm.CPUs, "slurm-cpus", 0, "slurm: cores per job (default -j)")
+	f.StringArrayVar(&o.Slurm.SbatchArgs, "sbatch-arg", nil, "slurm: another sbatch option, e.g. --account=lab (repeatable)")
+	f.StringVar(&o.Slurm.Binary, "kitrun-path", "", "slurm: kitrun's path on the nodes (default this binary's path: put it on shared storage)")
+	f.IntVar(&o.Slurm.Requeues, "requeues", 1, "slurm: how often a shard whose node was lost is submitted again")
 	return cmd
 }
 
@@ -102,6 +148,16 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	if o.Retries < 0 {
 		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("--retries must not be negative"))
 	}
+	shard, err := testcases.ParseShardFlag(o.Shard)
+	if err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("--shard: %w", err))
+	}
+	if o.Executor == "" {
+		o.Executor = "local"
+	}
+	if err := executor.Check(o.Executor); err != nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("--executor: %w", err))
+	}
 	if st, err := os.Stat(o.Dir); err != nil || !st.IsDir() {
 		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("%s: not a directory of test cases", o.Dir))
 	}
@@ -117,12 +173,20 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	// the reports still written.
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s, err := testcases.Run(sigCtx, testcases.Options{
+	var ex executor.Executor = executor.Local{}
+	if o.Executor == "slurm" {
+		if shard != (testcases.Shard{}) {
+			return cmdutil.WithCode(cmdutil.ExitFailure, errors.New("--shard is for one shard's run; with --executor slurm give --shards"))
+		}
+		o.Slurm.Out = stdout
+		ex = &o.Slurm
+	}
+	s, err := ex.RunTests(sigCtx, testcases.Options{
 		Dir: o.Dir, Arches: o.Arch, Labels: labels, Names: names,
 		Parallel: o.Parallel, MemBudgetMiB: budget, Timeout: o.Timeout, Retries: o.Retries,
-		ResultsDir: o.ResultsDir, Out: stdout,
+		ResultsDir: o.ResultsDir, Out: stdout, Shard: shard,
 		Launcher: &testcases.VMLauncher{Backend: backend, Resources: o.Resources, Format: o.Format, CacheDir: o.CacheDir},
-	})
+	}, append([]string{fmt.Sprintf("--parallel=%d", o.Parallel)}, o.ShardArgs...))
 	if s == nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
