@@ -82,7 +82,14 @@ type shard struct {
 	done    bool
 	history []string // earlier tries: "job 12 NODE_FAIL on n1"
 	summary *testcases.Summary
-	args    []string // the shard's kitrun test flags
+	// command is the kitrun command line (after the binary) that runs
+	// the shard with its results in dir.
+	command func(dir string) []string
+	// results is the file, in the results directory, that a finished
+	// shard leaves.
+	results string
+	what    string // "test(s)" or "run(s)"
+	runs    int    // a bench shard's runs
 }
 
 func (s *Slurm) defaults(o *testcases.Options) error {
@@ -248,7 +255,10 @@ func (s *Slurm) RunTests(ctx context.Context, o testcases.Options, shardArgs []s
 			return nil, err
 		}
 		if len(p) > 0 {
-			shards = append(shards, &shard{index: i, plan: p, args: shardArgs})
+			shards = append(shards, &shard{index: i, plan: p, results: "results.json", what: "test(s)",
+				command: func(dir string) []string {
+					return append([]string{"test", o.Dir, "--shard", fmt.Sprintf("%d/%d", i, s.Shards), "--results", dir}, shardArgs...)
+				}})
 		}
 	}
 	if err := s.CheckController(ctx); err != nil {
@@ -334,12 +344,11 @@ func (s *Slurm) submit(ctx context.Context, o *testcases.Options, sh *shard) err
 	if err != nil {
 		return err
 	}
-	words := []string{s.Binary, "test", o.Dir, "--shard", fmt.Sprintf("%d/%d", sh.index, s.Shards), "--results", sh.dir}
-	words = append(words, sh.args...)
+	words := append([]string{s.Binary}, sh.command(sh.dir)...)
 	for i, w := range words {
 		words[i] = shellQuote(w)
 	}
-	script := fmt.Sprintf("#!/bin/sh\n# kitrun test run %s, shard %d/%d, try %d (written by kitrun's Slurm executor)\nexec %s\n",
+	script := fmt.Sprintf("#!/bin/sh\n# kitrun run %s, shard %d/%d, try %d (written by kitrun's Slurm executor)\nexec %s\n",
 		s.RunID, sh.index, s.Shards, sh.try, strings.Join(words, " "))
 	scriptPath := filepath.Join(o.ResultsDir, "slurm", name+".sh")
 	if err := os.WriteFile(scriptPath, []byte(script), 0o755); err != nil {
@@ -367,7 +376,7 @@ func (s *Slurm) submit(ctx context.Context, o *testcases.Options, sh *shard) err
 		return fmt.Errorf("submitting shard %d/%d: sbatch printed no job ID", sh.index, s.Shards)
 	}
 	sh.job = id
-	fmt.Fprintf(o.Out, "slurm: shard %d/%d (%d test(s)): job %s submitted (try %d)\n", sh.index, s.Shards, len(sh.plan), id, sh.try)
+	fmt.Fprintf(o.Out, "slurm: shard %d/%d (%d %s): job %s submitted (try %d)\n", sh.index, s.Shards, sh.size(), sh.what, id, sh.try)
 	return nil
 }
 
@@ -444,8 +453,8 @@ func (s *Slurm) wait(ctx context.Context, o *testcases.Options, shards []*shard)
 			if !known {
 				// Purged from the controller's memory: finished long ago,
 				// or lost. The shard's results say which.
-				if sum, err := testcases.ReadSummary(filepath.Join(sh.dir, "results.json")); err == nil && !sum.Finished.IsZero() {
-					j = jobState{state: "COMPLETED", node: sh.node}
+				if _, err := os.Stat(filepath.Join(sh.dir, sh.results)); err == nil {
+					j = jobState{state: "GONE", reason: "the job left the queue; its results are there", node: sh.node}
 				} else {
 					j = jobState{state: "LOST", reason: "the job is gone from the queue without results", node: sh.node}
 				}
@@ -461,7 +470,7 @@ func (s *Slurm) wait(ctx context.Context, o *testcases.Options, shards []*shard)
 			if j.node != "" {
 				sh.node = j.node
 			}
-			if !terminalStates[j.state] && j.state != "LOST" {
+			if !terminalStates[j.state] && j.state != "LOST" && j.state != "GONE" {
 				continue
 			}
 			if lostStates[j.state] && sh.try <= s.Requeues {
@@ -476,6 +485,13 @@ func (s *Slurm) wait(ctx context.Context, o *testcases.Options, shards []*shard)
 			sh.done = true
 		}
 	}
+}
+
+func (sh *shard) size() int {
+	if sh.plan != nil {
+		return len(sh.plan)
+	}
+	return sh.runs
 }
 
 func orUnknown(s string) string {
@@ -580,7 +596,7 @@ func (s *Slurm) merge(o *testcases.Options, sh *shard, interrupted bool) []*test
 	// The job ended normally when kitrun test exited by itself (passing
 	// or failing tests); otherwise its unfinished tests fail with the
 	// job's state.
-	normal := sh.state == "COMPLETED" || (sh.state == "FAILED" && sum != nil && !sum.Finished.IsZero() && !sum.Interrupted)
+	normal := sh.state == "COMPLETED" || ((sh.state == "FAILED" || sh.state == "GONE") && sum != nil && !sum.Finished.IsZero() && !sum.Interrupted)
 	why := fmt.Sprintf("shard %d/%d (Slurm job %s on %s) ended %s%s", sh.index, s.Shards, sh.job, orUnknown(sh.node), sh.state, reasonText(sh.reason))
 	if len(sh.history) > 0 {
 		why += "; earlier: " + strings.Join(sh.history, "; ")

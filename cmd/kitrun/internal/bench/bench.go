@@ -27,6 +27,7 @@ import (
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench/compare"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/testcases/executor"
 )
 
 // Options are bench's flags and arguments.
@@ -52,6 +53,12 @@ type Options struct {
 	// Record appends the results to the history at DB.
 	Record bool
 	DB     string
+	// Executor is local or slurm; Slurm its settings; SameNode keeps a
+	// configuration's runs on one node; JobArgs the flags each job gets.
+	Executor string
+	Slurm    executor.Slurm
+	SameNode bool
+	JobArgs  []string
 	cmdutil.BuildOptions
 }
 
@@ -74,6 +81,7 @@ Ctrl-C finishes the run in progress and reports what was measured.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Targets = args
+			o.JobArgs = executor.PassOn(cmd.Flags(), "runs", "output", "format", "results-dir", "record", "db", "same-node")
 			return Run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -97,6 +105,8 @@ Ctrl-C finishes the run in progress and reports what was measured.`,
 	f.StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")
 	f.BoolVar(&o.Record, "record", false, "append the results to the history (see kitrun history)")
 	f.StringVar(&o.DB, "db", khistory.DefaultPath(), "the history --record appends to (a SQLite file)")
+	executor.AddSlurmFlags(f, &o.Executor, &o.Slurm, "with --same-node=false, how many jobs each target's runs are split over")
+	f.BoolVar(&o.SameNode, "same-node", true, "slurm: keep every configuration's runs on one node (false: split them over --shards jobs; samples then name their node and comparisons warn)")
 	cmdutil.AddBackendFlags(cmd, &o.BackendOptions)
 	cmd.AddCommand(compare.New())
 	return cmd
@@ -148,6 +158,12 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	arches := o.Arches
 	if len(arches) == 0 {
 		arches = []string{arch.Host().Name}
+	}
+	if o.Executor != "" && o.Executor != "local" {
+		if err := executor.Check(o.Executor); err != nil {
+			return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("--executor: %w", err))
+		}
+		return runSlurm(ctx, o, stdout, stderr)
 	}
 	var images []*image.Image
 	// The commit of each spec's repository, by spec name: what the
@@ -228,6 +244,45 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 			res.Configs[i].GitCommit = commits[res.Configs[i].Name]
 		}
 	}
+	return finish(ctx, o, res, saved, save, stdout, stderr)
+}
+
+// runSlurm runs the bench as Slurm jobs and reports the merged results as
+// a local bench does.
+func runSlurm(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
+	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o.Slurm.Out = stderr
+	jobsDir := filepath.Join(o.ResultsDir, "slurm-"+time.Now().UTC().Format("20060102T150405Z"))
+	res, warnings, err := o.Slurm.RunBench(sigCtx, executor.BenchRequest{
+		Targets: o.Targets, Args: o.JobArgs, Runs: o.Runs, SameNode: o.SameNode, ResultsDir: jobsDir, Out: stderr,
+	})
+	for _, w := range warnings {
+		fmt.Fprintf(stderr, "kitrun: warning: %s\n", w)
+	}
+	if res == nil {
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "kitrun: %v\n", err)
+	}
+	saved := filepath.Join(o.ResultsDir, time.Now().UTC().Format("20060102T150405Z")+".json")
+	save := func(r *kbench.Results) error {
+		err := os.MkdirAll(o.ResultsDir, 0o755)
+		if err == nil {
+			err = kbench.WriteFile(saved, r, kbench.FormatJSON, kbench.ReportOptions{})
+		}
+		return err
+	}
+	ferr := finish(ctx, o, res, saved, save, stdout, stderr)
+	if err != nil && ferr == nil {
+		return cmdutil.WithCode(cmdutil.ExitBenchFailed, err)
+	}
+	return ferr
+}
+
+// finish saves, records and reports the results of a bench.
+func finish(ctx context.Context, o *Options, res *kbench.Results, saved string, save func(*kbench.Results) error, stdout, stderr io.Writer) error {
 	saveErr := save(res)
 	if saveErr == nil {
 		fmt.Fprintf(stderr, "kitrun: results saved in %s\n", saved)

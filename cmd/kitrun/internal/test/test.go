@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/hypervisor"
@@ -48,29 +47,6 @@ type Options struct {
 	ShardArgs []string
 }
 
-// notForShards are the flags that stay with the submitting kitrun.
-var notForShards = map[string]bool{"executor": true, "shards": true, "shard": true, "partition": true,
-	"constraint": true, "gres": true, "slurm-mem": true, "slurm-time": true, "slurm-cpus": true, "sbatch-arg": true,
-	"kitrun-path": true, "requeues": true, "junit": true, "json": true, "results": true}
-
-// shardArgs are the flags set on cmd that a shard must be given.
-func shardArgs(f *pflag.FlagSet) []string {
-	var out []string
-	f.Visit(func(fl *pflag.Flag) {
-		if notForShards[fl.Name] {
-			return
-		}
-		if sv, ok := fl.Value.(pflag.SliceValue); ok {
-			for _, v := range sv.GetSlice() {
-				out = append(out, "--"+fl.Name+"="+v)
-			}
-			return
-		}
-		out = append(out, "--"+fl.Name+"="+fl.Value.String())
-	})
-	return out
-}
-
 // New returns the command.
 func New() *cobra.Command {
 	o := &Options{}
@@ -87,7 +63,7 @@ assertions) go to --results; --junit and --json write reports.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Dir = args[0]
-			o.ShardArgs = shardArgs(cmd.Flags())
+			o.ShardArgs = executor.PassOn(cmd.Flags(), "shard", "junit", "json", "results")
 			return Run(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
@@ -108,17 +84,7 @@ assertions) go to --results; --junit and --json write reports.`,
 	f.StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")
 	cmdutil.AddBackendFlags(cmd, &o.BackendOptions)
 	f.StringVar(&o.Shard, "shard", "", "run only part i of N of the selected tests, e.g. 2/4 (a deterministic split; groups stay whole)")
-	f.StringVar(&o.Executor, "executor", "local", "where the tests run: local (this machine) or slurm (batch jobs on a Slurm cluster; README: \"Executors\")")
-	f.IntVar(&o.Slurm.Shards, "shards", 2, "slurm: how many jobs the tests are split into")
-	f.StringVar(&o.Slurm.Partition, "partition", "", "slurm: the partition to submit to (default the cluster's)")
-	f.StringVar(&o.Slurm.Constraint, "constraint", "", "slurm: node features a job needs, e.g. kvm")
-	f.StringVar(&o.Slurm.Gres, "gres", "", "slurm: generic resources a job needs, e.g. kvm:1")
-	f.StringVar(&o.Slurm.Mem, "slurm-mem", "", "slurm: memory per job (sbatch --mem), e.g. 4G (default 1G per test at once, -j)")
-	f.StringVar(&o.Slurm.Time, "slurm-time", "", "slurm: time limit per job (sbatch --time), e.g. 30 or 1:00:00")
-	f.IntVar(&o.Slurm.CPUs, "slurm-cpus", 0, "slurm: cores per job (default -j)")
-	f.StringArrayVar(&o.Slurm.SbatchArgs, "sbatch-arg", nil, "slurm: another sbatch option, e.g. --account=lab (repeatable)")
-	f.StringVar(&o.Slurm.Binary, "kitrun-path", "", "slurm: kitrun's path on the nodes (default this binary's path: put it on shared storage)")
-	f.IntVar(&o.Slurm.Requeues, "requeues", 1, "slurm: how often a shard whose node was lost is submitted again")
+	executor.AddSlurmFlags(f, &o.Executor, &o.Slurm, "how many jobs the tests are split into")
 	return cmd
 }
 
