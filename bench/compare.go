@@ -43,6 +43,10 @@ type Comparison struct {
 	Rows []Row
 	// OnlyOld and OnlyNew are the IDs of configurations in one side only.
 	OnlyOld, OnlyNew []string
+	// Warnings say when a configuration's two sides ran on different
+	// nodes (or either side on several): its differences may be the
+	// hosts'.
+	Warnings []string
 }
 
 // Row compares one metric of one configuration.
@@ -101,6 +105,9 @@ func Compare(old, new *Results, opts CompareOptions) (*Comparison, error) {
 		}
 		matched[o.ID] = true
 		cmp.Rows = append(cmp.Rows, compareConfig(o, n, opts)...)
+		if w := nodeWarning(old, new, o, n); w != "" {
+			cmp.Warnings = append(cmp.Warnings, w)
+		}
 	}
 	for _, c := range new.Configs {
 		if !matched[c.ID] {
@@ -112,6 +119,23 @@ func Compare(old, new *Results, opts CompareOptions) (*Comparison, error) {
 			configIDs(old), configIDs(new))
 	}
 	return cmp, nil
+}
+
+// nodeWarning says when a configuration was measured on different hosts
+// on the two sides: by its samples' nodes, else the results' hostnames.
+func nodeWarning(old, new *Results, o, n *Config) string {
+	on, nn := o.Nodes(), n.Nodes()
+	if len(on) == 0 && old.Host.Hostname != "" {
+		on = []string{old.Host.Hostname}
+	}
+	if len(nn) == 0 && new.Host.Hostname != "" {
+		nn = []string{new.Host.Hostname}
+	}
+	if len(on) == 0 || len(nn) == 0 || (len(on) == 1 && len(nn) == 1 && on[0] == nn[0]) {
+		return ""
+	}
+	return fmt.Sprintf("warning: %s ran on %s (old) and %s (new): a difference may be the hosts'",
+		o.ID, strings.Join(on, ", "), strings.Join(nn, ", "))
 }
 
 func configIDs(r *Results) string {
@@ -239,6 +263,9 @@ func (c *Comparison) Write(w io.Writer) error {
 	}
 	if len(c.OnlyNew) > 0 {
 		fmt.Fprintf(&buf, "only in new: %s\n", strings.Join(c.OnlyNew, ", "))
+	}
+	for _, w := range c.Warnings {
+		fmt.Fprintln(&buf, w)
 	}
 	fmt.Fprintf(&buf, "%s (a significant change at alpha %s, worse by more than %s)\n",
 		plural(len(c.Regressions()), "regression"), strconv.FormatFloat(c.Alpha, 'g', -1, 64),

@@ -77,7 +77,10 @@ func (c *Config) Resources() hypervisor.Resources {
 
 // Sample is one run of a configuration.
 type Sample struct {
-	Run     int                `json:"run"`
+	Run int `json:"run"`
+	// Node is the machine the run was on ($SLURMD_NODENAME in a Slurm
+	// job, else the hostname); empty in results from before the field.
+	Node    string             `json:"node,omitempty"`
 	Metrics map[string]float64 `json:"metrics,omitempty"`
 	// Error is why the run failed; a failed sample has no metrics.
 	Error string `json:"error,omitempty"`

@@ -85,6 +85,7 @@ func Run(ctx context.Context, p Plan) (*Results, error) {
 		r.Configs = append(r.Configs, *u.cfg)
 	}
 	total := (p.Runs + p.Warmup) * len(units)
+	node := NodeName()
 	done := 0
 rounds:
 	for round := 0; round < p.Runs+p.Warmup; round++ {
@@ -109,6 +110,7 @@ rounds:
 			}
 			if !warm {
 				s.Run = round - p.Warmup + 1
+				s.Node = node
 				c.Samples = append(c.Samples, s)
 			}
 			done++
