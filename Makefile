@@ -10,13 +10,14 @@ SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # SSH client the SSH tests log in with, and the independent validators the
 # disk-image tests check kitrun's output with (libyal's VHD/VHDX and VMDK
 # readers are a second reader of the virtual-disk containers, besides QEMU),
-# and the headless browser the dashboard's tests drive.
+# the headless browser the dashboard's tests drive, and Slurm with munge for
+# the one-node cluster the Slurm executor is tested on (make slurm-test).
 HOST_DEPS   := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm \
                qemu-img:qemu-utils ssh:openssh-client \
                /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/AAVMF/AAVMF_CODE.fd:qemu-efi-aarch64 \
                sgdisk:gdisk fsck.vfat:dosfstools mdir:mtools xorriso:xorriso isoinfo:genisoimage \
                /usr/share/doc/python3-libvhdi:python3-libvhdi /usr/share/doc/python3-libvmdk:python3-libvmdk \
-               chromium:chromium
+               chromium:chromium sbatch:slurm-wlm munged:munge
 # Debian packages kitrun takes boot loaders and EFI stubs from, as
 # PACKAGE:DEBIAN_ARCH, downloaded into $(PACKAGE_DIR) (never installed).
 BOOT_PKGS   := systemd-boot-efi:amd64 systemd-boot-efi:arm64 isolinux:all syslinux-common:all
@@ -34,7 +35,8 @@ NIGHTLY_MAX_REGRESSION ?= 5%
 
 export KITRUN_CACHE
 
-.PHONY: all build deps qemu kernels packages test run bench clean generate check-generated nightly nightly-test
+.PHONY: all build deps qemu kernels packages test run bench clean generate check-generated nightly nightly-test \
+	slurm-up slurm-down slurm-test
 
 all: build
 
@@ -77,6 +79,7 @@ test: deps build check-generated
 	bin/kitrun test testcases/ -j 2 --junit out/junit.xml --results out/test-results
 	bin/kitrun test testcases/ -j 2 --arch aarch64 --junit out/junit-aarch64.xml --results out/test-results-aarch64
 	$(MAKE) --no-print-directory nightly-test
+	$(MAKE) --no-print-directory slurm-test
 
 run: deps build
 	bin/kitrun run examples/minimal.yml --until-ready
@@ -101,6 +104,23 @@ nightly: deps build
 # must flag it and the page must show it in Chromium.
 nightly-test: build
 	scripts/nightly-test.sh
+
+# A one-node Slurm cluster (munged, slurmctld, slurmd) with its config and
+# state in a temp dir; SLURM_STATE says where (SLURM_CONF=...). slurm-down
+# stops the daemons by their PIDs.
+SLURM_STATE ?= out/slurm/env
+slurm-up: deps
+	$(SUDO) scripts/slurm-up.sh $(SLURM_STATE)
+
+slurm-down:
+	$(SUDO) scripts/slurm-down.sh $(SLURM_STATE)
+
+# make test's Slurm part (README, "Executors"): brings the cluster up, runs
+# the shipped cases sharded through it, a small bench and every fault
+# (scripts/slurm-test.sh), and stops the daemons whatever happened.
+slurm-test: deps build
+	@rc=0; $(SUDO) scripts/slurm-up.sh $(SLURM_STATE) && scripts/slurm-test.sh $(SLURM_STATE) || rc=$$?; \
+	$(SUDO) scripts/slurm-down.sh $(SLURM_STATE) || rc=$$?; exit $$rc
 
 clean:
 	rm -rf bin out
