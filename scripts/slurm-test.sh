@@ -68,6 +68,27 @@ sharded: $b"
 fi
 none_left "sharded run"
 
+# The Go test that needs the cluster, required to run here.
+KITRUN_SLURM_REQUIRED=1 ${GO:-go} test -count=1 -run TestSlurmClusterRunsAJob ./testcases/executor \
+	|| fail "TestSlurmClusterRunsAJob"
+
+# A small bench through Slurm: a job for examples/minimal, 2 runs, recorded;
+# then its runs split over 2 jobs (--same-node=false), merged.
+s=$(date +%s)
+$K bench examples/minimal.yml --executor slurm --runs 2 --results-dir "$OUT/bench" --format json -o "$OUT/bench.json" \
+	--record --db "$OUT/history.db" > "$OUT/bench.log" 2>&1
+rc=$?
+[ $rc -eq 0 ] || { fail "bench through Slurm: exit $rc ($OUT/bench.log)"; tail -20 "$OUT/bench.log" >&2; }
+n=$(json 'sum(1 for c in d["configs"] for s in c["samples"] if s.get("node") and not s.get("error"))' "$OUT/bench.json" 2>/dev/null || echo 0)
+[ "$n" -eq 2 ] || fail "bench through Slurm: $n good samples with a node, want 2"
+grep -q "recorded as run" "$OUT/bench.log" || fail "bench through Slurm: not recorded"
+$K bench examples/minimal.yml --executor slurm --same-node=false --shards 2 --runs 2 --results-dir "$OUT/bench-split" \
+	--format json -o "$OUT/bench-split.json" > "$OUT/bench-split.log" 2>&1 || fail "split bench: exit $? ($OUT/bench-split.log)"
+n=$(json 'len(d["configs"][0]["samples"])' "$OUT/bench-split.json" 2>/dev/null || echo 0)
+[ "$n" -eq 2 ] && grep -q "submitted" "$OUT/bench-split.log" || fail "split bench: $n samples merged, want 2"
+say "bench: 2 runs in one job, and split over 2 jobs and merged, in $(( $(date +%s) - s )) s"
+none_left "bench"
+
 # 2. Node lost mid-shard, once: the shard is submitted again and passes.
 nodelost() { # NAME REQUEUES
 	$K test testcases/ --executor slurm --shards 1 --requeues "$2" --run 'readiness/*' --results "$OUT/$1" > "$OUT/$1.log" 2>&1 &

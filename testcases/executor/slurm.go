@@ -625,7 +625,14 @@ func (s *Slurm) merge(o *testcases.Options, sh *shard, interrupted bool) []*test
 				r.ResultsDir = filepath.Join(rel, r.ResultsDir)
 			}
 			if !normal && !interrupted && r.Status == testcases.StatusSkipped && r.Message == "interrupted" {
-				r.Status, r.Message = testcases.StatusFailed, why+" while this test ran"
+				r.Status, r.Message = testcases.StatusFailed, why+" before this test ran"
+				if len(r.Attempts) > 0 {
+					stage := r.Attempts[len(r.Attempts)-1].Stage
+					if stage == "" {
+						stage = "none"
+					}
+					r.Message = why + " while this test ran (stage reached: " + stage + ")"
+				}
 				r.Detail = strings.TrimSpace(r.Message + "\n" + r.Detail)
 			}
 		}
