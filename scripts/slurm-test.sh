@@ -65,6 +65,13 @@ if [ -s out/test-results/results.json ]; then
 	[ "$a" = "$b" ] && say "sharded results match the local run's ($got tests)" || fail "sharded and local results differ:
 local:   $a
 sharded: $b"
+	[ ! -s out/junit.xml ] || python3 - out/junit.xml "$OUT/sharded.xml" <<'PY' || fail "sharded and local JUnit reports differ"
+import sys, xml.etree.ElementTree as ET
+a, b = (ET.parse(f).getroot() for f in sys.argv[1:3])
+cases = lambda r: sorted((c.get("classname"), c.get("name"), [x.tag for x in c if x.tag != "properties" and x.tag != "system-out"]) for c in r.iter("testcase"))
+assert [a.get(k) for k in ("tests", "failures", "errors", "skipped")] == [b.get(k) for k in ("tests", "failures", "errors", "skipped")]
+assert cases(a) == cases(b), (cases(a), cases(b))
+PY
 fi
 none_left "sharded run"
 
