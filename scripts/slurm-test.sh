@@ -4,7 +4,7 @@
 # each fault of the Slurm executor, for real:
 #   node lost   scontrol update state=down while a shard runs: submitted
 #               again once (passes), or with --requeues 0 reported failed
-#   timeout     a shard with a 1-minute --slurm-time: its finished tests
+#   timeout     a shard (both arches) with a 1-minute --slurm-time: its finished tests
 #               kept, the others failed with TIMEOUT
 #   cancelled   scancel of the run's jobs from outside: failed, CANCELLED
 #   Ctrl-C      SIGINT to kitrun: exit 130, every job of the run cancelled
@@ -119,8 +119,10 @@ grep -q "NODE_FAIL" "$OUT/nodelost-norequeue/results.json" || fail "node lost: t
 say "node lost, no requeue left: exit $rc, tests failed with NODE_FAIL"
 none_left "node lost twice"
 
-# 3. A job that times out: 1 minute for every case in one shard.
-$K test testcases/ --executor slurm --shards 1 --slurm-time 1 --results "$OUT/timeout" > "$OUT/timeout.log" 2>&1
+# 3. A job that times out: 1 minute (Slurm's smallest limit) for every case
+# on both arches in one shard, which takes well over 2 minutes even on a
+# quiet host (x86_64 alone may finish within the minute).
+$K test testcases/ --executor slurm --shards 1 --slurm-time 1 --arch x86_64,aarch64 --results "$OUT/timeout" > "$OUT/timeout.log" 2>&1
 rc=$?
 [ $rc -eq 9 ] || fail "timeout: exit $rc, want 9 ($OUT/timeout.log)"
 n=$(json 'sum(1 for t in d["tests"] if "TIMEOUT" in t.get("message",""))' "$OUT/timeout/results.json")
