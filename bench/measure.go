@@ -80,6 +80,10 @@ func TimelineMetrics(marks []vm.Mark) map[string]float64 {
 		switch kind {
 		case hypervisor.EvVMMReady:
 			m["boot.vmm_ready"] = host
+		case hypervisor.EvAPIAccepted:
+			m["boot.api_accepted"] = host
+		case hypervisor.EvRunning:
+			m["boot.instance_running"] = host
 		case vm.StageFirmware:
 			m["boot.first_output"] = host
 		case vm.StageKernel:

@@ -117,14 +117,22 @@ type PollOptions struct {
 // ConsoleStream is a serial console read through snapshots: Read returns
 // each new byte once, in order, with GapMarker where output was lost. It
 // ends (io.EOF) once Finish has been called and a last snapshot taken.
+// What the reader has not taken yet is buffered (up to 4 MiB, then polling
+// waits), so that polling starts with the machine, before anyone reads.
 // Writes fail: a snapshot API has no console input.
 type ConsoleStream struct {
-	pr     *io.PipeReader
-	pw     *io.PipeWriter
+	mu     sync.Mutex
+	cond   *sync.Cond
+	buf    []byte
+	eof    error // set once the stream has ended
+	closed bool  // the reader is gone
 	finish chan struct{}
 	once   sync.Once
 	done   chan struct{}
 }
+
+// maxBuffered bounds what a stream holds for its reader.
+const maxBuffered = 4 << 20
 
 // PollConsole starts polling snap until Finish (or Close).
 func PollConsole(snap Snapshot, o PollOptions) *ConsoleStream {
@@ -134,17 +142,41 @@ func PollConsole(snap Snapshot, o PollOptions) *ConsoleStream {
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
-	pr, pw := io.Pipe()
-	s := &ConsoleStream{pr: pr, pw: pw, finish: make(chan struct{}), done: make(chan struct{})}
+	s := &ConsoleStream{finish: make(chan struct{}), done: make(chan struct{})}
+	s.cond = sync.NewCond(&s.mu)
 	go s.run(snap, o)
 	return s
+}
+
+// put hands p to the reader; false once the reader is gone.
+func (s *ConsoleStream) put(p []byte) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.buf) > maxBuffered && !s.closed {
+		s.cond.Wait()
+	}
+	if s.closed {
+		return false
+	}
+	s.buf = append(s.buf, p...)
+	s.cond.Broadcast()
+	return true
+}
+
+func (s *ConsoleStream) end(err error) {
+	s.mu.Lock()
+	if s.eof == nil {
+		s.eof = err
+	}
+	s.cond.Broadcast()
+	s.mu.Unlock()
 }
 
 func (s *ConsoleStream) run(snap Snapshot, o PollOptions) {
 	defer close(s.done)
 	var d Differ
 	first := false
-	poll := func() error {
+	poll := func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 		out, err := snap(ctx)
 		cancel()
@@ -152,13 +184,11 @@ func (s *ConsoleStream) run(snap Snapshot, o PollOptions) {
 			if o.OnError != nil {
 				o.OnError(err)
 			}
-			return nil
+			return true
 		}
 		fresh, lost := d.Next(out)
-		if lost {
-			if _, err := s.pw.Write([]byte(GapMarker)); err != nil {
-				return err
-			}
+		if lost && !s.put([]byte(GapMarker)) {
+			return false
 		}
 		if len(fresh) > 0 {
 			if !first {
@@ -167,32 +197,49 @@ func (s *ConsoleStream) run(snap Snapshot, o PollOptions) {
 					o.OnFirstOutput()
 				}
 			}
-			if _, err := s.pw.Write(fresh); err != nil {
-				return err // the reader closed
-			}
+			return s.put(fresh)
 		}
-		return nil
+		return true
+	}
+	if !poll() {
+		return
 	}
 	t := time.NewTicker(o.Interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			if poll() != nil {
+			if !poll() {
 				return
 			}
 		case <-s.finish:
 			// The machine is gone: one last look for what it wrote
 			// last, then EOF.
 			poll()
-			s.pw.Close()
+			s.end(io.EOF)
 			return
 		}
 	}
 }
 
 // Read implements io.Reader.
-func (s *ConsoleStream) Read(p []byte) (int, error) { return s.pr.Read(p) }
+func (s *ConsoleStream) Read(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.buf) == 0 && s.eof == nil && !s.closed {
+		s.cond.Wait()
+	}
+	if len(s.buf) > 0 {
+		n := copy(p, s.buf)
+		s.buf = s.buf[n:]
+		s.cond.Broadcast()
+		return n, nil
+	}
+	if s.eof != nil {
+		return 0, s.eof
+	}
+	return 0, io.EOF
+}
 
 // Write implements io.Writer: it always fails.
 func (s *ConsoleStream) Write(p []byte) (int, error) {
@@ -207,14 +254,17 @@ func (s *ConsoleStream) Finish(ctx context.Context) error {
 	case <-s.done:
 		return nil
 	case <-ctx.Done():
-		s.pw.CloseWithError(fmt.Errorf("console: the last snapshot did not come: %w", ctx.Err()))
+		s.end(fmt.Errorf("console: the last snapshot did not come: %w", ctx.Err()))
 		return ctx.Err()
 	}
 }
 
 // Close stops polling at once; readers get io.EOF.
 func (s *ConsoleStream) Close() error {
-	s.pr.Close()
+	s.mu.Lock()
+	s.closed = true
+	s.cond.Broadcast()
+	s.mu.Unlock()
 	s.once.Do(func() { close(s.finish) })
 	return nil
 }

@@ -41,7 +41,7 @@ func TestDifferGrowRollAndRepeat(t *testing.T) {
 	steps := []struct{ snap, fresh string }{
 		{"", ""},
 		{"abc", "abc"},
-		{"abc", ""},      // unchanged
+		{"abc", ""},       // unchanged
 		{"abcdef", "def"}, // grew
 		{"cdefgh", "gh"},  // rolled by 2, grew by 2
 		{"efghij", "ij"},
