@@ -118,7 +118,7 @@ type Info struct {
 	Backend string
 	// ID names the machine for as long as it exists: a PID and its start
 	// time for QEMU, a VM name for Hyper-V, an instance ID in a cloud.
-	ID string
+	ID      string
 	Arch    string
 	Machine string
 	// Accel is what was really used, never "auto"; AccelReason says why
