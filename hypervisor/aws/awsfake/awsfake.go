@@ -1035,7 +1035,15 @@ func (f *Fake) stopInstances(q query, terminate bool) (string, *apiError) {
 			in.stopAsked = true
 			in.state = "stopping"
 			go f.powerdown(in, 30*time.Second)
-		case !terminate && (in.state == "stopping" || in.state == "stopped"):
+		case !terminate && in.state == "stopping":
+			// Pressed again while stopping: the button is pressed
+			// again (a press before the guest's button driver loaded
+			// is lost). Whether EC2 re-signals a stopping instance is
+			// not documented; it forces the stop after a timeout.
+			if in.qmp != "" {
+				go qmpCommand(in.qmp, "system_powerdown")
+			}
+		case !terminate && in.state == "stopped":
 		case !terminate:
 			return "", errf(400, "IncorrectInstanceState", "The instance '%s' is not in a state from which it can be stopped.", id)
 		}
