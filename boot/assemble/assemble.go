@@ -236,6 +236,13 @@ func prepare(ctx context.Context, s *spec.Spec, opts Options) (*builder, error) 
 			formats = append(formats, name)
 		}
 	}
+	// A bundle's base is built with it (aws is raw-efi and a manifest):
+	// the image's disks, and so its digest and cache name, include it.
+	for i := 0; i < len(formats); i++ {
+		if f, err := disk.Lookup(formats[i]); err == nil && f.Base != "" && !slices.Contains(formats, f.Base) {
+			formats = append(formats, f.Base)
+		}
+	}
 	opts.Formats = formats
 	a := opts.Platform.Arch
 	b := &builder{
