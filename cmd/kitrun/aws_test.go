@@ -1,0 +1,92 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kitrun/kitrun/hypervisor/aws/awsfake"
+	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
+)
+
+// TestAWSBackendCommands runs `kitrun run`, `bench` and `test` with
+// --backend aws against the fakes (S3 and an EC2 that boots the imported
+// disk with QEMU, in this test process), then `kitrun cloud sweep`
+// removes the image they shared. Three boots under TCG.
+func TestAWSBackendCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots three VMs")
+	}
+	qemutest.Require(t, "x86_64")
+	f := awsfake.Start(t, awsfake.Options{Boot: true})
+	f.Env(t) // the kitrun processes inherit the fake credentials
+	bin := buildKitrun(t)
+	root := qemutest.RepoRoot(t)
+	var opts []string
+	for k, v := range f.BackendOptions() {
+		opts = append(opts, "--backend-opt", k+"="+v)
+	}
+	kitrun := func(args ...string) (string, error) {
+		t.Helper()
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		return string(out), err
+	}
+
+	minimal := filepath.Join(root, "examples", "minimal.yml")
+	out, err := kitrun(append([]string{"run", minimal, "--backend", "aws", "--format", "aws", "--until-ready"}, opts...)...)
+	t.Logf("kitrun run:\n%s", out)
+	if err != nil {
+		t.Fatalf("kitrun run --backend aws: %v", err)
+	}
+	for _, want := range []string{"api-accepted", "running", "all-ready", "powered off cleanly"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kitrun run's output lacks %q", want)
+		}
+	}
+
+	dir := t.TempDir()
+	res := filepath.Join(dir, "bench.txt")
+	out, err = kitrun(append([]string{"bench", minimal, "--backend", "aws", "--image-format", "aws", "--runs", "1", "--warmup", "0",
+		"--settle", "0s", "--format", "benchfmt", "-o", res, "--results-dir", filepath.Join(dir, "results")}, opts...)...)
+	t.Logf("kitrun bench:\n%s", out)
+	if err != nil {
+		t.Fatalf("kitrun bench --backend aws: %v", err)
+	}
+	b, _ := os.ReadFile(res)
+	t.Logf("benchfmt:\n%s", b)
+	for _, want := range []string{"boot.api_accepted", "boot.instance_running", "boot.first_output", "boot.all_ready"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("bench results lack %s", want)
+		}
+	}
+
+	out, err = kitrun(append([]string{"test", filepath.Join(root, "testcases", "cases", "010_readiness", "010_tcp"),
+		"--backend", "aws", "--format", "aws", "--results", filepath.Join(dir, "test-results")}, opts...)...)
+	t.Logf("kitrun test:\n%s", out)
+	if err != nil {
+		t.Fatalf("kitrun test --backend aws: %v", err)
+	}
+	if n := f.Calls("ImportSnapshot"); n != 2 {
+		// minimal.yml's aws disk once for run and bench; the test case's once.
+		t.Errorf("%d imports, want 2 (one per disk digest)", n)
+	}
+
+	out, err = kitrun(append([]string{"cloud", "sweep", "--backend", "aws", "--dry-run", "--older-than", "1ns"}, opts...)...)
+	if err != nil || !strings.Contains(out, "would delete image") {
+		t.Errorf("sweep --dry-run: %v\n%s", err, out)
+	}
+	out, err = kitrun(append([]string{"cloud", "sweep", "--backend", "aws", "--older-than", "1ns"}, opts...)...)
+	t.Logf("kitrun cloud sweep:\n%s", out)
+	if err != nil {
+		t.Fatalf("kitrun cloud sweep: %v", err)
+	}
+	if r := f.Resources(); len(r) != 0 {
+		t.Errorf("left after the sweep: %v", r)
+	}
+	out, err = kitrun("cloud", "sweep", "--backend", "qemu")
+	if err == nil || !strings.Contains(out, "aws") {
+		t.Errorf("sweep of a backend without a cloud must fail naming the cloud backends: %v\n%s", err, out)
+	}
+}
