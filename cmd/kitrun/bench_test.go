@@ -221,3 +221,18 @@ func TestBenchCompareGate(t *testing.T) {
 		t.Error("old.json is not JSON")
 	}
 }
+
+// TestBenchFormatIsTheReports: --format names the report's format; an image
+// format given there is an error that points at --image-format, before
+// anything is built.
+func TestBenchFormatIsTheReports(t *testing.T) {
+	bin := buildKitrun(t)
+	out, err := exec.Command(bin, "bench", "examples/minimal.yml", "--format", "raw-efi").CombinedOutput()
+	if exitCode(err) != 1 || !strings.Contains(string(out), "use --image-format raw-efi") || !strings.Contains(string(out), "valid: table, json") {
+		t.Errorf("bench --format raw-efi: exit %d, %s", exitCode(err), out)
+	}
+	out, err = exec.Command(bin, "bench", "examples/minimal.yml", "--format", "yaml").CombinedOutput()
+	if exitCode(err) != 1 || strings.Contains(string(out), "--image-format") {
+		t.Errorf("bench --format yaml: exit %d, %s", exitCode(err), out)
+	}
+}

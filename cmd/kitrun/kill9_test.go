@@ -118,22 +118,34 @@ type trialHost struct {
 func newTrialHost(t *testing.T, bin string) *trialHost {
 	dir := t.TempDir()
 	h := &trialHost{bin: bin, dir: dir, tmp: filepath.Join(dir, "tmp"), state: filepath.Join(dir, "state"),
-		results: filepath.Join(dir, "results"), cache: os.Getenv("KITRUN_CACHE")}
-	if h.cache == "" {
-		home, _ := os.UserHomeDir()
-		h.cache = filepath.Join(home, ".cache", "kitrun")
-	}
-	for _, d := range []string{h.tmp, h.state, h.results} {
+		results: filepath.Join(dir, "results"), cache: filepath.Join(dir, "cache")}
+	for _, d := range []string{h.tmp, h.state, h.results, h.cache} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
+	// The trial's own cache, so that the census sees only the trial's
+	// temporary files (other kitrun processes on the host write theirs in
+	// the shared cache), sharing only the downloads and unpacked kernels.
+	shared := os.Getenv("KITRUN_CACHE")
+	if shared == "" {
+		home, _ := os.UserHomeDir()
+		shared = filepath.Join(home, ".cache", "kitrun")
+	}
+	for _, d := range []string{"kernels", "kernel-trees", "packages"} {
+		if err := os.MkdirAll(filepath.Join(shared, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join(shared, d), filepath.Join(h.cache, d)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, e := range os.Environ() {
-		if k, _, _ := strings.Cut(e, "="); k != "TMPDIR" && k != "XDG_RUNTIME_DIR" && k != "KITRUN_STATE_DIR" {
+		if k, _, _ := strings.Cut(e, "="); k != "TMPDIR" && k != "XDG_RUNTIME_DIR" && k != "KITRUN_STATE_DIR" && k != "KITRUN_CACHE" {
 			h.env = append(h.env, e)
 		}
 	}
-	h.env = append(h.env, "TMPDIR="+h.tmp, "KITRUN_STATE_DIR="+h.state)
+	h.env = append(h.env, "TMPDIR="+h.tmp, "KITRUN_STATE_DIR="+h.state, "KITRUN_CACHE="+h.cache)
 	repo := qemutest.RepoRoot(t)
 	hello := filepath.Join(repo, "examples", "cmd", "hello")
 	demo := filepath.Join(repo, "examples", "cmd", "demo")

@@ -217,7 +217,7 @@ func TestParentDeathNeedsAKeptThread(t *testing.T) {
 		return len(f) > 0 && f[0] != "Z" && f[0] != "X"
 	}
 	if alive(start(false)) {
-		t.Log("a child started from a retired thread survived: this kernel does not send the signal per thread (the guarantee holds anyway)")
+		t.Log("a child started from a retired thread survived: the hazard did not show here (the runtime kept the thread, or the kernel does not signal per thread)")
 	}
 	if !alive(start(true)) {
 		t.Fatal("a child started through StartLocked died when the caller's thread went away")

@@ -3,7 +3,9 @@ package vmtest_test
 import (
 	"bufio"
 	"net"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,5 +59,50 @@ func TestExecAndStat(t *testing.T) {
 	case <-v.VM().Exited():
 	default:
 		t.Error("the machine still runs after Shutdown")
+	}
+}
+
+// TestVMOutlivesItsStartersThread: a vmtest user may boot from a goroutine
+// locked to its OS thread that then returns (its thread exits with it) and
+// may lock and retire threads while the VM runs. Linux sends the
+// parent-death signal when the forking thread exits, so a QEMU forked on
+// such a thread would die with it; the VM must run on.
+func TestVMOutlivesItsStartersThread(t *testing.T) {
+	qemutest.Require(t, "x86_64")
+	var v *vmtest.VM
+	booted := make(chan struct{})
+	go func() {
+		defer close(booted)
+		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
+		v = vmtest.Boot(t, "testdata/web.yml", vmtest.WithPublish(8080), vmtest.WithArch("x86_64"))
+	}()
+	<-booted
+	if v == nil {
+		return // Boot failed the test
+	}
+	var churn sync.WaitGroup
+	for range 16 {
+		churn.Add(1)
+		go func() {
+			defer churn.Done()
+			runtime.LockOSThread()
+		}()
+	}
+	churn.Wait()
+	// The threads' exits, and any signal, are asynchronous.
+	time.Sleep(time.Second)
+	select {
+	case <-v.VM().Exited():
+		t.Fatalf("the machine exited when the threads that started it went away:\n%s", v.Console())
+	default:
+	}
+	c, err := net.DialTimeout("tcp", v.Port(8080), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if line, err := bufio.NewReader(c).ReadString('\n'); err != nil || line != "hello from vmtest-web\n" {
+		t.Errorf("port 8080 answered %q, %v", line, err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	kbench "github.com/kitrun/kitrun/bench"
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/assemble"
+	"github.com/kitrun/kitrun/boot/disk"
 	"github.com/kitrun/kitrun/boot/floor"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench/compare"
@@ -112,7 +113,12 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		ctx = context.Background()
 	}
 	if !contains(kbench.Formats, o.Format) {
-		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("unknown format %q; valid: %s", o.Format, strings.Join(kbench.Formats, ", ")))
+		err := fmt.Errorf("unknown report format %q; valid: %s", o.Format, strings.Join(kbench.Formats, ", "))
+		if _, derr := disk.Lookup(o.Format); derr == nil || o.Format == image.FormatDirect {
+			// --format is the report's; the image's is a flag of its own.
+			err = fmt.Errorf("%w (%s is an image format: use --image-format %s)", err, o.Format, o.Format)
+		}
+		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
 	if err := kbench.ValidateMetricNames(o.Metrics); err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
