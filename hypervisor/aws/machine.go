@@ -180,26 +180,28 @@ type machine struct {
 	done    chan struct{}
 	running chan struct{}
 
-	mu       sync.Mutex
-	info     hypervisor.Info
-	publish  []hypervisor.PortForward
-	addr     string
-	state    string
-	err      error
-	pressed  bool // the power button was pressed (StopInstances)
-	forced   string
-	group    string // the security group made for this machine
+	mu      sync.Mutex
+	info    hypervisor.Info
+	publish []hypervisor.PortForward
+	addr    string
+	state   string
+	err     error
+	pressed bool // the power button was pressed (StopInstances)
+	forced  string
+	group   string // the security group made for this machine
+
+	evMu     sync.Mutex // held while sending and closing events
 	evClosed bool
 }
 
+// emit delivers an event (the consumer drains Events, as the boundary
+// requires); none after Events is closed.
 func (m *machine) emit(kind, detail string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	ev := hypervisor.BackendEvent{Host: time.Since(m.info.Started), Kind: kind, Detail: detail}
+	m.evMu.Lock()
+	defer m.evMu.Unlock()
 	if !m.evClosed {
-		select {
-		case m.events <- hypervisor.BackendEvent{Host: time.Since(m.info.Started), Kind: kind, Detail: detail}:
-		default: // a consumer that does not drain loses events, never blocks us
-		}
+		m.events <- ev
 	}
 }
 
@@ -279,12 +281,24 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, ami, it, nam
 	case <-m.done:
 		return fmt.Errorf("aws: instance %s ended before it ran: %v", id, m.Err())
 	case <-ctx.Done():
-		m.ForceOff(context.Background())
-		return fmt.Errorf("aws: waiting for instance %s to leave pending: %w", id, ctx.Err())
+		return errors.Join(fmt.Errorf("aws: waiting for instance %s to leave pending: %w", id, ctx.Err()), m.abandon())
 	case <-t.C:
-		m.ForceOff(context.Background())
-		return fmt.Errorf("aws: instance %s still pending %s after RunInstances", id, wait)
+		return errors.Join(fmt.Errorf("aws: instance %s still pending %s after RunInstances", id, wait), m.abandon())
 	}
+}
+
+// abandon ends an instance that Start will not return.
+func (m *machine) abandon() error {
+	go func() {
+		for range m.events {
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := m.ForceOff(ctx); err != nil {
+		return fmt.Errorf("%w; it is left for `kitrun cloud sweep --backend aws`", err)
+	}
+	return nil
 }
 
 func (m *machine) createGroup(ctx context.Context, publish []hypervisor.PortForward, tags map[string]string) (string, error) {
@@ -495,10 +509,10 @@ func (m *machine) end(reason string) {
 	}
 	m.emit(hypervisor.EvExited, detail)
 	close(m.done)
-	m.mu.Lock()
+	m.evMu.Lock()
 	m.evClosed = true
 	close(m.events)
-	m.mu.Unlock()
+	m.evMu.Unlock()
 }
 
 // Info implements hypervisor.Machine.
