@@ -14,7 +14,6 @@ import (
 
 	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/hypervisor"
-	_ "github.com/kitrun/kitrun/hypervisor/aws"  // links the AWS SDK: kitrun's command only, never vmtest
 	_ "github.com/kitrun/kitrun/hypervisor/qemu" // the default backend
 	"github.com/spf13/cobra"
 
