@@ -55,6 +55,11 @@ type Config struct {
 	Resources hypervisor.Resources
 	// BootTimeout bounds each boot to all-ready.
 	BootTimeout time.Duration
+	// Format is the image format every boot uses ("": direct boot).
+	Format string
+	// RemoteEndpoints: published ports are reached at the machine's own
+	// address (a cloud instance's), not on the host's loopback.
+	RemoteEndpoints bool
 }
 
 // Run runs the conformance test.
@@ -72,7 +77,7 @@ func Run(t *testing.T, c Config) {
 func boot(t *testing.T, c Config, publish ...int) (*vm.VM, *buffer) {
 	t.Helper()
 	var console buffer
-	opts := vm.Options{Resources: c.Resources, Console: &console}
+	opts := vm.Options{Resources: c.Resources, Console: &console, Format: c.Format}
 	for _, p := range publish {
 		opts.Publish = append(opts.Publish, hypervisor.PortForward{HostAddr: "127.0.0.1", GuestPort: p})
 	}
@@ -119,7 +124,7 @@ func testBadSpecs(t *testing.T, c Config) {
 	ctx := context.Background()
 	res := c.Resources
 	res.Machine = "no-such-machine"
-	if m, err := c.Backend.Start(ctx, hypervisor.Spec{Image: c.Image, Resources: res}); err == nil {
+	if m, err := c.Backend.Start(ctx, hypervisor.Spec{Image: c.Image, Resources: res, Format: c.Format}); err == nil {
 		m.ForceOff(ctx)
 		t.Error("a machine type the platform lacks must be refused")
 	}
@@ -127,7 +132,7 @@ func testBadSpecs(t *testing.T, c Config) {
 		m.ForceOff(ctx)
 		t.Error("an unknown format must be refused")
 	}
-	if m, err := c.Backend.Start(ctx, hypervisor.Spec{Resources: c.Resources}); err == nil {
+	if m, err := c.Backend.Start(ctx, hypervisor.Spec{Resources: c.Resources, Format: c.Format}); err == nil {
 		m.ForceOff(ctx)
 		t.Error("a spec without an image must be refused")
 	}
@@ -148,7 +153,7 @@ func testReady(t *testing.T, c Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if host, _, _ := net.SplitHostPort(addr); host != "127.0.0.1" {
+	if host, _, _ := net.SplitHostPort(addr); host != "127.0.0.1" && !c.RemoteEndpoints {
 		t.Errorf("endpoint %s: published ports bind the loopback address by default", addr)
 	}
 	if got := greet(t, addr); !strings.HasPrefix(got, "hello from") {
