@@ -73,6 +73,25 @@ func TestAWSBackendCommands(t *testing.T) {
 		t.Errorf("%d imports, want 2 (one per disk digest)", n)
 	}
 
+	// Detached: the supervisor reopens the backend with the recorded
+	// options; ps and stop reach the instance through it.
+	state := t.TempDir()
+	out, err = kitrun(append([]string{"run", "--state-dir", state, "-d", "--name", "awsweb", minimal, "--backend", "aws", "--format", "aws"}, opts...)...)
+	t.Logf("kitrun run -d:\n%s", out)
+	if err != nil {
+		t.Fatalf("kitrun run -d --backend aws: %v", err)
+	}
+	out, err = kitrun("ps", "--state-dir", state)
+	t.Logf("kitrun ps:\n%s", out)
+	if err != nil || !strings.Contains(out, "awsweb") {
+		t.Errorf("kitrun ps: %v", err)
+	}
+	out, err = kitrun("stop", "--state-dir", state, "awsweb")
+	t.Logf("kitrun stop:\n%s", out)
+	if err != nil {
+		t.Errorf("kitrun stop: %v", err)
+	}
+
 	out, err = kitrun(append([]string{"cloud", "sweep", "--backend", "aws", "--dry-run", "--older-than", "1ns"}, opts...)...)
 	if err != nil || !strings.Contains(out, "would delete image") {
 		t.Errorf("sweep --dry-run: %v\n%s", err, out)
