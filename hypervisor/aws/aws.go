@@ -61,11 +61,12 @@ const (
 	OptMaxAttempts   = "max-attempts"
 	OptImportTimeout = "import-timeout"
 	OptEmulatedNIC   = "emulated-nic"
+	OptKeepImage     = "keep-image"
 )
 
 var optionKeys = []string{OptRegion, OptInstanceType, OptBucket, OptEndpoint, OptEC2Endpoint, OptS3Endpoint,
 	OptSubnet, OptSecurityGroup, OptIngressCIDR, OptAddress, OptMaxInstances, OptLifetime, OptImageTTL,
-	OptPoll, OptMaxBackoff, OptMaxAttempts, OptImportTimeout, OptEmulatedNIC}
+	OptPoll, OptMaxBackoff, OptMaxAttempts, OptImportTimeout, OptEmulatedNIC, OptKeepImage}
 
 // Config is the backend's settings, from its options.
 type Config struct {
@@ -96,6 +97,11 @@ type Config struct {
 	MaxBackoff    time.Duration
 	MaxAttempts   int
 	ImportTimeout time.Duration
+	// KeepImage (default): the AMI and its snapshot stay for reuse until
+	// ImageTTL, then sweep deletes them. false: they are deleted when the
+	// last machine of this process that uses them ends (another process
+	// starting from the same AMI at that moment may fail).
+	KeepImage bool
 	// EmulatedNIC "virtio": the instances' NIC is virtio-net behind QEMU
 	// user networking, as under the fake EC2 of the tests — not ENA. The
 	// platform then also loads virtio's modules and, until kitinit has
@@ -114,7 +120,14 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 		SecurityGroup: o[OptSecurityGroup], IngressCIDR: o[OptIngressCIDR], Address: o[OptAddress],
 		MaxInstances: 4, Lifetime: time.Hour, ImageTTL: 24 * time.Hour, Poll: time.Second,
 		MaxBackoff: 20 * time.Second, MaxAttempts: 8, ImportTimeout: 30 * time.Minute,
-		EmulatedNIC: o[OptEmulatedNIC],
+		EmulatedNIC: o[OptEmulatedNIC], KeepImage: true,
+	}
+	switch o[OptKeepImage] {
+	case "", "true":
+	case "false":
+		c.KeepImage = false
+	default:
+		return Config{}, fmt.Errorf("aws: keep-image=%q; valid: true, false", o[OptKeepImage])
 	}
 	if e := o[OptEndpoint]; e != "" {
 		if c.EC2Endpoint == "" {

@@ -359,3 +359,29 @@ func TestHelperStartAndHang(t *testing.T) {
 	os.Stdout.WriteString("RUNNING " + m.Info().ID + "\n")
 	time.Sleep(time.Hour)
 }
+
+// TestKeepImageFalse: with keep-image=false the AMI and its snapshot go
+// with the last machine of the process that uses them.
+func TestKeepImageFalse(t *testing.T) {
+	f := awsfake.Start(t, awsfake.Options{})
+	f.Env(t)
+	img := diskImage(t, t.TempDir(), 64<<10)
+	b := backend(t, f, "keep-image=false")
+	m1 := start(t, b, img)
+	m2 := start(t, b, img)
+	if f.Calls("ImportSnapshot") != 1 {
+		t.Errorf("%d imports for two machines", f.Calls("ImportSnapshot"))
+	}
+	if err := m1.ForceOff(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.Resources(); len(r) != 3 { // m2's instance, the image, the snapshot
+		t.Errorf("with one machine left: %v", r)
+	}
+	if err := m2.ForceOff(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.Resources(); len(r) != 0 {
+		t.Errorf("left after the last machine: %v", r)
+	}
+}

@@ -121,7 +121,8 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if err != nil {
 		return nil, err
 	}
-	m := &machine{b: b, c: c, events: make(chan hypervisor.BackendEvent, 64), done: make(chan struct{}), running: make(chan struct{})}
+	m := &machine{b: b, c: c, ami: ami, events: make(chan hypervisor.BackendEvent, 64), done: make(chan struct{}), running: make(chan struct{})}
+	imageUse(ami, +1)
 	m.info = hypervisor.Info{Backend: Name, Arch: img.Arch.Name, Machine: machineName, Format: Format,
 		Accel: "ec2 " + it, AccelReason: "the instance type", Version: "ec2 " + c.region + " " + it}
 	if reused {
@@ -130,9 +131,60 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 		m.info.AccelReason += "; AMI " + ami + " uploaded"
 	}
 	if err := m.launch(ctx, spec, ami, it, img.Manifest.Name); err != nil {
+		if m.info.ID == "" { // no instance: end() will not release it
+			imageUse(ami, -1)
+		}
 		return nil, err
 	}
 	return m, nil
+}
+
+var (
+	imageUsersMu sync.Mutex
+	imageUsers   = map[string]int{} // AMI → this process's live machines
+)
+
+// imageUse counts this process's machines on an AMI; it returns the count.
+func imageUse(ami string, d int) int {
+	imageUsersMu.Lock()
+	defer imageUsersMu.Unlock()
+	imageUsers[ami] += d
+	n := imageUsers[ami]
+	if n <= 0 {
+		delete(imageUsers, ami)
+	}
+	return n
+}
+
+// deleteImage deregisters an AMI and deletes its snapshots (keep-image=false).
+func (m *machine) deleteImage(ctx context.Context) (left []string, err error) {
+	out, err := m.c.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{m.ami}})
+	if err != nil {
+		return []string{"image " + m.ami}, fmt.Errorf("looking up image %s: %w", m.ami, err)
+	}
+	var snaps []string
+	for _, im := range out.Images {
+		for _, bd := range im.BlockDeviceMappings {
+			if bd.Ebs != nil && bd.Ebs.SnapshotId != nil {
+				snaps = append(snaps, *bd.Ebs.SnapshotId)
+			}
+		}
+	}
+	if _, err := m.c.ec2.DeregisterImage(ctx, &ec2.DeregisterImageInput{ImageId: aws.String(m.ami)}); err != nil {
+		left = append(left, "image "+m.ami)
+		for _, s := range snaps {
+			left = append(left, "snapshot "+s)
+		}
+		return left, fmt.Errorf("deregistering image %s: %w", m.ami, err)
+	}
+	var errs []error
+	for _, s := range snaps {
+		if _, err := m.c.ec2.DeleteSnapshot(ctx, &ec2.DeleteSnapshotInput{SnapshotId: aws.String(s)}); err != nil {
+			left = append(left, "snapshot "+s)
+			errs = append(errs, fmt.Errorf("deleting snapshot %s: %w", s, err))
+		}
+	}
+	return left, errors.Join(errs...)
 }
 
 // checkInstanceType fails clearly when the region lacks the type.
@@ -175,6 +227,7 @@ func (b *Backend) countInstances(ctx context.Context, c *clients) (int, error) {
 type machine struct {
 	b       *Backend
 	c       *clients
+	ami     string
 	console *cloud.ConsoleStream
 	events  chan hypervisor.BackendEvent
 	done    chan struct{}
@@ -492,6 +545,15 @@ func (m *machine) end(reason string) {
 	if m.group != "" {
 		if err := m.deleteGroup(5 * time.Minute); err != nil {
 			left = append(left, "security group "+m.group)
+			errs = append(errs, err)
+		}
+	}
+	if imageUse(m.ami, -1) == 0 && !m.b.cfg.KeepImage {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		l, err := m.deleteImage(ctx)
+		cancel()
+		if err != nil {
+			left = append(left, l...)
 			errs = append(errs, err)
 		}
 	}
