@@ -1057,12 +1057,22 @@ func removeOldImage(dir string) error {
 }
 
 // resolveNetwork puts the spec's network over the platform's: nil for
-// `network: none`, else the NIC's static configuration.
+// `network: none`; DHCP where neither gives an address (a platform without
+// a static layout: clouds, Hyper-V's Default Switch); else the NIC's
+// static configuration.
 func resolveNetwork(nw spec.Network, p platform.Platform) (*initproto.Network, error) {
 	if nw.Mode != spec.NetworkAuto {
 		return nil, nil
 	}
-	n := &initproto.Network{Address: nw.Address, Gateway: nw.Gateway, DNS: nw.DNS}
+	if nw.Address == "" && p.Network.Address == "" {
+		// A gateway or DNS server of the spec's own would be silently
+		// overridden by the lease, or be half a static layout.
+		if nw.Gateway != "" || nw.DNS != "" {
+			return nil, posErr(nw.Pos, fmt.Errorf("the %s platform has no static network layout, so kitinit asks DHCP for the address, gateway and DNS server; give network.address too for a static layout, or drop network.gateway and network.dns", p.Name))
+		}
+		return &initproto.Network{Mode: initproto.NetworkDHCP}, nil
+	}
+	n := &initproto.Network{Mode: initproto.NetworkStatic, Address: nw.Address, Gateway: nw.Gateway, DNS: nw.DNS}
 	def := p.Network
 	if n.Address == "" {
 		n.Address = def.Address
@@ -1072,9 +1082,6 @@ func resolveNetwork(nw spec.Network, p platform.Platform) (*initproto.Network, e
 	}
 	if n.DNS == "" {
 		n.DNS = def.DNS
-	}
-	if n.Address == "" {
-		return nil, posErr(nw.Pos, fmt.Errorf("the %s platform has no static network layout; give network.address and network.gateway", p.Name))
 	}
 	prefix, err := netip.ParsePrefix(n.Address)
 	if err != nil {

@@ -37,6 +37,7 @@ import (
 	"strings"
 
 	"github.com/kitrun/kitrun/boot/atomicfile"
+	"github.com/kitrun/kitrun/boot/runtimedir"
 )
 
 // Builder builds Go packages into a cache directory.
@@ -97,6 +98,14 @@ func (b *Builder) Build(ctx context.Context, pkgDir, goarch string) (string, err
 		return "", fmt.Errorf("building Go programs needs the Go toolchain: %v", err)
 	}
 	env := append(os.Environ(), b.Environ(goarch)...)
+	if os.Getenv("GOTMPDIR") == "" {
+		// The go tool's work directories go into this process's runtime
+		// directory, which the next kitrun start sweeps if this one is
+		// killed: left in $TMPDIR, a killed build's go-build* stays.
+		if dir, err := runtimedir.Dir(); err == nil {
+			env = append(env, "GOTMPDIR="+dir)
+		}
+	}
 	key, err := inputKey(ctx, tool, pkgDir, env, b.Env)
 	if err != nil {
 		return "", fmt.Errorf("go build %s for %s: %w", pkgDir, goarch, err)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kitrun/kitrun/boot/runtimedir"
 )
 
 // A module outside the program's module root, pulled in by a replace
@@ -153,5 +155,42 @@ func TestBuildErrorNamesThePackage(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(b.CacheDir); len(ents) != 0 {
 		t.Errorf("a failed build left %d entries in the cache", len(ents))
+	}
+}
+
+// TestGoWorkInRuntimeDir: the go tool's work directories go into this
+// process's runtime directory (swept after a kill -9 of kitrun), not into
+// $TMPDIR, where a killed build's go-build* directory would stay.
+func TestGoWorkInRuntimeDir(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the wrapper is a shell script")
+	}
+	t.Setenv("GOTMPDIR", "")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	log := filepath.Join(dir, "gotmpdir.log")
+	wrapper := filepath.Join(dir, "go")
+	script := "#!/bin/sh\necho \"$GOTMPDIR\" >> " + log + "\nexec " + goTool + " \"$@\"\n"
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	app, _ := writeProgram(t)
+	build(t, &Builder{CacheDir: filepath.Join(dir, "cache"), GoTool: wrapper}, app)
+	rt, err := runtimedir.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(log)
+	lines := strings.Fields(string(b))
+	if len(lines) < 2 {
+		t.Fatalf("the go tool ran %d times, want go env, go list and go build", len(lines))
+	}
+	for _, l := range lines {
+		if l != rt {
+			t.Errorf("the go tool ran with GOTMPDIR=%q, want the runtime directory %s", l, rt)
+		}
 	}
 }

@@ -69,12 +69,21 @@ type Module struct {
 	Depends []string `json:"depends,omitempty"` // names, each in Available
 }
 
-// Network is a static configuration of the first non-loopback interface.
+// Network configures the first non-loopback interface: statically from
+// Address, Gateway and DNS, or by DHCPv4 (then the three are empty).
 type Network struct {
-	Address string `json:"address"` // CIDR
+	Mode    string `json:"mode"`              // NetworkStatic | NetworkDHCP
+	Address string `json:"address,omitempty"` // CIDR
 	Gateway string `json:"gateway,omitempty"`
 	DNS     string `json:"dns,omitempty"`
 }
+
+// Network modes. The assembler chooses: DHCP where neither the spec nor
+// the platform gives an address.
+const (
+	NetworkStatic = "static"
+	NetworkDHCP   = "dhcp"
+)
 
 // Exec is how to run one program.
 type Exec struct {

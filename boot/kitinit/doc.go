@@ -1,7 +1,8 @@
 // Package kitinit is the guest's PID 1. It owns everything that happens inside
 // the VM between the kernel starting init and the power going off: mounting
 // the pseudo filesystems, loading kernel modules, opening the event channel
-// named on the kernel command line, hostname and static network setup, running
+// named on the kernel command line, hostname and network setup (static, or a
+// DHCPv4 lease kept renewed for as long as the guest runs), running
 // the onboot tasks, starting and supervising the services (restart policies,
 // readiness probes, output logging), reaping every process, answering the
 // host's commands, and the graceful shutdown (onshutdown tasks, TERM then KILL,

@@ -260,7 +260,7 @@ func (k *kitinit) boot(modules []string) {
 		k.ev.errorf("loopback: %v", err)
 	}
 	if n := k.cfg.Network; n != nil {
-		desc, err := k.sys.ConfigureNetwork(n)
+		desc, err := k.sys.ConfigureNetwork(n, func(err error) { k.ev.errorf("network: %v", err) })
 		if err != nil {
 			k.ev.errorf("network: %v", err)
 		} else {

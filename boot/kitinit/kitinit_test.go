@@ -28,7 +28,7 @@ func TestBootEventOrder(t *testing.T) {
 			"af_packet":      {Path: "/m/af_packet.ko"},
 		},
 		LateModules: []string{"/m/evdev.ko", "/m/button.ko"},
-		Network:     &initproto.Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3"},
+		Network:     &initproto.Network{Mode: initproto.NetworkStatic, Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3"},
 		Onboot: []initproto.Task{
 			{Name: "first", Exec: sh("echo one; echo uno"), Timeout: dur(10 * time.Second)},
 			{Name: "second", Exec: sh("echo two >&2"), Timeout: dur(10 * time.Second)},

@@ -122,7 +122,7 @@ func (f *fakeSystem) OpenChannel(path string) (io.ReadWriter, error) {
 	f.record("channel " + path)
 	return f.channel, nil
 }
-func (f *fakeSystem) ConfigureNetwork(n *initproto.Network) (string, error) {
+func (f *fakeSystem) ConfigureNetwork(n *initproto.Network, report func(error)) (string, error) {
 	f.record("network " + n.Address)
 	return "eth0 " + n.Address + " via " + n.Gateway, nil
 }

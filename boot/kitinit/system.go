@@ -38,7 +38,9 @@ type System interface {
 	LoopbackUp() error
 	// ConfigureNetwork configures the first non-loopback interface and
 	// returns a description such as "eth0 10.0.2.15/24 via 10.0.2.2".
-	ConfigureNetwork(n *initproto.Network) (string, error)
+	// What goes wrong later (a DHCP lease that cannot be renewed) goes to
+	// report.
+	ConfigureNetwork(n *initproto.Network, report func(error)) (string, error)
 	// KillAll signals every process but kitinit.
 	KillAll(sig unix.Signal)
 	Sync()

@@ -277,13 +277,15 @@ func TestWaitNIC(t *testing.T) {
 	}
 }
 
-// TestNetlink configures loopback in a fresh network namespace: address,
-// default route, link up, through the same code as the NIC.
+// TestNetlink configures loopback in a fresh network namespace through
+// the same code as the NIC: link up, a static layout, then a lease that
+// replaces it the way clouds hand them out (a /32, a gateway outside it, a
+// classless route on the link).
 func TestNetlink(t *testing.T) {
 	type result struct {
-		route, addr string
-		err         error
-		skip        string
+		route, addr, addr2 string
+		err                error
+		skip               string
 	}
 	res := make(chan result, 1)
 	go func() {
@@ -295,15 +297,24 @@ func TestNetlink(t *testing.T) {
 			return
 		}
 		var r result
+		report := func(err error) { r.err = err }
+		static := &lease{addr: [4]byte{10, 1, 2, 3}, bits: 24, routes: []route{{gateway: [4]byte{10, 1, 2, 1}}}}
+		cloud := &lease{addr: [4]byte{10, 9, 9, 9}, bits: 32, routes: []route{
+			{dst: [4]byte{10, 9, 0, 0}, bits: 16},
+			{gateway: [4]byte{10, 9, 0, 1}},
+		}}
 		if r.err = linkUp("lo"); r.err == nil {
-			if r.err = addAddress(1, [4]byte{10, 1, 2, 3}, 24); r.err == nil {
-				r.err = addDefaultRoute(1, [4]byte{10, 1, 2, 1})
-			}
+			r.err = applyLease("lo", 1, nil, static, report)
 		}
-		b, _ := os.ReadFile("/proc/thread-self/net/route")
+		b, _ := os.ReadFile("/proc/thread-self/net/fib_trie")
+		r.addr = string(b)
+		if r.err == nil {
+			r.err = applyLease("lo", 1, static, cloud, report)
+		}
+		b, _ = os.ReadFile("/proc/thread-self/net/route")
 		r.route = string(b)
 		b, _ = os.ReadFile("/proc/thread-self/net/fib_trie")
-		r.addr = string(b)
+		r.addr2 = string(b)
 		res <- r
 	}()
 	r := <-res
@@ -313,12 +324,21 @@ func TestNetlink(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	// Default route: destination 0, gateway 10.1.2.1 (little-endian hex).
-	if !strings.Contains(r.route, "lo\t00000000\t0102010A\t0003") {
-		t.Errorf("no default route via 10.1.2.1 on lo:\n%s", r.route)
-	}
 	if !strings.Contains(r.addr, "10.1.2.3") {
 		t.Errorf("no address 10.1.2.3:\n%s", r.addr)
+	}
+	if strings.Contains(r.addr2, "10.1.2.3") || !strings.Contains(r.addr2, "10.9.9.9") {
+		t.Errorf("the second lease must replace 10.1.2.3 with 10.9.9.9:\n%s", r.addr2)
+	}
+	// Destinations and gateways in little-endian hex; flags 0003 is
+	// up+gateway, 0001 up (on the link).
+	for _, want := range []string{
+		"lo\t00000000\t0100090A\t0003", // default via 10.9.0.1, on the link although outside the /32
+		"lo\t0000090A\t00000000\t0001", // 10.9.0.0/16 on the link
+	} {
+		if !strings.Contains(r.route, want) {
+			t.Errorf("no route %q:\n%s", want, r.route)
+		}
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -55,6 +56,11 @@ type Config struct {
 	Path string
 	// Logf reports refused keys and errors; nil logs nothing.
 	Logf func(format string, args ...any)
+	// Exec, when set, answers every exec request in place of a program
+	// (the builtins included) and returns its exit status; shell requests
+	// then fail. It lets a guest played by a test (hypervisor/fake) answer
+	// commands through this same server, keys and protocol included.
+	Exec func(command string, stdin io.Reader, stdout, stderr io.Writer) int
 }
 
 // LoadKeys reads the host private key (PEM, OpenSSH or PKCS#8 form) and the

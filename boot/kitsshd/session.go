@@ -162,6 +162,13 @@ func (ss *session) run(command string, shell, onPty bool) exitInfo {
 	if onPty {
 		stderr = ss.ch // a terminal has one output
 	}
+	if answer := ss.srv.cfg.Exec; answer != nil {
+		if shell {
+			fmt.Fprintln(stderr, NoShellMessage)
+			return exitInfo{status: 127}
+		}
+		return exitInfo{status: answer(command, ss.ch, ss.ch, stderr)}
+	}
 	argv, splitErr := Split(command)
 	if !shell && splitErr == nil && len(argv) > 0 {
 		if b, ok := builtins[argv[0]]; ok {

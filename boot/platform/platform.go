@@ -63,8 +63,9 @@ type Hardware struct {
 // Network is how the guest's first NIC is configured.
 type Network struct {
 	// Address (CIDR), Gateway and DNS configure the NIC statically.
-	// An empty Address means the platform has no static layout (kitinit
-	// then needs DHCP, which clouds provide).
+	// An empty Address means the platform has no static layout: kitinit
+	// then leases the NIC's configuration by DHCP, which clouds and
+	// Hyper-V's Default Switch provide.
 	Address string
 	Gateway string
 	DNS     string

@@ -58,9 +58,11 @@ type Kernel struct {
 
 // Network configures the guest's first NIC. Mode "none" (the default) gives
 // only loopback; "auto" gives the NIC the network of the platform the image
-// is built for (on QEMU, user-mode networking with a static address; the
-// kernel has no IP autoconfiguration, kitinit configures it). "user" is the
-// old name of "auto". Address, Gateway and DNS override the platform's.
+// is built for (on QEMU, user-mode networking with a static address; on a
+// platform without a static layout, DHCP; the kernel has no IP
+// autoconfiguration, kitinit configures it). "user" is the old name of
+// "auto". Address, Gateway and DNS override the platform's; an Address
+// makes the layout static on any platform.
 type Network struct {
 	Mode    string // NetworkNone | NetworkAuto
 	Address string // CIDR; "" is the platform's
