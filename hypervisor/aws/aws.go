@@ -104,8 +104,7 @@ type Config struct {
 	KeepImage bool
 	// EmulatedNIC "virtio": the instances' NIC is virtio-net behind QEMU
 	// user networking, as under the fake EC2 of the tests — not ENA. The
-	// platform then also loads virtio's modules and, until kitinit has
-	// DHCP, uses QEMU's static address layout.
+	// platform then also loads virtio's modules.
 	EmulatedNIC string
 }
 
@@ -333,15 +332,15 @@ func (b *Backend) Platform(a arch.Arch) (platform.Platform, error) {
 		// As cloud images do: the timer check fails on busy hosts.
 		KernelArgs: []string{"no_timer_check", "nosoftlockup"},
 	}
-	net := platform.Network{} // DHCP, which the VPC provides
 	if b.cfg.EmulatedNIC == "virtio" {
 		hw.NICModules = append(hw.NICModules, "virtio_pci", "virtio_net")
-		net = platform.Network{Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3"}
 	}
 	return platform.Platform{
 		Name: Name, Arch: a, DefaultMachine: Machine,
 		Machines: map[string]platform.Hardware{Machine: hw},
-		Network:  net,
+		// No static layout: kitinit asks the VPC's DHCP server (under
+		// the fake EC2, QEMU's).
+		Network: platform.Network{},
 	}, nil
 }
 

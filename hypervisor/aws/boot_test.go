@@ -76,6 +76,9 @@ func TestBootEndToEnd(t *testing.T) {
 		t.Logf("%-22s host %6.2fs", m.Stage, m.Host.Seconds())
 	}
 	assertOrder(t, got, []string{hypervisor.EvAPIAccepted, hypervisor.EvRunning, vm.StageFirmware, "init-start", "service-ready hello", "all-ready"})
+	if !strings.Contains(console.String(), "dhcp from") {
+		t.Error("the guest's network did not come from DHCP, as it does on EC2")
+	}
 	addr, err := v.Machine.Endpoint(8080)
 	if err != nil {
 		t.Fatal(err)
