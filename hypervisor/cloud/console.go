@@ -131,6 +131,10 @@ type ConsoleStream struct {
 	done   chan struct{}
 }
 
+// failuresShown is how many failed snapshots in a row are reported in the
+// stream.
+const failuresShown = 3
+
 // maxBuffered bounds what a stream holds for its reader.
 const maxBuffered = 4 << 20
 
@@ -176,6 +180,7 @@ func (s *ConsoleStream) run(snap Snapshot, o PollOptions) {
 	defer close(s.done)
 	var d Differ
 	first := false
+	failures := 0
 	poll := func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 		out, err := snap(ctx)
@@ -184,8 +189,14 @@ func (s *ConsoleStream) run(snap Snapshot, o PollOptions) {
 			if o.OnError != nil {
 				o.OnError(err)
 			}
+			// Said once in the stream itself, where a boot that
+			// times out shows its console: never a silent console.
+			if failures++; failures == failuresShown {
+				return s.put(fmt.Appendf(nil, "\n[kitrun: the console cannot be read: %d snapshots in a row failed: %v]\n", failures, err))
+			}
 			return true
 		}
+		failures = 0
 		fresh, lost := d.Next(out)
 		if lost && !s.put([]byte(GapMarker)) {
 			return false

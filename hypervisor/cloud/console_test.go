@@ -180,3 +180,15 @@ func TestConsoleStream(t *testing.T) {
 		}
 	}
 }
+
+func TestConsoleStreamSaysWhenSnapshotsFail(t *testing.T) {
+	s := PollConsole(func(ctx context.Context) ([]byte, error) {
+		return nil, errors.New("InvalidParameter: latest output is not supported")
+	}, PollOptions{Interval: time.Millisecond})
+	buf := make([]byte, 512)
+	n, err := s.Read(buf)
+	if err != nil || !strings.Contains(string(buf[:n]), "not supported") {
+		t.Errorf("got %q, %v", buf[:n], err)
+	}
+	s.Close()
+}
