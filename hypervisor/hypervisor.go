@@ -215,6 +215,14 @@ type Controller interface {
 	RunState(ctx context.Context) (string, error)
 }
 
+// DiskBooter is what a Backend whose machines boot disk images only (no
+// kernel directly: Hyper-V, clouds) offers; callers type-assert for it.
+// Commands boot its format when none is asked for.
+type DiskBooter interface {
+	// DefaultFormat is the disk format (boot/disk) its machines boot.
+	DefaultFormat() string
+}
+
 // HostMemory is the host memory a machine costs, as its backend measures
 // it.
 type HostMemory struct {

@@ -2,7 +2,7 @@ package testcases
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -14,21 +14,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/initproto"
-	"github.com/kitrun/kitrun/hypervisor/vm"
+	"github.com/kitrun/kitrun/boot/kitsshd"
+	"github.com/kitrun/kitrun/hypervisor/fake"
+	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 )
 
-// A fake guest for the runner's own tests: it plays a scripted boot through
-// the LaunchRequest's console and event hooks, as the real machine does.
+// The runner's own tests boot on the shared fake backend (hypervisor/fake)
+// through the real VMLauncher: images are really built (for the fake's
+// platform), and vm decodes the fake guest's events, names its stages,
+// times it out, shuts it down and runs its commands over SSH exactly as
+// for a QEMU guest. Only the guest is played: a behaviour scripts one boot.
 
 // behaviour scripts one boot.
 type behaviour struct {
 	services []string // become ready, in order
 	tasks    []string // onboot tasks that succeed
 	console  []string // lines written after all-ready
-	// readyErr, if set, is what WaitReady returns (no all-ready then).
-	readyErr error
-	// hang: the boot never finishes; WaitReady waits for its timeout.
+	// bootFail, if set, fails this service before all-ready with this
+	// detail (a ready probe that gave up, say).
+	bootFail, bootFailDetail string
+	// hang: the boot never reaches all-ready; the guest waits to be killed.
 	hang bool
 	// failService fails a service after all-ready.
 	failService string
@@ -36,184 +43,134 @@ type behaviour struct {
 	failTask string
 	// haltAfterReady: the guest powers itself off after all-ready.
 	haltAfterReady bool
-	files          map[string]FileInfo
-	exec           func(cmd string, stdin []byte) (ExecResult, error)
-	// listen: guest ports answered on the host with this greeting.
+	// files answer kitrun-stat, exec every other command over SSH.
+	files map[string]FileInfo
+	exec  func(cmd string, stdin []byte) (ExecResult, error)
+	// listen: guest ports answered with this greeting; other published
+	// ports close each connection at once, as QEMU does when nothing
+	// listens in the guest.
 	listen map[int]string
-	// unclean: the power-off at the end fails.
+	// unclean: the guest ignores the power-off at the end.
 	unclean bool
 }
 
-type fakeGuest struct {
-	b       behaviour
-	req     LaunchRequest
-	start   time.Time
-	exited  chan struct{}
-	once    sync.Once
-	mu      sync.Mutex
-	stage   string
-	exitErr error
-	killed  bool
-	ports   map[int]string
-	lns     []net.Listener
-	onExit  func()
-}
-
-func (g *fakeGuest) emit(kind, name string, mods ...func(*initproto.Event)) {
-	ev := &initproto.Event{Kind: kind, Name: name, Uptime: time.Since(g.start).Seconds()}
-	for _, m := range mods {
-		m(ev)
+// play is the behaviour as a fake guest's script.
+func (b behaviour) play(g *fake.Guest) {
+	g.Say("[    0.000000] Linux version 6.1.0 (fake)")
+	sshPort := g.Image.Manifest.SSH
+	for _, p := range g.Machine().Info().Published {
+		if p.GuestPort == sshPort {
+			continue
+		}
+		greeting := b.listen[p.GuestPort]
+		g.Serve(p.GuestPort, func(c net.Conn) { io.WriteString(c, greeting) })
 	}
-	g.mu.Lock()
-	g.stage = kind
-	if name != "" {
-		g.stage += " " + name
+	if sshPort != 0 && len(g.Spec.Seed) > 0 {
+		if err := g.ServeSSH(b.answer); err != nil {
+			g.Say("fake: " + err.Error())
+		}
 	}
-	g.mu.Unlock()
-	if g.req.OnEvent != nil {
-		g.req.OnEvent(vm.Event{Host: time.Since(g.start), Guest: ev})
+	g.Emit(initproto.Event{Kind: initproto.EvInitStart})
+	g.Emit(initproto.Event{Kind: initproto.EvModulesLoaded})
+	for _, t := range b.tasks {
+		g.Emit(initproto.Event{Kind: initproto.EvTaskDone, Name: t})
 	}
-}
-
-func (g *fakeGuest) say(line string) { io.WriteString(g.req.Console, line+"\n") }
-
-func (g *fakeGuest) boot() {
-	g.say("[    0.000000] Linux version 6.1.0 (fake)")
-	g.emit(initproto.EvInitStart, "")
-	g.emit(initproto.EvModulesLoaded, "")
-	for _, t := range g.b.tasks {
-		g.emit(initproto.EvTaskDone, t)
-	}
-	if t := g.b.failTask; t != "" {
-		one := 1
-		g.say("[" + t + "] " + t + ": failing")
-		g.emit(initproto.EvTaskFailed, t, func(e *initproto.Event) {
-			e.Status, e.Detail, e.Log = &one, "exit status 1", []string{t + ": failing"}
-		})
+	one := 1
+	if t := b.failTask; t != "" {
+		g.Say("[" + t + "] " + t + ": failing")
+		g.Emit(initproto.Event{Kind: initproto.EvTaskFailed, Name: t, Status: &one, Detail: "exit status 1", Log: []string{t + ": failing"}})
+		b.serve(g)
 		return
 	}
-	if g.b.hang || g.b.readyErr != nil {
+	if b.hang {
+		<-g.Killed()
 		return
 	}
-	for _, s := range g.b.services {
-		g.emit(initproto.EvServiceStart, s)
-		g.say("kitinit: service " + s + " started")
-		g.emit(initproto.EvServiceReady, s)
+	for _, s := range b.services {
+		g.Emit(initproto.Event{Kind: initproto.EvServiceStart, Name: s})
+		g.Say("kitinit: service " + s + " started")
+		if s == b.bootFail {
+			g.Emit(initproto.Event{Kind: initproto.EvServiceFailed, Name: s, Detail: b.bootFailDetail})
+			b.serve(g)
+			return
+		}
+		g.Emit(initproto.Event{Kind: initproto.EvServiceReady, Name: s})
 	}
-	g.emit(initproto.EvAllReady, "")
-	for _, l := range g.b.console {
-		g.say(l)
+	g.Emit(initproto.Event{Kind: initproto.EvAllReady})
+	for _, l := range b.console {
+		g.Say(l)
 	}
-	if s := g.b.failService; s != "" {
-		one := 1
-		g.emit(initproto.EvServiceFailed, s, func(e *initproto.Event) {
-			e.Status, e.Detail, e.Log = &one, "exit status 1", []string{s + ": fell over"}
-		})
+	if s := b.failService; s != "" {
+		g.Emit(initproto.Event{Kind: initproto.EvServiceFailed, Name: s, Status: &one, Detail: "exit status 1", Log: []string{s + ": fell over"}})
 	}
-	if g.b.haltAfterReady {
-		g.say("[    2.000000] reboot: Power down")
-		g.exit(nil)
+	if b.haltAfterReady {
+		g.Say("[    2.000000] reboot: Power down")
+		g.Exit(nil)
+		return
 	}
+	b.serve(g)
 }
 
-func (g *fakeGuest) exit(err error) {
-	g.once.Do(func() {
-		g.mu.Lock()
-		g.exitErr = err
-		g.mu.Unlock()
-		for _, l := range g.lns {
-			l.Close()
-		}
-		if g.onExit != nil {
-			g.onExit()
-		}
-		close(g.exited)
-	})
-}
-
-func (g *fakeGuest) WaitReady(ctx context.Context, timeout time.Duration) error {
-	if g.b.readyErr != nil {
-		return g.b.readyErr
-	}
-	if g.b.hang {
+// serve waits for the host's power-off (command or button) and shuts down
+// as kitinit does, running the onshutdown task goodbye; an unclean guest
+// ignores it and waits to be killed.
+func (b behaviour) serve(g *fake.Guest) {
+	for {
+		var why string
 		select {
-		case <-time.After(timeout):
-		case <-ctx.Done():
+		case cmd := <-g.Commands():
+			if cmd != initproto.CmdPoweroff {
+				continue
+			}
+			why = "poweroff requested by host"
+		case <-g.PowerButton():
+			why = "power button"
+		case <-g.Killed():
+			return
 		}
-		return &vm.TimeoutError{Stage: vm.Stage{Kind: g.Stage()}, After: timeout, Console: []string{"fake console line"}}
+		if b.unclean {
+			continue
+		}
+		g.Emit(initproto.Event{Kind: initproto.EvShutdown, Detail: why})
+		g.Say("kitinit: shutting down")
+		g.Emit(initproto.Event{Kind: initproto.EvTaskDone, Name: "goodbye"})
+		g.Emit(initproto.Event{Kind: initproto.EvShutdownDone})
+		g.Say("[    3.000000] reboot: Power down")
+		g.Exit(nil)
+		return
 	}
-	return nil
 }
 
-func (g *fakeGuest) Stage() string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.stage
-}
-
-func (g *fakeGuest) Exec(ctx context.Context, cmd string, stdin []byte) (ExecResult, error) {
-	if g.b.exec == nil {
-		return ExecResult{}, errors.New("no SSH in this fake")
+// answer runs one command over SSH: kitrun-stat from files, the rest by
+// exec.
+func (b behaviour) answer(cmd string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if argv, err := kitsshd.Split(cmd); err == nil && len(argv) == 2 && argv[0] == kitsshd.CmdStat {
+		fi, ok := b.files[argv[1]]
+		fi.Path, fi.Exists = argv[1], ok
+		json.NewEncoder(stdout).Encode(fi)
+		return 0
 	}
-	return g.b.exec(cmd, stdin)
-}
-
-func (g *fakeGuest) Stat(ctx context.Context, path string) (FileInfo, error) {
-	fi, ok := g.b.files[path]
-	if !ok {
-		return FileInfo{Path: path}, nil
+	if b.exec == nil {
+		fmt.Fprintf(stderr, "%s: not found\n", cmd)
+		return 127
 	}
-	fi.Path, fi.Exists = path, true
-	return fi, nil
-}
-
-func (g *fakeGuest) Addr(port int) (string, error) {
-	a, ok := g.ports[port]
-	if !ok {
-		return "", fmt.Errorf("guest port %d is not published", port)
+	in, _ := io.ReadAll(stdin)
+	r, err := b.exec(cmd, in)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
 	}
-	return a, nil
+	stdout.Write(r.Stdout)
+	stderr.Write(r.Stderr)
+	return r.Status
 }
 
-func (g *fakeGuest) Shutdown(ctx context.Context, grace time.Duration) error {
-	select {
-	case <-g.exited:
-		return nil
-	default:
-	}
-	g.emit(initproto.EvShutdown, "", func(e *initproto.Event) { e.Detail = "poweroff requested by host" })
-	g.say("kitinit: shutting down")
-	g.emit(initproto.EvTaskDone, "goodbye")
-	g.emit(initproto.EvShutdownDone, "")
-	g.say("[    3.000000] reboot: Power down")
-	if g.b.unclean {
-		g.exit(errors.New("exit status 1"))
-		return errors.New("guest did not power off within " + grace.String())
-	}
-	g.exit(nil)
-	return nil
-}
-
-func (g *fakeGuest) Kill() error {
-	g.mu.Lock()
-	g.killed = true
-	g.mu.Unlock()
-	g.exit(errors.New("signal: killed"))
-	return nil
-}
-
-func (g *fakeGuest) Exited() <-chan struct{} { return g.exited }
-
-func (g *fakeGuest) ExitErr() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.exitErr
-}
-
-// fakeLauncher hands out fake guests; behave picks the behaviour of the
-// nth boot (1-based) of the test named by its spec's directory.
+// fakeLauncher boots each test on the fake backend with the behaviour
+// behave picks for the nth boot (1-based) of the test named by its spec's
+// directory, and keeps count of what ran at once.
 type fakeLauncher struct {
 	behave func(test string, n int) behaviour
+	hold   time.Duration // each launch returns this much later
 
 	mu        sync.Mutex
 	boots     map[string]int
@@ -222,8 +179,7 @@ type fakeLauncher struct {
 	maxMem    int
 	maxRun    int
 	launchLog []string
-	guests    []*fakeGuest
-	hold      time.Duration // each boot lasts at least this long
+	guests    []*fake.Guest
 }
 
 func (l *fakeLauncher) Launch(ctx context.Context, req LaunchRequest) (Guest, error) {
@@ -233,52 +189,52 @@ func (l *fakeLauncher) Launch(ctx context.Context, req LaunchRequest) (Guest, er
 		l.boots = map[string]int{}
 	}
 	l.boots[test]++
-	n := l.boots[test]
+	b := l.behave(test, l.boots[test])
 	l.running++
 	l.memNow += req.MemoryMiB
 	l.maxRun = max(l.maxRun, l.running)
 	l.maxMem = max(l.maxMem, l.memNow)
 	l.launchLog = append(l.launchLog, test)
 	l.mu.Unlock()
-	b := l.behave(test, n)
-	g := &fakeGuest{b: b, req: req, start: time.Now(), exited: make(chan struct{}), ports: map[int]string{}}
-	for _, p := range req.Publish {
-		greeting := b.listen[p]
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		g.lns = append(g.lns, ln)
-		g.ports[p] = ln.Addr().String()
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				if greeting == "" {
-					c.Close() // as QEMU does when nothing listens in the guest
-					continue
-				}
-				io.WriteString(c, greeting)
-				c.Close()
-			}
-		}()
-	}
-	g.onExit = func() {
+	done := func() {
 		l.mu.Lock()
 		l.running--
 		l.memNow -= req.MemoryMiB
 		l.mu.Unlock()
 	}
-	l.mu.Lock()
-	l.guests = append(l.guests, g)
-	l.mu.Unlock()
-	g.boot()
+	backend := &fake.Backend{Script: func(g *fake.Guest) {
+		l.mu.Lock()
+		l.guests = append(l.guests, g)
+		l.mu.Unlock()
+		b.play(g)
+	}}
+	g, err := (&VMLauncher{Backend: backend}).Launch(ctx, req)
+	if err != nil {
+		done()
+		return nil, err
+	}
+	go func() {
+		<-g.Exited()
+		done()
+	}()
 	if l.hold > 0 {
 		time.Sleep(l.hold)
 	}
 	return g, nil
+}
+
+// killed says whether every guest was forced off.
+func (l *fakeLauncher) killed() (all bool, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, g := range l.guests {
+		select {
+		case <-g.Killed():
+		default:
+			return false, len(l.guests)
+		}
+	}
+	return true, len(l.guests)
 }
 
 // A cases tree written by a test.
@@ -339,6 +295,8 @@ func writeTree(t *testing.T, files map[string]string) string {
 // what the run printed.
 func runFake(t *testing.T, dir string, l *fakeLauncher, o Options) (*Summary, string) {
 	t.Helper()
+	// The images are built: the kernel package must be there.
+	qemutest.Require(t, arch.Host().Name)
 	var out strings.Builder
 	o.Dir, o.Launcher, o.Out = dir, l, &lockedWriter{w: &out}
 	if o.ResultsDir == "" {

@@ -17,8 +17,8 @@ import (
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
-// Guest is a booted machine as the harness sees it. *Machine is the real
-// one; the runner's own tests use fakes.
+// Guest is a booted machine as the harness sees it: *Machine, on whatever
+// backend (the runner's own tests boot on the fake one).
 type Guest interface {
 	// WaitReady waits for all-ready, a failure, or the timeout (see
 	// vm.VM.WaitReady and its typed errors).
@@ -40,6 +40,9 @@ type Guest interface {
 	Exited() <-chan struct{}
 	// ExitErr is the hypervisor's exit error once Exited (nil: clean).
 	ExitErr() error
+	// StoppedItself says, once Exited, whether the guest stopped before
+	// the host asked it to (see vm.VM.StoppedItself).
+	StoppedItself() bool
 }
 
 // Launcher builds and boots the image of a test.
@@ -232,3 +235,6 @@ func (m *Machine) Exited() <-chan struct{} { return m.VM.Exited() }
 
 // ExitErr implements Guest.
 func (m *Machine) ExitErr() error { return m.VM.Machine.Err() }
+
+// StoppedItself implements Guest.
+func (m *Machine) StoppedItself() bool { return m.VM.StoppedItself() }

@@ -522,18 +522,24 @@ func (r *runner) attempt(ctx context.Context, p *planned, number, rep int) (at A
 		exited = true
 	default:
 	}
-	switch {
-	case exited:
+	strayExit := func() {
 		if !s.poweredOff && !failed {
 			fail(fmt.Sprintf("the machine exited on its own (%s) at stage %s; expect `halts_itself: true` or `reboots_itself: true` if it should", exitDesc(g.ExitErr()), at.Stage))
 		}
+	}
+	switch {
+	case exited:
+		strayExit()
 	case timedOut || ctx.Err() != nil:
 		g.Kill()
 	default:
 		sctx, cancel := context.WithTimeout(context.Background(), r.o.Grace+30*time.Second)
 		err := g.Shutdown(sctx, r.o.Grace)
 		cancel()
-		if tf.Implicit {
+		// The guest may have halted just as the host asked.
+		if g.StoppedItself() {
+			strayExit()
+		} else if tf.Implicit {
 			ar := AssertionResult{Kind: "implicit", Text: "the guest powers off cleanly at the end", Implicit: true, Outcome: OutcomePassed}
 			if err == nil {
 				err = g.ExitErr()

@@ -236,10 +236,11 @@ func prepare(ctx context.Context, s *spec.Spec, opts Options) (*builder, error) 
 			formats = append(formats, name)
 		}
 	}
-	// A bundle's base is built with it (aws is raw-efi and a manifest):
-	// the image's disks, and so its digest and cache name, include it.
-	for i := 0; i < len(formats); i++ {
-		if f, err := disk.Lookup(formats[i]); err == nil && f.Base != "" && !slices.Contains(formats, f.Base) {
+	// A format made from another (vhdx from raw-efi) brings that one
+	// into the image too (disk.Build writes both): the image's digest and
+	// the cache's check of its disks count it.
+	for _, name := range slices.Clone(formats) {
+		if f, err := disk.Lookup(name); err == nil && f.Base != "" && !slices.Contains(formats, f.Base) {
 			formats = append(formats, f.Base)
 		}
 	}

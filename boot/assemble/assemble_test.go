@@ -246,7 +246,8 @@ func TestBuildCachedWithFormats(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := assemble.Options{Platform: qemutest.Platform(t, a), CacheDir: freshCache(t), Formats: []string{"iso-bios"}}
+	// vhdx is made from raw-efi, which the image then holds too.
+	opts := assemble.Options{Platform: qemutest.Platform(t, a), CacheDir: freshCache(t), Formats: []string{"iso-bios", "vhdx"}}
 	first, err := assemble.BuildCached(context.Background(), s, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -258,8 +259,10 @@ func TestBuildCachedWithFormats(t *testing.T) {
 	if again.Image.Dir != first.Image.Dir || again.Image.Digest != first.Image.Digest {
 		t.Errorf("second build: %s (%s), want the cached %s (%s)", again.Image.Dir, again.Image.Digest, first.Image.Dir, first.Image.Digest)
 	}
-	if _, err := again.Image.Disk("iso-bios"); err != nil {
-		t.Error(err)
+	for _, f := range []string{"iso-bios", "vhdx", "raw-efi"} {
+		if _, err := again.Image.Disk(f); err != nil {
+			t.Error(err)
+		}
 	}
 	opts.Formats = nil
 	plain, err := assemble.BuildCached(context.Background(), s, opts)

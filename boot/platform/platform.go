@@ -49,6 +49,10 @@ type Hardware struct {
 	// kernel tells the hypervisor it panicked (a report no guest program
 	// can fake).
 	PanicModules []string
+	// PowerModules drive the platform's power button where it is not
+	// ACPI's (on Hyper-V, Ctrl+Alt+Del on the synthetic keyboard:
+	// hyperv_keyboard); loaded at every boot, like PanicModules.
+	PowerModules []string
 	// KernelArgs are added to every command line on this machine (for
 	// example what the platform's emulated timers need).
 	KernelArgs []string
@@ -105,6 +109,7 @@ func (p Platform) Modules(network bool) []string {
 	for _, hw := range p.Machines {
 		mods = append(mods, hw.ChannelModules...)
 		mods = append(mods, hw.PanicModules...)
+		mods = append(mods, hw.PowerModules...)
 		mods = append(mods, hw.SeedModules...)
 		if network {
 			mods = append(mods, hw.NICModules...)
@@ -144,6 +149,11 @@ func (h Hardware) Cmdline(image string, w Wiring) string {
 		// there would reach the console looking like the kernel's own.
 		"printk.devkmsg=off")
 	mods := append([]string(nil), h.PanicModules...)
+	for _, m := range h.PowerModules {
+		if !slices.Contains(mods, m) {
+			mods = append(mods, m)
+		}
+	}
 	if !w.NoChannel {
 		channel := h.Channel
 		if channel == "" {

@@ -26,6 +26,12 @@ import (
 // Format is the disk format the backend boots.
 const Format = "aws"
 
+var _ hypervisor.DiskBooter = (*Backend)(nil)
+
+// DefaultFormat implements hypervisor.DiskBooter: commands boot the aws
+// format when none is asked for.
+func (b *Backend) DefaultFormat() string { return Format }
+
 // launchMu makes this process's count of running instances and its launch
 // one step, so that parallel starts respect max-instances.
 var launchMu sync.Mutex

@@ -53,10 +53,11 @@ type Config struct {
 	Image *image.Image
 	// Resources for every boot (an accelerator, say).
 	Resources hypervisor.Resources
+	// Format is the image format every boot uses ("": direct kernel
+	// boot); Image must have been built with it.
+	Format string
 	// BootTimeout bounds each boot to all-ready.
 	BootTimeout time.Duration
-	// Format is the image format every boot uses ("": direct boot).
-	Format string
 	// RemoteEndpoints: published ports are reached at the machine's own
 	// address (a cloud instance's), not on the host's loopback.
 	RemoteEndpoints bool
@@ -77,7 +78,7 @@ func Run(t *testing.T, c Config) {
 func boot(t *testing.T, c Config, publish ...int) (*vm.VM, *buffer) {
 	t.Helper()
 	var console buffer
-	opts := vm.Options{Resources: c.Resources, Console: &console, Format: c.Format}
+	opts := vm.Options{Resources: c.Resources, Format: c.Format, Console: &console}
 	for _, p := range publish {
 		opts.Publish = append(opts.Publish, hypervisor.PortForward{HostAddr: "127.0.0.1", GuestPort: p})
 	}

@@ -73,6 +73,7 @@ type VM struct {
 
 	mu        sync.Mutex
 	exitAt    time.Duration // host time of the machine's exit; 0 until then
+	stopAsked time.Duration // host time of the host's first Shutdown or Kill; 0 until then
 	stage     Stage
 	guestSeen bool
 	// firstGuest is the host time of kitinit's first event.
@@ -286,14 +287,35 @@ func (v *VM) service(name string) *ServiceState {
 
 // markLocked records a stage. Marks are kept in host-time order: the
 // streams are read concurrently, so arrival order between them is not
-// time order.
+// time order. For the same reason the stage reached never goes back: the
+// backend's vmm-ready, the console's first byte and the kernel's first
+// line come before any guest event, whenever their readers get to them
+// (on a fast backend, after the guest's first events).
 func (v *VM) markLocked(stage Stage, host time.Duration, guest float64) {
-	v.stage = stage
 	i := len(v.marks)
 	for i > 0 && v.marks[i-1].Host > host {
 		i--
 	}
 	v.marks = slices.Insert(v.marks, i, Mark{Stage: stage, Host: host, Guest: guest})
+	if stageOrder(stage.Kind) >= stageOrder(v.stage.Kind) {
+		v.stage = stage
+	}
+}
+
+// stageOrder ranks the stages that precede kitinit's events; guest stages
+// come in their stream's order.
+func stageOrder(kind string) int {
+	switch kind {
+	case StageStarted:
+		return 0
+	case hypervisor.EvVMMReady:
+		return 1
+	case StageFirmware:
+		return 2
+	case StageKernel:
+		return 3
+	}
+	return 4
 }
 
 func (v *VM) failLocked(err error) {
@@ -454,6 +476,36 @@ func (v *VM) ExitTime() time.Duration {
 	return v.exitAt
 }
 
+// noteStop records when the host first asked the machine to stop.
+func (v *VM) noteStop() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.stopAsked == 0 {
+		v.stopAsked = max(time.Since(v.started), 1)
+	}
+}
+
+// StoppedItself says whether the machine stopped on its own: the guest
+// began shutting down (kitinit's shutdown event), or the machine ended,
+// before the host first asked it to stop (Shutdown, Kill). A guest that
+// halts just as the host asks is told apart by the times of the two, not
+// by which the host handled first. Meaningful once Exited is closed.
+func (v *VM) StoppedItself() bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.stopAsked == 0 {
+		return true
+	}
+	began := v.exitAt
+	for _, m := range v.marks {
+		if m.Stage.Kind == initproto.EvShutdown {
+			began = m.Host
+			break
+		}
+	}
+	return began < v.stopAsked
+}
+
 // Stage is the last stage reached.
 func (v *VM) Stage() Stage {
 	v.mu.Lock()
@@ -493,6 +545,7 @@ func (v *VM) Shutdown(ctx context.Context, grace time.Duration) error {
 	if isClosed(v.exited) {
 		return nil
 	}
+	v.noteStop()
 	result := &multierror.Error{ErrorFormat: joinErrors}
 	var steps multierror.Group
 	stepCtx, cancel := context.WithTimeout(ctx, time.Second)
@@ -557,6 +610,7 @@ func joinErrors(errs []error) string {
 
 // Kill ends the machine at once and waits until it is gone.
 func (v *VM) Kill() error {
+	v.noteStop()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err := v.Machine.ForceOff(ctx)

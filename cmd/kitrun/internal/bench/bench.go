@@ -134,6 +134,11 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		}
 		mems = append(mems, m)
 	}
+	if len(o.ImageFormats) == 0 {
+		if f := o.BackendOptions.DefaultFormat(); f != "" {
+			o.ImageFormats = []string{f}
+		}
+	}
 	arches := o.Arches
 	if len(arches) == 0 {
 		arches = []string{arch.Host().Name}

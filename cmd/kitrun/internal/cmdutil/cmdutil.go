@@ -14,7 +14,8 @@ import (
 
 	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/hypervisor"
-	_ "github.com/kitrun/kitrun/hypervisor/qemu" // the default backend
+	_ "github.com/kitrun/kitrun/hypervisor/hyperv" // --backend hyperv
+	_ "github.com/kitrun/kitrun/hypervisor/qemu"   // the default backend
 	"github.com/spf13/cobra"
 
 	"github.com/kitrun/kitrun/boot/arch"
@@ -128,6 +129,20 @@ func (o BackendOptions) Open() (hypervisor.Backend, error) {
 		return nil, err
 	}
 	return hypervisor.Open(o.Backend, opts)
+}
+
+// DefaultFormat is the image format to boot when none is asked for: the
+// backend's own where it boots disk images only (hypervisor.DiskBooter),
+// else "" (direct kernel boot).
+func (o BackendOptions) DefaultFormat() string {
+	b, err := o.Open()
+	if err != nil {
+		return "" // Open fails again, and says why, where it matters
+	}
+	if d, ok := b.(hypervisor.DiskBooter); ok {
+		return d.DefaultFormat()
+	}
+	return ""
 }
 
 // AddBackendFlags adds the flags that choose a backend.

@@ -93,6 +93,9 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) (err error) 
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
 	o.MemoryMiB = mem
+	if o.Format == "" {
+		o.Format = o.BackendOptions.DefaultFormat()
+	}
 	if o.Format != "" && o.Format != image.FormatDirect {
 		o.Formats, o.ForMachine = append(o.Formats, o.Format), o.Resources.Machine
 	}

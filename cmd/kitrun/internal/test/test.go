@@ -110,6 +110,9 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
+	if o.Format == "" {
+		o.Format = o.BackendOptions.DefaultFormat()
+	}
 	// Ctrl-C stops the run: running VMs are killed, the rest skipped, and
 	// the reports still written.
 	sigCtx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)

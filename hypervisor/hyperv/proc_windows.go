@@ -1,0 +1,7 @@
+//go:build windows
+
+package hyperv
+
+import "os/exec"
+
+func setProcAttr(*exec.Cmd) {}

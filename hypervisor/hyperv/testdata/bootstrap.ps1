@@ -1,0 +1,1 @@
+$ErrorActionPreference='Stop';$i=[Console]::OpenStandardInput();$b=New-Object IO.MemoryStream;while((($c=$i.ReadByte()) -ge 0) -and ($c -ne 10)){$b.WriteByte([byte]$c)};$s=[Text.Encoding]::UTF8.GetString([Convert]::FromBase64String([Text.Encoding]::ASCII.GetString($b.ToArray())));. ([ScriptBlock]::Create($s))

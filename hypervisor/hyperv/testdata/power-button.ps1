@@ -1,0 +1,1 @@
+Send-KitrunCtrlAltDel -Name 'kitrun-web-0a1b2c3d'

@@ -1,0 +1,1 @@
+Remove-KitrunVM -Name 'kitrun-web-0a1b2c3d' -Directory '' -Destroyed $false

@@ -1,0 +1,3 @@
+$step = 'turn the VM off'
+Stop-VM -Name 'kitrun-web-0a1b2c3d' -TurnOff -Force -Confirm:$false
+Write-KitrunVM -Name 'kitrun-web-0a1b2c3d'
