@@ -308,7 +308,9 @@ func stageOrder(kind string) int {
 	switch kind {
 	case StageStarted:
 		return 0
-	case hypervisor.EvVMMReady:
+	case hypervisor.EvVMMReady, hypervisor.EvAPIAccepted, hypervisor.EvRunning:
+		// The platform's own stages (a cloud's start request accepted,
+		// its instance running) come before the guest's first output.
 		return 1
 	case StageFirmware:
 		return 2
