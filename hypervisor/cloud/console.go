@@ -181,10 +181,12 @@ func (s *ConsoleStream) run(snap Snapshot, o PollOptions) {
 	var d Differ
 	first := false
 	failures := 0
+	var lastErr error
 	poll := func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), o.Timeout)
 		out, err := snap(ctx)
 		cancel()
+		lastErr = err
 		if err != nil {
 			if o.OnError != nil {
 				o.OnError(err)
@@ -225,8 +227,14 @@ func (s *ConsoleStream) run(snap Snapshot, o PollOptions) {
 			}
 		case <-s.finish:
 			// The machine is gone: one last look for what it wrote
-			// last, then EOF.
-			poll()
+			// last (a few tries: a failed look would lose the tail),
+			// then EOF.
+			for try := 0; try < 3; try++ {
+				if !poll() || lastErr == nil {
+					break
+				}
+				time.Sleep(o.Interval)
+			}
 			s.end(io.EOF)
 			return
 		}
