@@ -44,7 +44,12 @@ func Open(name string, opts Options) (Backend, error) {
 	if !ok {
 		return nil, fmt.Errorf("unknown backend %q; valid: %s", name, strings.Join(Backends(), ", "))
 	}
-	return f(opts)
+	b, err := f(opts)
+	if err != nil {
+		return nil, err
+	}
+	rememberOpened(b, name, opts)
+	return b, nil
 }
 
 // Backends lists the registered backends, sorted.

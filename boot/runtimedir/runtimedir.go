@@ -73,8 +73,10 @@ func Dir() (string, error) { return def().Dir() }
 // it when done; if the process dies first, the next sweep does.
 func MkdirTemp(pattern string) (string, error) { return def().MkdirTemp(pattern) }
 
-// Sweep removes the runtime directories of processes that are gone, and
-// kills the process groups they adopted. It returns the directories removed.
+// Sweep removes the runtime directories of processes that are gone, kills
+// the process groups they adopted and ends what they recorded (Record). It
+// returns the directories removed, and an error naming the records it
+// could not end (their directories stay for the next sweep).
 func Sweep() ([]string, error) { return def().Sweep() }
 
 // Remove removes this process's runtime directory with everything in it;
@@ -94,7 +96,7 @@ func (r *root) ensure() (string, error) {
 	if err := ensurePrivate(r.base); err != nil {
 		return "", fmt.Errorf("kitrun's runtime directory: %w", err)
 	}
-	r.sweep()
+	r.sweep() // what it cannot end waits for a sweep that reports it
 	dir := filepath.Join(r.base, r.self.String())
 	err := os.Mkdir(dir, 0o700)
 	if errors.Is(err, fs.ErrExist) {
@@ -123,17 +125,21 @@ func (r *root) Sweep() ([]string, error) {
 	if err := ensurePrivate(r.base); err != nil {
 		return nil, fmt.Errorf("kitrun's runtime directory: %w", err)
 	}
-	return r.sweep(), nil
+	removed, err := r.sweep()
+	return removed, err
 }
 
-// sweep removes the directories whose owner is gone. Names that are not a
-// procid are not kitrun's and are left alone.
-func (r *root) sweep() []string {
+// sweep removes the directories whose owner is gone, once it has killed
+// the process groups and ended the records (see Record) in them. Names
+// that are not a procid are not kitrun's and are left alone. The error
+// tells of records that could not be ended: their directories stay.
+func (r *root) sweep() ([]string, error) {
 	ents, err := os.ReadDir(r.base)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	var removed []string
+	var errs []error
 	for _, e := range ents {
 		owner, ok := procid.Parse(e.Name())
 		if !ok || !e.IsDir() || owner == r.self || owner.Running() {
@@ -143,11 +149,15 @@ func (r *root) sweep() []string {
 		for _, leader := range readGroups(dir) {
 			killGroup(leader)
 		}
+		if done, err := reapRecords(dir); !done {
+			errs = append(errs, fmt.Errorf("left by kitrun process %s, which is gone: %w", e.Name(), err))
+			continue
+		}
 		if os.RemoveAll(dir) == nil {
 			removed = append(removed, dir)
 		}
 	}
-	return removed
+	return removed, errors.Join(errs...)
 }
 
 func (r *root) Remove() error {

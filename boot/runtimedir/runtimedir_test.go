@@ -60,9 +60,19 @@ func child(outDir string) error {
 		}
 		daemon = cmd.Process.Pid
 	}
+	if os.Getenv(childRecordsEnv) != "" {
+		for _, w := range []string{"w1", "w2"} {
+			if _, err := Record("widget", []byte(w)); err != nil {
+				return err
+			}
+		}
+	}
 	fmt.Printf("%s %s %d\n", dir, half.Name(), daemon)
 	return nil
 }
+
+// childRecordsEnv makes the child also record two widgets (see Record).
+const childRecordsEnv = "KITRUN_RUNTIMEDIR_TEST_RECORDS"
 
 type childProc struct {
 	cmd      *exec.Cmd

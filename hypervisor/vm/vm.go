@@ -133,12 +133,20 @@ func Boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, opt
 	if err != nil {
 		return nil, err
 	}
+	forget, err := hypervisor.TrackMachine(backend, m)
+	if err != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		m.ForceOff(fctx)
+		cancel()
+		return nil, err
+	}
 	v := &VM{
 		Image: img, Machine: m, started: m.Info().Started, stage: Stage{Kind: StageStarted},
 		ready: make(chan struct{}), failed: make(chan struct{}), exited: make(chan struct{}),
 		services: map[string]*ServiceState{}, ssh: sshs,
 		queue: newEventQueue(opts.OnEvent),
 	}
+	v.atExit(forget)
 	if sshs != nil {
 		sshs.endpoint = m.Endpoint
 		v.atExit(sshs.close)

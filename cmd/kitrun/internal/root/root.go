@@ -88,7 +88,7 @@ func newVersion() *cobra.Command {
 
 // Main runs kitrun with args and returns the process exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
-	sweepLeftovers()
+	sweepLeftovers(stderr)
 	defer runtimedir.Remove()
 	cmd := New(stdout, stderr)
 	cmd.SetArgs(args)
@@ -111,12 +111,16 @@ const cacheSweepDepth = 2
 
 // sweepLeftovers removes what kitrun processes killed with SIGKILL (or by a
 // crash) left behind: their runtime directories, with the SSH keys, sockets
-// and initrds in them and the fixture daemons they recorded, and the
-// temporary files and directories in the default cache. Directories
-// written through other paths (--cache-dir, -o) are swept by the first
-// write there. Live processes' files are never touched.
-func sweepLeftovers() {
-	runtimedir.Sweep()
+// and initrds in them, the fixture daemons they recorded and the machines
+// they ran on backends whose machines outlive them (see hypervisor's
+// machine records), and the temporary files and directories in the default
+// cache. Directories written through other paths (--cache-dir, -o) are
+// swept by the first write there. Live processes' files are never touched.
+// What cannot be ended now is said on stderr and tried again next time.
+func sweepLeftovers(stderr io.Writer) {
+	if _, err := runtimedir.Sweep(); err != nil {
+		fmt.Fprintf(cmdutil.GuestText(stderr, termsafe.Strict), "kitrun: warning: %v\n", err)
+	}
 	sweepTree(assemble.DefaultCacheDir(), cacheSweepDepth)
 }
 
