@@ -9,21 +9,32 @@ SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # (FILE a command on PATH or an absolute path): QEMU and its firmware, the
 # SSH client the SSH tests log in with, and the independent validators the
 # disk-image tests check kitrun's output with (libyal's VHD/VHDX and VMDK
-# readers are a second reader of the virtual-disk containers, besides QEMU).
+# readers are a second reader of the virtual-disk containers, besides QEMU),
+# and the headless browser the dashboard's tests drive.
 HOST_DEPS   := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm \
                qemu-img:qemu-utils ssh:openssh-client \
                /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/AAVMF/AAVMF_CODE.fd:qemu-efi-aarch64 \
                sgdisk:gdisk fsck.vfat:dosfstools mdir:mtools xorriso:xorriso isoinfo:genisoimage \
-               /usr/share/doc/python3-libvhdi:python3-libvhdi /usr/share/doc/python3-libvmdk:python3-libvmdk
+               /usr/share/doc/python3-libvhdi:python3-libvhdi /usr/share/doc/python3-libvmdk:python3-libvmdk \
+               chromium:chromium
 # Debian packages kitrun takes boot loaders and EFI stubs from, as
 # PACKAGE:DEBIAN_ARCH, downloaded into $(PACKAGE_DIR) (never installed).
 BOOT_PKGS   := systemd-boot-efi:amd64 systemd-boot-efi:arm64 isolinux:all syslinux-common:all
 PACKAGE_DIR := $(KITRUN_CACHE)/packages
 TEST_TIMEOUT ?= 40m
+# make nightly: the bench matrix, recorded into the history, checked, and
+# published as a static page (README, "Nightly"). Override any of these.
+NIGHTLY_SPECS  ?= examples/nightly/nightly.yml examples/minimal.yml
+NIGHTLY_FLAGS  ?= --floor
+NIGHTLY_RUNS   ?= 10
+NIGHTLY_OUT    ?= out/nightly
+NIGHTLY_DB     ?= $(NIGHTLY_OUT)/history.db
+NIGHTLY_SITE   ?= $(NIGHTLY_OUT)/site
+NIGHTLY_MAX_REGRESSION ?= 5%
 
 export KITRUN_CACHE
 
-.PHONY: all build deps qemu kernels packages test run bench clean generate check-generated
+.PHONY: all build deps qemu kernels packages test run bench clean generate check-generated nightly nightly-test
 
 all: build
 
@@ -65,12 +76,31 @@ test: deps build check-generated
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 	bin/kitrun test testcases/ -j 2 --junit out/junit.xml --results out/test-results
 	bin/kitrun test testcases/ -j 2 --arch aarch64 --junit out/junit-aarch64.xml --results out/test-results-aarch64
+	$(MAKE) --no-print-directory nightly-test
 
 run: deps build
 	bin/kitrun run examples/minimal.yml --until-ready
 
 bench: deps build
 	bin/kitrun bench examples/minimal.yml --floor --runs $(or $(RUNS),10)
+
+# The bench results are recorded even when the check then fails, and the
+# page is published either way (it shows the regression); the exit status
+# is the check's. $(NIGHTLY_OUT)/benchmark.json is the night's medians in
+# github-action-benchmark's format (customSmallerIsBetter).
+nightly: deps build
+	@mkdir -p $(NIGHTLY_OUT)
+	bin/kitrun bench $(NIGHTLY_SPECS) $(NIGHTLY_FLAGS) --runs $(NIGHTLY_RUNS) --record --db $(NIGHTLY_DB) \
+		--results-dir $(NIGHTLY_OUT)/results --format github-action-benchmark -o $(NIGHTLY_OUT)/benchmark.json
+	@rc=0; bin/kitrun history check --db $(NIGHTLY_DB) --max-regression $(NIGHTLY_MAX_REGRESSION) \
+		> $(NIGHTLY_OUT)/check.txt || rc=$$?; cat $(NIGHTLY_OUT)/check.txt; \
+	bin/kitrun dashboard --db $(NIGHTLY_DB) -o $(NIGHTLY_SITE) || exit $$?; exit $$rc
+
+# make test's end-to-end check of make nightly (README, "Nightly"): two
+# nights into a fresh history, the second deliberately slower; the check
+# must flag it and the page must show it in Chromium.
+nightly-test: build
+	scripts/nightly-test.sh
 
 clean:
 	rm -rf bin out

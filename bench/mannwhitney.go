@@ -158,3 +158,7 @@ func binomial(n, k int) float64 {
 	}
 	return c
 }
+
+// MannWhitneyP is the two-sided p-value of the Mann–Whitney U test of x
+// against y (see mannWhitney): NaN when either is empty.
+func MannWhitneyP(x, y []float64) float64 { return mannWhitney(x, y).P }

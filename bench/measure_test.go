@@ -50,7 +50,7 @@ func TestTimelineMetrics(t *testing.T) {
 	want := map[string]float64{
 		"boot.vmm_ready": 0.04, "boot.first_output": 0.06, "boot.init_start": 2, "guest.init_start": 1.5, "boot.modules_loaded": 2.1,
 		"boot.network_up": 2.2, "boot.task.render": 2.3, "boot.service_ready.web": 2.4,
-		"boot.all_ready": 2.5, "guest.all_ready": 2.0, "boot.kernel_entry": 0.5,
+		"boot.all_ready": 2.5, "guest.all_ready": 2.0, "boot.kernel_entry": 0.5, "guest.userspace": 0.5,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v\nwant %v", got, want)

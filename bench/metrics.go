@@ -44,6 +44,7 @@ var Metrics = []Metric{
 	// The guest's own clock.
 	{Name: "guest.init_start", Unit: UnitSeconds, Lower: true, Doc: "guest uptime at init start"},
 	{Name: "guest.all_ready", Unit: UnitSeconds, Lower: true, Doc: "guest uptime at all-ready"},
+	{Name: "guest.userspace", Unit: UnitSeconds, Lower: true, Doc: "guest uptime from init start to all-ready: modules, network, onboot tasks, services"},
 
 	{Name: "mem.guest_total", Unit: UnitBytes, Doc: "memory the guest kernel manages (MemTotal)"},
 	{Name: "mem.guest_available", Unit: UnitBytes, Doc: "memory available in the guest at all-ready (MemAvailable)"},
@@ -172,3 +173,10 @@ func selectMetric(sels []string, name string) bool {
 	}
 	return false
 }
+
+// SelectMetric reports whether metric name is selected by the selectors
+// sels (see ValidateMetricNames); no selectors select everything.
+func SelectMetric(sels []string, name string) bool { return selectMetric(sels, name) }
+
+// SortMetricNames sorts metric names in report (registry) order.
+func SortMetricNames(names []string) { sortMetricNames(names) }

@@ -23,7 +23,7 @@ const (
 )
 
 // Formats lists the report formats Write knows.
-var Formats = []string{FormatTable, FormatJSON, FormatBenchfmt, FormatCSV}
+var Formats = []string{FormatTable, FormatJSON, FormatBenchfmt, FormatCSV, FormatGitHubActionBenchmark}
 
 // ReportOptions adjusts a report.
 type ReportOptions struct {
@@ -44,6 +44,8 @@ func Write(w io.Writer, r *Results, format string, opts ReportOptions) error {
 		write = writeBenchfmt
 	case FormatCSV:
 		write = writeCSV
+	case FormatGitHubActionBenchmark:
+		write = writeGitHubActionBenchmark
 	default:
 		return fmt.Errorf("unknown report format %q (want %s)", format, strings.Join(Formats, ", "))
 	}

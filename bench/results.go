@@ -13,10 +13,13 @@ const SchemaVersion = 1
 // Results is one `kitrun bench` invocation: the environment, and for each
 // configuration every raw sample and its statistics.
 type Results struct {
-	Schema   int       `json:"schema"`
-	Kitrun   string    `json:"kitrun_version"`
-	Host     Host      `json:"host"`
-	QEMU     string    `json:"qemu_version,omitempty"`
+	Schema int    `json:"schema"`
+	Kitrun string `json:"kitrun_version"`
+	Host   Host   `json:"host"`
+	QEMU   string `json:"qemu_version,omitempty"`
+	// Backend is the hypervisor backend that ran the machines ("qemu" when
+	// empty: results from before the field).
+	Backend  string    `json:"backend,omitempty"`
 	Started  time.Time `json:"started"`
 	Finished time.Time `json:"finished"`
 	Runs     int       `json:"runs"`
@@ -56,6 +59,9 @@ type Config struct {
 	// Format is the image format booted ("" for direct kernel boot).
 	Format string `json:"format,omitempty"`
 	Floor  bool   `json:"floor,omitempty"`
+	// GitCommit is the commit of the git repository the spec is in, when
+	// it is in one: what the history ties a change to.
+	GitCommit string `json:"git_commit,omitempty"`
 	// Samples are the measured runs, warm-up excluded, in run order.
 	Samples []Sample `json:"samples"`
 	// Stats summarises the successful samples, by metric name.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,7 +41,8 @@ func TestBenchEndToEnd(t *testing.T) {
 	out := filepath.Join(dir, "new.txt")
 	cmd := exec.Command(bin, "bench", filepath.Join(qemutest.RepoRoot(t), "examples", "minimal.yml"),
 		"--runs", "2", "--warmup", "0", "--floor", "--accel", "tcg", "--settle", "0s",
-		"--format", "benchfmt", "-o", out, "--results-dir", filepath.Join(dir, "results"))
+		"--format", "benchfmt", "-o", out, "--results-dir", filepath.Join(dir, "results"),
+		"--record", "--db", filepath.Join(dir, "history.db"))
 	log, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("kitrun bench: %v\n%s", err, log)
@@ -97,6 +99,16 @@ func TestBenchEndToEnd(t *testing.T) {
 	}
 	if ratio < 0.8 || ratio > 3 {
 		t.Errorf("ratio to the floor %v is not plausible", ratio)
+	}
+	// --record put the run in the history, with the spec's commit (this
+	// checkout) and the backend.
+	if res.Backend != "qemu" {
+		t.Errorf("results backend %q, want qemu", res.Backend)
+	}
+	ls, err := exec.Command(bin, "history", "ls", "--db", filepath.Join(dir, "history.db"), "--metric", "boot.all_ready,boot.power_off").CombinedOutput()
+	if err != nil || !regexp.MustCompile(`minimal/x86_64/\S+  boot.all_ready`).Match(ls) ||
+		!regexp.MustCompile(`floor/x86_64/\S+  boot.power_off`).Match(ls) || strings.Count(string(ls), "\n#1 ") != 2 {
+		t.Errorf("history ls after bench --record: %v\n%s", err, ls)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	kbench "github.com/kitrun/kitrun/bench"
+	khistory "github.com/kitrun/kitrun/bench/history"
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/boot/disk"
@@ -48,6 +49,9 @@ type Options struct {
 	Settle       time.Duration
 	Cooldown     time.Duration
 	Timeout      time.Duration
+	// Record appends the results to the history at DB.
+	Record bool
+	DB     string
 	cmdutil.BuildOptions
 }
 
@@ -91,6 +95,8 @@ Ctrl-C finishes the run in progress and reports what was measured.`,
 	f.StringSliceVar(&o.ImageFormats, "image-format", nil, "image formats to boot, comma separated: kernel+initrd (direct boot, the default) or disk formats such as raw-efi, iso-bios, qcow2")
 	f.StringVar(&o.Compression, "compression", "", "initramfs compression for specs (default zstd)")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")
+	f.BoolVar(&o.Record, "record", false, "append the results to the history (see kitrun history)")
+	f.StringVar(&o.DB, "db", khistory.DefaultPath(), "the history --record appends to (a SQLite file)")
 	cmdutil.AddBackendFlags(cmd, &o.BackendOptions)
 	cmd.AddCommand(compare.New())
 	return cmd
@@ -144,6 +150,9 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		arches = []string{arch.Host().Name}
 	}
 	var images []*image.Image
+	// The commit of each spec's repository, by spec name: what the
+	// history ties a change to.
+	commits := map[string]string{}
 	for _, a := range arches {
 		for _, t := range o.Targets {
 			bo := o.BuildOptions
@@ -158,6 +167,9 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 				return err
 			}
 			images = append(images, img)
+			if c := cmdutil.GitCommit(ctx, t); c != "" {
+				commits[img.Manifest.Name] = c
+			}
 		}
 	}
 	cache := o.CacheDir
@@ -210,9 +222,20 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
 	res.QEMU = qemuVersion
+	res.Backend = backend.Name()
+	for i := range res.Configs {
+		if !res.Configs[i].Floor {
+			res.Configs[i].GitCommit = commits[res.Configs[i].Name]
+		}
+	}
 	saveErr := save(res)
 	if saveErr == nil {
 		fmt.Fprintf(stderr, "kitrun: results saved in %s\n", saved)
+	}
+	if o.Record {
+		if err := record(ctx, o.DB, res, saved, stderr); err != nil {
+			saveErr = errors.Join(saveErr, err)
+		}
 	}
 	ro := kbench.ReportOptions{Metrics: o.Metrics}
 	if o.Output != "" {
@@ -233,6 +256,22 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		return cmdutil.WithCode(cmdutil.ExitBenchFailed, errors.Join(fmt.Errorf("%d run(s) failed; see the failed samples", n), saveErr))
 	}
 	return cmdutil.WithCode(cmdutil.ExitFailure, saveErr)
+}
+
+// record appends the results to the history; source is the saved JSON,
+// which the dashboard links each point to.
+func record(ctx context.Context, db string, res *kbench.Results, source string, stderr io.Writer) error {
+	s, err := khistory.Open(db)
+	if err != nil {
+		return fmt.Errorf("not recorded: %w", err)
+	}
+	defer s.Close()
+	rec, err := s.Record(ctx, res, source)
+	if err != nil {
+		return fmt.Errorf("not recorded: %w", err)
+	}
+	fmt.Fprintf(stderr, "kitrun: recorded as run #%d in %s (%d samples)\n", rec.RunID, db, rec.Samples)
+	return nil
 }
 
 func contains(list []string, s string) bool {

@@ -23,6 +23,8 @@ import (
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cloud"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/console"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/dashboard"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/history"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/inspect"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/kill"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/logs"
@@ -54,7 +56,7 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	cmd.AddCommand(build.New(), run.New(), bench.New())
+	cmd.AddCommand(build.New(), run.New(), bench.New(), history.New(), dashboard.New())
 	cmd.AddCommand(ps.New(), logs.New(), console.New(), pause.New(), resume.New(), stop.New(), kill.New(), rm.New(), inspect.New(), prune.New(), supervise.New())
 	cmd.AddCommand(test.New(), ssh.New(), cloud.New())
 	cmd.AddCommand(newVersion())

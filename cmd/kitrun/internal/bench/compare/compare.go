@@ -5,6 +5,8 @@ package compare
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +20,7 @@ type Options struct {
 	MaxRegression string
 	Alpha         float64
 	Metrics       []string
+	Format        string
 }
 
 // New returns the command.
@@ -41,11 +44,18 @@ is significant.`,
 	cmd.Flags().StringVar(&o.MaxRegression, "max-regression", "5%", "largest tolerated significant worsening")
 	cmd.Flags().Float64Var(&o.Alpha, "alpha", kbench.DefaultAlpha, "significance level")
 	cmd.Flags().StringSliceVar(&o.Metrics, "metric", nil, "compare only these metrics (names, or families like mem.*)")
+	cmd.Flags().StringVar(&o.Format, "format", kbench.FormatTable, "output format: "+strings.Join(kbench.CompareFormats, ", "))
 	return cmd
 }
 
 // Run compares the two files.
 func Run(o *Options, out io.Writer) error {
+	if o.Format == "" {
+		o.Format = kbench.FormatTable
+	}
+	if !slices.Contains(kbench.CompareFormats, o.Format) {
+		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("unknown --format %q; valid: %s", o.Format, strings.Join(kbench.CompareFormats, ", ")))
+	}
 	maxReg, err := kbench.ParsePercent(o.MaxRegression)
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("--max-regression: %w", err))
@@ -65,7 +75,7 @@ func Run(o *Options, out io.Writer) error {
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
 	}
-	if err := c.Write(out); err != nil {
+	if err := c.WriteFormat(out, o.Format); err != nil {
 		return err
 	}
 	if regs := c.Regressions(); len(regs) > 0 {
