@@ -385,3 +385,25 @@ func TestKeepImageFalse(t *testing.T) {
 		t.Errorf("left after the last machine: %v", r)
 	}
 }
+
+// TestCapacityAndQuotaErrors: EC2 refusing a launch for capacity or quota
+// is a clear error naming what to change, and leaves no instance (nor a
+// security group) behind.
+func TestCapacityAndQuotaErrors(t *testing.T) {
+	f := awsfake.Start(t, awsfake.Options{})
+	f.Env(t)
+	img := diskImage(t, t.TempDir(), 64<<10)
+	b := backend(t, f)
+	for _, code := range []string{"InsufficientInstanceCapacity", "VcpuLimitExceeded"} {
+		f.Fail("RunInstances", code)
+		_, err := b.Start(context.Background(), hypervisor.Spec{Image: img, Format: aws.Format,
+			Publish: []hypervisor.PortForward{{GuestPort: 8080}}})
+		if err == nil || !strings.Contains(err.Error(), code) || !strings.Contains(err.Error(), "another instance type") || (code == "VcpuLimitExceeded") != strings.Contains(err.Error(), "quota") {
+			t.Errorf("%s: %v", code, err)
+		}
+		t.Log(err)
+	}
+	if r := transient(f); len(r) != 0 {
+		t.Errorf("left after refused launches: %v", r)
+	}
+}

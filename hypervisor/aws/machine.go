@@ -318,7 +318,11 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, ami, it, nam
 	if err != nil {
 		var ae smithy.APIError
 		if errors.As(err, &ae) && (ae.ErrorCode() == "Unsupported" || ae.ErrorCode() == "InsufficientInstanceCapacity" || ae.ErrorCode() == "InstanceLimitExceeded" || ae.ErrorCode() == "VcpuLimitExceeded") {
-			return fmt.Errorf("aws: EC2 cannot launch a %s in %s now (%s): %s; try another instance type, subnet (zone) or region", it, c.region, ae.ErrorCode(), ae.ErrorMessage())
+			hint := "try another instance type, subnet (zone) or region"
+			if strings.HasSuffix(ae.ErrorCode(), "LimitExceeded") {
+				hint = "the account's quota is reached: stop other instances, try another instance type, or ask AWS for a higher quota"
+			}
+			return fmt.Errorf("aws: EC2 cannot launch a %s in %s now (%s): %s; %s", it, c.region, ae.ErrorCode(), ae.ErrorMessage(), hint)
 		}
 		return fmt.Errorf("aws: RunInstances: %w", err)
 	}
