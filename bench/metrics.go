@@ -26,6 +26,9 @@ const familySuffix = "<name>"
 var Metrics = []Metric{
 	// Host-side times, from QEMU exec.
 	{Name: "boot.vmm_ready", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to the VMM ready to run the guest"},
+	// A cloud's own stages, from the API call that starts the instance.
+	{Name: "boot.api_accepted", Unit: UnitSeconds, Lower: true, Doc: "cloud: the start request to the platform accepting it (instance pending)"},
+	{Name: "boot.instance_running", Unit: UnitSeconds, Lower: true, Doc: "cloud: the start request to the instance's running state, as polled"},
 	{Name: "boot.first_output", Unit: UnitSeconds, Lower: true, Doc: "machine start to the first console byte (firmware or boot loader; the kernel on a direct boot)"},
 	{Name: "boot.kernel_start", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to the kernel starting"},
 	{Name: "boot.kernel_entry", Unit: UnitSeconds, Lower: true, Doc: "machine start to the guest kernel's clock starting, estimated as boot.init_start - guest.init_start: firmware, boot loader and decompression"},
