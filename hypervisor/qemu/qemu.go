@@ -50,16 +50,30 @@ type Backend struct {
 	// ProbeCache is the accelerator probe's cache file; default under the
 	// user's cache directory.
 	ProbeCache string
+	// CacheDir holds what the backend derives from images (PVH kernels,
+	// see pvh.go); default $KITRUN_CACHE, else the user's cache
+	// directory's kitrun.
+	CacheDir string
+	// NoPVH boots x86 kernels as bzImages even where PVH works.
+	NoPVH bool
 }
 
 var _ hypervisor.Backend = (*Backend)(nil)
 
 func init() {
 	hypervisor.Register("qemu", func(o hypervisor.Options) (hypervisor.Backend, error) {
-		if err := o.Check("qemu", "binary-dir", "probe-cache"); err != nil {
+		if err := o.Check("qemu", "binary-dir", "probe-cache", "cache-dir", "pvh"); err != nil {
 			return nil, err
 		}
-		return &Backend{BinaryDir: o["binary-dir"], ProbeCache: o["probe-cache"]}, nil
+		b := &Backend{BinaryDir: o["binary-dir"], ProbeCache: o["probe-cache"], CacheDir: o["cache-dir"]}
+		switch o["pvh"] {
+		case "", "on":
+		case "off":
+			b.NoPVH = true
+		default:
+			return nil, fmt.Errorf("qemu: pvh=%s: want on or off", o["pvh"])
+		}
+		return b, nil
 	})
 }
 
