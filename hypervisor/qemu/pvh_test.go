@@ -80,3 +80,19 @@ func TestPVHKernel(t *testing.T) {
 		t.Error("an ELF taken for a bzImage")
 	}
 }
+
+func TestAccelArg(t *testing.T) {
+	for _, tt := range []struct {
+		tb          int
+		accel, want string
+	}{
+		{0, "tcg", "tcg,tb-size=32"},
+		{16, "tcg", "tcg,tb-size=16"},
+		{-1, "tcg", "tcg"},
+		{0, "kvm", "kvm"},
+	} {
+		if got := (&Backend{TBSizeMiB: tt.tb}).accelArg(tt.accel); got != tt.want {
+			t.Errorf("tb %d, %s: %q, want %q", tt.tb, tt.accel, got, tt.want)
+		}
+	}
+}
