@@ -50,7 +50,7 @@ func (b *Backend) bootMedia(spec hypervisor.Spec, machineName string, mt machine
 		kernel := img.Kernel
 		if mt.pvh && !b.NoPVH {
 			// A kernel that cannot boot by PVH boots as it is.
-			if elf, err := pvhKernel(kernel, filepath.Join(b.cacheDir(), "pvh")); err == nil {
+			if elf, err := pvhKernel(kernel, filepath.Join(b.cacheDir(), "pvh"), img.Manifest.Kernel); err == nil {
 				kernel = elf
 			}
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/pierrec/lz4/v4"
 
 	"github.com/kitrun/kitrun/boot/atomicfile"
+	"github.com/kitrun/kitrun/boot/image"
 )
 
 // PVH direct boot. An x86 bzImage is a small real-mode and 32-bit loader
@@ -38,6 +39,10 @@ import (
 // pvhNote is XEN_ELFNOTE_PHYS32_ENTRY, the PVH entry point note.
 const pvhNote = 18
 
+// pvhCacheSuffix names cached kernels; it changes with what pvhKernel
+// writes.
+const pvhCacheSuffix = "-2.elf"
+
 // maxVmlinux bounds an extracted kernel.
 const maxVmlinux = 512 << 20
 
@@ -47,13 +52,26 @@ var pvhMu sync.Mutex
 // path, extracting it into dir (named by the bzImage's SHA-256) unless it
 // is there already. It fails when the image is not a bzImage, its payload
 // is in a compression kitrun does not read, or the kernel has no PVH entry.
-func pvhKernel(path, dir string) (string, error) {
+// known, when not empty, is the bzImage's SHA-256 as the image's manifest
+// gives it, with its size: a file of that size is taken to be it, which
+// saves reading and hashing 14 MB (20 ms here) on every boot.
+func pvhKernel(path, dir string, known image.Blob) (string, error) {
+	name := func(sum []byte) string {
+		return filepath.Join(dir, hex.EncodeToString(sum[:16])+pvhCacheSuffix)
+	}
+	if sum, err := hex.DecodeString(known.SHA256); err == nil && len(sum) == sha256.Size {
+		if st, err := os.Stat(path); err == nil && st.Size() == known.Size {
+			if _, err := os.Stat(name(sum)); err == nil {
+				return name(sum), nil
+			}
+		}
+	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", err
 	}
 	sum := sha256.Sum256(data)
-	out := filepath.Join(dir, hex.EncodeToString(sum[:16])+".elf")
+	out := name(sum[:])
 	pvhMu.Lock()
 	defer pvhMu.Unlock()
 	if _, err := os.Stat(out); err == nil {
@@ -66,6 +84,7 @@ func pvhKernel(path, dir string) (string, error) {
 	if err := checkPVH(vmlinux); err != nil {
 		return "", err
 	}
+	trimZeroTails(vmlinux)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
@@ -130,6 +149,34 @@ func extractVmlinux(bz []byte) ([]byte, error) {
 		}
 	}
 	return out.Bytes(), nil
+}
+
+// trimZeroTails shortens each loadable segment's file part to end at its
+// last non-zero byte; the loader zero-fills up to its memory size as
+// before. QEMU keeps the kernel file mapped (to reload it on reset), and
+// every page it read stays in its RSS: Debian's cloud kernel ends its last
+// segment with 11 MiB of zeros (.bss and .init.scratch, stored).
+func trimZeroTails(vmlinux []byte) {
+	if len(vmlinux) < 64 || vmlinux[4] != 2 || vmlinux[5] != 1 { // ELF64, little-endian
+		return
+	}
+	le := binary.LittleEndian
+	phoff, phentsize, phnum := le.Uint64(vmlinux[32:]), uint64(le.Uint16(vmlinux[54:])), uint64(le.Uint16(vmlinux[56:]))
+	if phentsize < 56 || phoff > uint64(len(vmlinux)) || phnum*phentsize > uint64(len(vmlinux))-phoff {
+		return
+	}
+	for i := range phnum {
+		ph := vmlinux[phoff+i*phentsize:]
+		if le.Uint32(ph) != uint32(elf.PT_LOAD) {
+			continue
+		}
+		off, filesz := le.Uint64(ph[8:]), le.Uint64(ph[32:])
+		if off > uint64(len(vmlinux)) || filesz > uint64(len(vmlinux))-off {
+			continue
+		}
+		n := uint64(len(bytes.TrimRight(vmlinux[off:off+filesz], "\x00")))
+		le.PutUint64(ph[32:], n)
+	}
 }
 
 // checkPVH says whether an ELF kernel has a PVH entry point.
