@@ -156,14 +156,25 @@ func GuestMemoryMetrics(d map[string]int64) map[string]float64 {
 //   - mem.qemu_rss, mem.qemu_pss: the hypervisor process's resident and
 //     proportional set sizes (named for QEMU, the backend that has them);
 //   - mem.vmm_overhead: PSS minus the resident part of the guest's RAM,
-//     what the hypervisor itself costs beyond the guest memory it backs.
+//     what the hypervisor itself costs beyond the guest memory it backs;
+//   - mem.qemu_guest_ram, mem.qemu_code_cache, mem.qemu_files: the
+//     resident guest RAM, and of the rest the JIT's translated code and
+//     the file-backed pages (binary, libraries, kernel), where the backend
+//     tells them apart.
 func HostMemoryMetrics(hm hypervisor.HostMemory) map[string]float64 {
 	m := map[string]float64{"mem.vmm_overhead": float64(hm.Overhead)}
 	if hm.RSS > 0 {
 		m["mem.qemu_rss"] = float64(hm.RSS)
+		m["mem.qemu_guest_ram"] = float64(hm.GuestResident)
 	}
 	if hm.PSS > 0 {
 		m["mem.qemu_pss"] = float64(hm.PSS)
+	}
+	if hm.CodeCache > 0 {
+		m["mem.qemu_code_cache"] = float64(hm.CodeCache)
+	}
+	if hm.Files > 0 {
+		m["mem.qemu_files"] = float64(hm.Files)
 	}
 	return m
 }

@@ -53,6 +53,9 @@ var Metrics = []Metric{
 	{Name: "mem.qemu_rss", Unit: UnitBytes, Lower: true, Doc: "resident memory of the QEMU process on the host"},
 	{Name: "mem.qemu_pss", Unit: UnitBytes, Lower: true, Doc: "proportional set size of the QEMU process on the host"},
 	{Name: "mem.vmm_overhead", Unit: UnitBytes, Lower: true, Doc: "host memory QEMU uses beyond the guest's"},
+	{Name: "mem.qemu_guest_ram", Unit: UnitBytes, Lower: true, Doc: "resident part of the guest's RAM in the QEMU process"},
+	{Name: "mem.qemu_code_cache", Unit: UnitBytes, Lower: true, Doc: "resident TCG translation buffer of the QEMU process"},
+	{Name: "mem.qemu_files", Unit: UnitBytes, Lower: true, Doc: "resident file-backed pages of the QEMU process (binary, libraries, kernel)"},
 	{Name: "mem.guest_rootfs", Unit: UnitBytes, Lower: true, Doc: "guest root filesystem (the unpacked initramfs, in RAM) in use"},
 
 	// Sizes are the same on every run, so any change is real.

@@ -235,6 +235,12 @@ type HostMemory struct {
 	// Overhead is what the hypervisor costs beyond the guest memory it
 	// backs: PSS − GuestResident.
 	Overhead int64
+	// Parts of the overhead's resident memory, where the backend can tell
+	// (zero otherwise): CodeCache is a JIT's translated code (QEMU's TCG
+	// translation buffer), Files the hypervisor's file-backed pages (its
+	// binary, libraries and the files it maps, such as the kernel: page
+	// cache that other processes mapping the same files share).
+	CodeCache, Files int64
 }
 
 // MemoryReporter is what a Machine whose backend can measure its host
