@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/hypervisor"
 )
 
 // fakeELF is an x86-64 ELF whose one PT_NOTE holds a Xen note of type typ.
@@ -154,6 +155,22 @@ func BenchmarkPVHKernelCached(b *testing.B) {
 	for b.Loop() {
 		if _, err := pvhKernel(k, dir, image.Blob{}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestICountOption: the qemu backend's icount option takes a shift from 1
+// to 10 and nothing else.
+func TestICountOption(t *testing.T) {
+	for v, want := range map[string]int{"5": 5, "1": 1, "10": 10} {
+		b, err := hypervisor.Open("qemu", hypervisor.Options{"icount": v})
+		if err != nil || b.(*Backend).ICountShift != want {
+			t.Errorf("icount=%s: %v, %v", v, b, err)
+		}
+	}
+	for _, v := range []string{"0", "11", "auto", "-1"} {
+		if _, err := hypervisor.Open("qemu", hypervisor.Options{"icount": v}); err == nil || !strings.Contains(err.Error(), "shift from 1 to 10") {
+			t.Errorf("icount=%s: %v, want an error naming the valid shifts", v, err)
 		}
 	}
 }

@@ -59,6 +59,14 @@ type Backend struct {
 	// TBSizeMiB caps TCG's translation buffer: 0 is DefaultTBSizeMiB, a
 	// negative value QEMU's own default (1 GiB on 64-bit hosts).
 	TBSizeMiB int
+	// ICountShift, when above 0, runs TCG guests with QEMU's instruction
+	// counter as their clock (-icount shift=N,align=off,sleep=off): each
+	// instruction advances guest time by 2^N ns, and the guest neither
+	// waits for the host's clock nor sleeps. Guest time to each stage is
+	// then a function of the instructions the guest executes, the same
+	// from run to run whatever the host is doing: a measure of guest work
+	// that needs no statistics (README, "Deterministic guest time").
+	ICountShift int
 }
 
 // DefaultTBSizeMiB is the TCG translation buffer kitrun gives a machine.
@@ -88,7 +96,7 @@ var _ hypervisor.Backend = (*Backend)(nil)
 
 func init() {
 	hypervisor.Register("qemu", func(o hypervisor.Options) (hypervisor.Backend, error) {
-		if err := o.Check("qemu", "binary-dir", "probe-cache", "cache-dir", "pvh", "tb-size"); err != nil {
+		if err := o.Check("qemu", "binary-dir", "probe-cache", "cache-dir", "pvh", "tb-size", "icount"); err != nil {
 			return nil, err
 		}
 		b := &Backend{BinaryDir: o["binary-dir"], ProbeCache: o["probe-cache"], CacheDir: o["cache-dir"]}
@@ -109,6 +117,13 @@ func init() {
 				return nil, fmt.Errorf("qemu: tb-size=%s: want MiB (a positive number) or qemu (QEMU's default)", v)
 			}
 			b.TBSizeMiB = n
+		}
+		if v := o["icount"]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 10 {
+				return nil, fmt.Errorf("qemu: icount=%s: want a shift from 1 to 10 (guest ns per instruction: 2^shift)", v)
+			}
+			b.ICountShift = n
 		}
 		return b, nil
 	})
@@ -199,6 +214,9 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if err != nil {
 		return nil, err
 	}
+	if b.ICountShift > 0 && accel != "tcg" {
+		return nil, fmt.Errorf("qemu: icount counts TCG's instructions; --accel %s (%s) has none: use --accel tcg", accel, reason)
+	}
 	published, err := hypervisor.ResolvePorts(spec.Publish)
 	if err != nil {
 		return nil, err
@@ -251,6 +269,9 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 		mt: mt, accel: accel, accelArg: b.accelArg(accel), res: res, boot: boot, network: img.Networked(),
 		publish: published, qmpPath: qmpPath, channel: chGuest != nil,
 	})
+	if b.ICountShift > 0 {
+		args = append(args, "-icount", fmt.Sprintf("shift=%d,align=off,sleep=off", b.ICountShift))
+	}
 	cmd := exec.Command(binary, args...)
 	// fds 3 (console) and 4 (channel) in QEMU, as commandLine names them.
 	cmd.ExtraFiles = []*os.File{conGuest}
