@@ -111,6 +111,9 @@ func TestControlPlane(t *testing.T) {
 	if r := transient(f); len(r) != 0 {
 		t.Errorf("left: %v", r)
 	}
+	if n := f.Calls("GET operations"); n < 2 {
+		t.Errorf("the VM's deletion (202, Azure-AsyncOperation) was polled %d times, want it followed to its end", n)
+	}
 	m2, err := start(t, b, img)
 	if err != nil {
 		t.Fatal(err)
@@ -231,5 +234,25 @@ func TestTeardownFails(t *testing.T) {
 	}
 	if r := f.Resources(); len(r) != 0 {
 		t.Errorf("left after the sweep: %v", r)
+	}
+}
+
+// TestSweepBlobs: an upload blob left by a killed kitrun is swept once it
+// outlives UploadTTL (or with --older-than); a fresh one of a live run is
+// kept.
+func TestSweepBlobs(t *testing.T) {
+	f := azurefake.Start(t, azurefake.Options{})
+	b := backend(t, f)
+	f.LeaveBlob(azure.BlobPrefix+"0123456789abcdef-20261203T000000Z-host-1-deadbeef.vhd", 1<<20, time.Now().Add(-3*time.Hour))
+	f.LeaveBlob(azure.BlobPrefix+"0123456789abcdef-20261203T000001Z-host-2-deadbeef.vhd", 1<<20, time.Now())
+	rep, err := b.Sweep(context.Background(), cloud.SweepOptions{})
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("sweep: %v %v", err, rep.Err())
+	}
+	if len(rep.Removed) != 1 || !strings.Contains(rep.Removed[0].ID, "host-1") || len(rep.Kept) != 1 {
+		t.Errorf("removed %v, kept %v", rep.Removed, rep.Kept)
+	}
+	if r := f.Resources(); len(r) != 1 {
+		t.Errorf("left: %v", r)
 	}
 }

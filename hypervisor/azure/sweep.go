@@ -2,9 +2,16 @@ package azure
 
 import (
 	"context"
+	"encoding/xml"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/pageblob"
 
 	"github.com/kitrun/kitrun/hypervisor/cloud"
 )
@@ -121,5 +128,81 @@ func (b *Backend) Sweep(ctx context.Context, o cloud.SweepOptions) (*cloud.Sweep
 			}
 		}
 	}
+	if b.cfg.BlobEndpoint != "" {
+		if err := b.sweepBlobs(ctx, c, do); err != nil {
+			return rep, err
+		}
+	}
 	return rep, nil
+}
+
+// UploadTTL is how long an upload blob may live: it is deleted when its
+// import ends, so one older than this was left by a killed kitrun.
+const UploadTTL = 2 * time.Hour
+
+// sweepBlobs offers the upload blobs under BlobPrefix to do: a blob's
+// name holds its run, it is created at its last modification and expires
+// UploadTTL later. The listing is List Blobs over the SDK's pipeline, not
+// azblob's container client, which links Apache Arrow (+10 MB of binary)
+// for a listing format kitrun does not use.
+func (b *Backend) sweepBlobs(ctx context.Context, c *clients, do func(cloud.Resource, func() error)) error {
+	base := strings.TrimSuffix(b.cfg.BlobEndpoint, "/") + "/" + b.cfg.Container
+	pl := runtime.NewPipeline("kitrun", "azure", runtime.PipelineOptions{
+		PerRetry: []policy.Policy{runtime.NewBearerTokenPolicy(c.cred, []string{"https://storage.azure.com/.default"},
+			&policy.BearerTokenOptions{InsecureAllowCredentialWithHTTP: c.blobO.InsecureAllowCredentialWithHTTP})},
+	}, &c.blobO)
+	marker := ""
+	for {
+		u := base + "?restype=container&comp=list&prefix=" + url.QueryEscape(BlobPrefix)
+		if marker != "" {
+			u += "&marker=" + url.QueryEscape(marker)
+		}
+		req, err := runtime.NewRequest(ctx, http.MethodGet, u)
+		if err != nil {
+			return fmt.Errorf("azure: %w", err)
+		}
+		req.Raw().Header.Set("x-ms-version", "2023-11-03")
+		resp, err := pl.Do(req)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = runtime.NewResponseError(resp)
+		}
+		if err != nil {
+			return fmt.Errorf("azure: listing %s/%s: %w", base, BlobPrefix, err)
+		}
+		var list struct {
+			Blobs []struct {
+				Name         string `xml:"Name"`
+				LastModified string `xml:"Properties>Last-Modified"`
+			} `xml:"Blobs>Blob"`
+			NextMarker string `xml:"NextMarker"`
+		}
+		err = xml.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("azure: listing %s/%s: %w", base, BlobPrefix, err)
+		}
+		for _, bl := range list.Blobs {
+			name := bl.Name
+			run := strings.TrimSuffix(name[strings.LastIndexByte(name, '/')+1:], ".vhd")
+			if i := strings.IndexByte(run, '-'); i >= 0 {
+				run = run[i+1:]
+			}
+			tags := map[string]string{cloud.TagRun: run}
+			if mod, err := time.Parse(http.TimeFormat, bl.LastModified); err == nil {
+				tags[cloud.TagCreated] = mod.UTC().Format(time.RFC3339)
+				tags[cloud.TagExpires] = mod.Add(UploadTTL).UTC().Format(time.RFC3339)
+			}
+			do(cloud.Resource{Kind: "blob", ID: name, Tags: tags}, func() error {
+				pb, err := pageblob.NewClient(base+"/"+name, c.cred, &pageblob.ClientOptions{ClientOptions: c.blobO})
+				if err == nil {
+					_, err = pb.Delete(ctx, nil)
+				}
+				return err
+			})
+		}
+		if list.NextMarker == "" {
+			return nil
+		}
+		marker = list.NextMarker
+	}
 }

@@ -3,7 +3,8 @@
 // speaking the subset of the Blob REST API the SDK's page blob client uses
 // (Put Blob for a page blob, Put Page, Delete Blob, Get Blob), and a small
 // Azure Resource Manager (JSON over HTTP, ARM's error format, a
-// long-running VM creation polled through its provisioningState) for
+// long-running VM creation polled through its provisioningState, a VM's
+// deletion through an Azure-AsyncOperation) for
 // managed disks, public IPs, network security groups, NICs and VMs, which
 // BOOTS THE VM's DISK WITH QEMU — q35 with OVMF, the VHD read as QEMU's
 // `vpc`, a virtio NIC (not Hyper-V's netvsc: images are built with
@@ -24,6 +25,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net"
@@ -84,6 +86,8 @@ type Fake struct {
 	fail      map[string]failure
 	nextAddr  int
 	createdAt map[string]int
+	ops       map[string]int // long-running operation → polls so far
+	modified  map[string]time.Time
 }
 
 type failure struct {
@@ -113,7 +117,7 @@ func Start(t testing.TB, o Options) *Fake {
 	}
 	f := &Fake{o: o, dir: t.TempDir(), blobs: map[string][]byte{}, res: map[string]map[string]any{},
 		files: map[string]string{}, vms: map[string]*vm{}, calls: map[string]int{}, throttle: map[string]int{},
-		fail: map[string]failure{}, nextAddr: 1, createdAt: map[string]int{}}
+		fail: map[string]failure{}, nextAddr: 1, createdAt: map[string]int{}, ops: map[string]int{}, modified: map[string]time.Time{}}
 	f.blobsrv = httptest.NewServer(http.HandlerFunc(f.serveBlob))
 	f.arm = httptest.NewServer(http.HandlerFunc(f.serveARM))
 	f.ARMURL, f.BlobURL = f.arm.URL, f.blobsrv.URL+"/"
@@ -241,11 +245,15 @@ func (f *Fake) serveBlob(w http.ResponseWriter, r *http.Request) {
 		f.serveSerial(w, r, strings.TrimPrefix(key, "bootdiagnostics/"))
 		return
 	}
+	q := r.URL.Query()
+	if key == Container && r.Method == http.MethodGet && q.Get("comp") == "list" {
+		f.listBlobs(w, q.Get("prefix"))
+		return
+	}
 	if !strings.HasPrefix(key, Container+"/") {
 		blobError(w, 404, "ContainerNotFound")
 		return
 	}
-	q := r.URL.Query()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
@@ -260,6 +268,7 @@ func (f *Fake) serveBlob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.blobs[key] = make([]byte, n)
+		f.modified[key] = time.Now()
 		f.puts++
 		blobHeaders(w)
 		w.WriteHeader(201)
@@ -310,6 +319,45 @@ func (f *Fake) serveBlob(w http.ResponseWriter, r *http.Request) {
 	default:
 		blobError(w, 400, "UnsupportedHttpVerb")
 	}
+}
+
+// listBlobs is List Blobs (flat) of the container, one page.
+func (f *Fake) listBlobs(w http.ResponseWriter, prefix string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var names []string
+	for k := range f.blobs {
+		if name, ok := strings.CutPrefix(k, Container+"/"); ok && strings.HasPrefix(name, prefix) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	blobHeaders(w)
+	w.Header().Set("Content-Type", "application/xml")
+	var b strings.Builder
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="%s" ContainerName="%s"><Prefix>%s</Prefix><Blobs>`, f.BlobURL, Container, xmlEsc(prefix))
+	for _, n := range names {
+		k := Container + "/" + n
+		fmt.Fprintf(&b, `<Blob><Name>%s</Name><Properties><Last-Modified>%s</Last-Modified><Content-Length>%d</Content-Length><BlobType>PageBlob</BlobType></Properties></Blob>`,
+			xmlEsc(n), f.modified[k].UTC().Format(http.TimeFormat), len(f.blobs[k]))
+	}
+	b.WriteString(`</Blobs><NextMarker/></EnumerationResults>`)
+	io.WriteString(w, b.String())
+}
+
+func xmlEsc(s string) string {
+	var b bytes.Buffer
+	xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
+// LeaveBlob makes a page blob of size bytes under name in the container,
+// as a kitrun killed mid-upload leaves one, modified at mod.
+func (f *Fake) LeaveBlob(name string, size int, mod time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.blobs[Container+"/"+name] = make([]byte, size)
+	f.modified[Container+"/"+name] = mod
 }
 
 // serveSerial serves a VM's serial log (the boot diagnostics blob).
@@ -373,6 +421,26 @@ func (f *Fake) serveARM(w http.ResponseWriter, r *http.Request) {
 			v = append(v, map[string]any{"name": s, "numberOfCores": 1, "memoryInMB": 1024})
 		}
 		writeJSON(w, 200, map[string]any{"value": v})
+		return
+	}
+	// /subscriptions/S/providers/Microsoft.Compute/locations/L/operations/ID:
+	// a long-running operation's status (Azure-AsyncOperation).
+	if len(parts) == 8 && parts[0] == "subscriptions" && parts[2] == "providers" && parts[6] == "operations" {
+		f.count("GET operations")
+		f.mu.Lock()
+		n, ok := f.ops[parts[7]]
+		if ok {
+			f.ops[parts[7]] = n + 1
+		}
+		f.mu.Unlock()
+		switch {
+		case !ok:
+			armError(w, errf(404, "NotFound", "no operation %s", parts[7]))
+		case n == 0:
+			writeJSON(w, 200, map[string]any{"name": parts[7], "status": "InProgress"})
+		default:
+			writeJSON(w, 200, map[string]any{"name": parts[7], "status": "Succeeded"})
+		}
 		return
 	}
 	// /subscriptions/S/resourceGroups/RG/providers/NS/TYPE[/NAME[/ACTION]]
@@ -459,6 +527,17 @@ func (f *Fake) serveARM(w http.ResponseWriter, r *http.Request) {
 		case http.MethodDelete:
 			if e := f.delete(id); e != nil {
 				armError(w, e)
+				return
+			}
+			if typ == "virtualMachines" {
+				// A VM's deletion is long-running, as on Azure: 202
+				// and an operation to poll.
+				op := strconv.FormatInt(time.Now().UnixNano(), 36)
+				f.mu.Lock()
+				f.ops[op] = 0
+				f.mu.Unlock()
+				w.Header().Set("Azure-AsyncOperation", fmt.Sprintf("%s/subscriptions/%s/providers/Microsoft.Compute/locations/%s/operations/%s", f.ARMURL, Subscription, Location, op))
+				w.WriteHeader(202)
 				return
 			}
 			w.WriteHeader(200)
