@@ -17,7 +17,7 @@ import (
 // sweep` removes the image disks they shared. Three boots under TCG.
 func TestAzureBackendCommands(t *testing.T) {
 	if testing.Short() {
-		t.Skip("boots three VMs")
+		t.Skip("boots four VMs")
 	}
 	qemutest.Require(t, "x86_64")
 	f := azurefake.Start(t, azurefake.Options{Boot: true})
@@ -73,6 +73,29 @@ func TestAzureBackendCommands(t *testing.T) {
 		t.Errorf("%d uploads, want 2 (one per disk digest)", blobs)
 	}
 
+	// Detached: the supervisor reopens the backend with the recorded
+	// options; ps and stop reach the VM through it.
+	state := t.TempDir()
+	out, err = kitrun(append([]string{"run", "--state-dir", state, "-d", "--name", "azweb", minimal, "--backend", "azure", "--format", "vhd"}, opts...)...)
+	t.Logf("kitrun run -d:\n%s", out)
+	if err != nil {
+		t.Fatalf("kitrun run -d --backend azure: %v", err)
+	}
+	out, err = kitrun("ps", "--state-dir", state)
+	t.Logf("kitrun ps:\n%s", out)
+	if err != nil || !strings.Contains(out, "azweb") {
+		t.Errorf("kitrun ps: %v", err)
+	}
+	out, err = kitrun("stop", "--state-dir", state, "azweb")
+	t.Logf("kitrun stop:\n%s", out)
+	if err != nil {
+		t.Errorf("kitrun stop: %v", err)
+	}
+
+	out, err = kitrun(append([]string{"cloud", "sweep", "--backend", "azure", "--dry-run", "--older-than", "1ns"}, opts...)...)
+	if err != nil || !strings.Contains(out, "would delete image-disk") {
+		t.Errorf("sweep --dry-run: %v\n%s", err, out)
+	}
 	out, err = kitrun(append([]string{"cloud", "sweep", "--backend", "azure", "--older-than", "1ns"}, opts...)...)
 	t.Logf("kitrun cloud sweep:\n%s", out)
 	if err != nil {
