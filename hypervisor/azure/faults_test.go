@@ -256,3 +256,22 @@ func TestSweepBlobs(t *testing.T) {
 		t.Errorf("left: %v", r)
 	}
 }
+
+// TestLifetimeAndKeepImage: a VM past its lifetime is stopped and deleted
+// by the process that started it; with keep-image=false the image disk
+// goes with this process's last machine on it.
+func TestLifetimeAndKeepImage(t *testing.T) {
+	f := azurefake.Start(t, azurefake.Options{})
+	b := backend(t, f, "lifetime=2s", "keep-image=false")
+	m, err := start(t, b, diskImage(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, m)
+	if err := m.Err(); err == nil || !strings.Contains(err.Error(), "lifetime") {
+		t.Errorf("Err = %v, want the lifetime named", err)
+	}
+	if r := f.Resources(); len(r) != 0 {
+		t.Errorf("left: %v", r)
+	}
+}
