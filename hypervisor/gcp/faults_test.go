@@ -302,3 +302,21 @@ func TestKeepImageFalse(t *testing.T) {
 		t.Errorf("left with keep-image=false: %v", r)
 	}
 }
+
+// TestConsoleDropMarked: when getSerialPortOutput no longer holds the
+// offset asked for (its buffer dropped the oldest output), the stream
+// says so where the bytes were lost, and goes on from what is held.
+func TestConsoleDropMarked(t *testing.T) {
+	f := gcpfake.Start(t, gcpfake.Options{SerialBuffer: 16})
+	b := backend(t, f)
+	m := start(t, b, diskImage(t))
+	m.ForceOff(context.Background())
+	out, err := io.ReadAll(m.Console())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	if !strings.Contains(s, cloud.StreamGapMarker) || !strings.HasSuffix(s, "(no QEMU)\r\n") || strings.Contains(s, "gcpfake: placeholder") {
+		t.Errorf("console %q: want the gap marked, then the last 16 bytes", s)
+	}
+}

@@ -427,6 +427,10 @@ func (m *machine) deleteFirewall(within time.Duration) error {
 // (its start past ours): the bytes between were lost.
 func (m *machine) readConsole(ctx context.Context) ([]byte, bool, error) {
 	out, err := m.c.compute.Instances.GetSerialPortOutput(m.c.project, m.b.cfg.Zone, m.name).Port(1).Start(m.next).Context(ctx).Do()
+	if notFound(err) {
+		// Deleted (or not there yet): its console is gone with it.
+		return nil, false, nil
+	}
 	if err != nil {
 		return nil, false, err
 	}
