@@ -178,8 +178,7 @@ func (s *imageStore) Upload(ctx context.Context, digest string) (id string, err 
 	}
 	// Image names are unique in a project: the run keeps two
 	// concurrent creations of one disk apart.
-	name := labelValue("kitrun-" + digest[:12] + "-" + runLabel())
-	name = strings.TrimRight(name, "-_")
+	name := resourceName("kitrun-" + digest[:12] + "-" + runLabel())
 	img := &compute.Image{
 		Name:        name,
 		Description: "kitrun image " + s.name,

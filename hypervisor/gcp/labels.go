@@ -39,6 +39,20 @@ func labelValue(s string) string {
 	return b.String()
 }
 
+// resourceName makes s a valid Compute Engine resource name: lowercase
+// letters, digits and '-', starting with a letter, not ending with '-', at
+// most 62 characters here.
+func resourceName(s string) string {
+	n := []byte(strings.ReplaceAll(labelValue(s), "_", "-"))
+	if len(n) > 62 {
+		n = n[:62]
+	}
+	if len(n) == 0 || n[0] < 'a' || n[0] > 'z' {
+		n = append([]byte("k"), n...)
+	}
+	return strings.TrimRight(string(n), "-")
+}
+
 // runLabel is this process's run ID as a label value.
 func runLabel() string { return labelValue(cloud.RunID()) }
 

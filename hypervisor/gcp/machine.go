@@ -218,8 +218,7 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, mt, name str
 	now := time.Now()
 	tags := cloud.Tags(now, b.cfg.Lifetime, map[string]string{cloud.TagName: "kitrun " + name})
 	// Instance names: lowercase, start with a letter, at most 63.
-	m.name = strings.TrimRight(labelValue(fmt.Sprintf("kitrun-%s-%s", strconv.FormatInt(now.UnixNano()%1e12, 36), runLabel())), "-_")
-	m.name = strings.TrimRight(m.name[:min(len(m.name), 62)], "-_")
+	m.name = resourceName(fmt.Sprintf("kitrun-%s-%s", strconv.FormatInt(now.UnixNano()%1e12, 36), runLabel()))
 	network := "global/networks/" + b.cfg.Network
 	inst := &compute.Instance{
 		Name:        m.name,
