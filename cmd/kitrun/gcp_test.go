@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kitrun/kitrun/hypervisor/gcp/gcpfake"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
@@ -14,8 +17,10 @@ import (
 // TestGCPBackendCommands runs `kitrun run`, `bench` and `test` with
 // --backend gcp against the fakes (Cloud Storage and a Compute Engine
 // that boots the image with QEMU, in this test process; no credentials:
-// the endpoints are on loopback), then `kitrun cloud sweep` removes the
-// images they left. Three boots under TCG.
+// the endpoints are on loopback), a detached run stopped with `kitrun
+// stop`, a run killed with SIGKILL whose instance the next kitrun start
+// deletes, then `kitrun cloud sweep` removes the images they left. Five
+// boots under TCG.
 func TestGCPBackendCommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots three VMs")
@@ -73,7 +78,93 @@ func TestGCPBackendCommands(t *testing.T) {
 		t.Errorf("%d images made, want 2 (one per disk digest)", n)
 	}
 	if r := f.Transient(); len(r) != 0 {
-		t.Errorf("left after the commands: %v", r)
+		t.Errorf("left after run, bench and test: %v", r)
+	}
+
+	// Detached: the supervisor reopens the backend with the recorded
+	// options; ps and stop reach the instance through it.
+	state := t.TempDir()
+	out, err = kitrun(append([]string{"run", "--state-dir", state, "-d", "--name", "gcpweb", minimal, "--backend", "gcp", "--format", "gcp"}, opts...)...)
+	t.Logf("kitrun run -d:\n%s", out)
+	if err != nil {
+		t.Fatalf("kitrun run -d --backend gcp: %v", err)
+	}
+	out, err = kitrun("ps", "--state-dir", state)
+	t.Logf("kitrun ps:\n%s", out)
+	if err != nil || !strings.Contains(out, "gcpweb") {
+		t.Errorf("kitrun ps: %v", err)
+	}
+	out, err = kitrun("stop", "--state-dir", state, "gcpweb")
+	t.Logf("kitrun stop:\n%s", out)
+	if err != nil {
+		t.Errorf("kitrun stop: %v", err)
+	}
+	for deadline := time.Now().Add(time.Minute); len(f.Transient()) != 0; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a minute after kitrun stop, left: %v", f.Transient())
+		}
+	}
+
+	// kill -9 mid-run: the instance outlives kitrun; the next kitrun
+	// start deletes it from the runtime directory's record.
+	before := f.Instances()
+	tmp := t.TempDir()
+	cmd := exec.Command(bin, append([]string{"run", minimal, "--backend", "gcp"}, opts...)...)
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "all-ready") {
+				ready <- true
+				io.Copy(io.Discard, pipe)
+				return
+			}
+		}
+		ready <- false
+	}()
+	select {
+	case ok := <-ready:
+		if !ok {
+			t.Fatal("kitrun run --backend gcp ended before all-ready")
+		}
+	case <-time.After(5 * time.Minute):
+		t.Fatal("no all-ready within 5 minutes")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	killed := ""
+	for name, st := range f.Instances() {
+		if _, old := before[name]; !old {
+			killed = name
+			if st != "RUNNING" {
+				t.Fatalf("after kill -9 of kitrun its instance is %s, want it still running", st)
+			}
+		}
+	}
+	if killed == "" {
+		t.Fatal("the killed run's instance is gone already")
+	}
+	next := exec.Command(bin, "ps", "--state-dir", t.TempDir())
+	next.Env = cmd.Env
+	if b, err := next.CombinedOutput(); err != nil {
+		t.Fatalf("the next kitrun start: %v\n%s", err, b)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		if _, ok := f.Instances()[killed]; !ok {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("30s after the next kitrun start, the killed run's instance %s is still there", killed)
+		}
 	}
 
 	out, err = kitrun(append([]string{"cloud", "sweep", "--backend", "gcp", "--dry-run", "--older-than", "1ns"}, opts...)...)

@@ -532,7 +532,7 @@ func (m *machine) delete(ctx context.Context) error {
 // machine, and reports how it ended.
 func (m *machine) end(reason string) {
 	m.mu.Lock()
-	status, pressed, forced := m.status, m.pressed, m.forced
+	status, forced := m.status, m.forced
 	m.mu.Unlock()
 	var ended error
 	switch {
@@ -541,7 +541,6 @@ func (m *machine) end(reason string) {
 	case status == "TERMINATED":
 		// Stopped: the guest powered off (by itself, or after the
 		// power button).
-		_ = pressed
 	default:
 		ended = fmt.Errorf("instance %s ended: %s", m.name, reason)
 	}
