@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsouza/fake-gcs-server/fakestorage"
+
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/hypervisor"
@@ -318,5 +320,43 @@ func TestConsoleDropMarked(t *testing.T) {
 	s := string(out)
 	if !strings.Contains(s, cloud.StreamGapMarker) || !strings.HasSuffix(s, "(no QEMU)\r\n") || strings.Contains(s, "gcpfake: placeholder") {
 		t.Errorf("console %q: want the gap marked, then the last 16 bytes", s)
+	}
+}
+
+// TestSweepByExpiry: what a killed run leaves (a running instance, its
+// firewall rule, the image, a stale upload) is kept by sweep until its
+// labels say it expired: the instance and its rule after the lifetime,
+// the upload after an hour, the image after image-ttl.
+func TestSweepByExpiry(t *testing.T) {
+	f := gcpfake.Start(t, gcpfake.Options{})
+	b := backend(t, f)
+	m := start(t, b, diskImage(t), 8080)
+	f.GCS.CreateObject(fakestorage.Object{ObjectAttrs: fakestorage.ObjectAttrs{BucketName: gcpfake.Bucket,
+		Name: gcp.ObjectPrefix + "stale.tar.gz", Metadata: map[string]string{"kitrun-run": cloud.RunID()}}, Content: []byte("x")})
+	sweep := func(after time.Duration) *cloud.SweepReport {
+		t.Helper()
+		rep, err := b.Sweep(context.Background(), cloud.SweepOptions{Now: time.Now().Add(after)})
+		if err != nil || rep.Err() != nil {
+			t.Fatalf("sweep: %v %v", err, rep.Err())
+		}
+		return rep
+	}
+	if rep := sweep(0); len(rep.Removed) != 0 || len(rep.Kept) != 4 {
+		t.Fatalf("a sweep now removed %v, kept %v; want the 4 resources kept", rep.Removed, rep.Kept)
+	}
+	rep := sweep(2 * time.Hour)
+	var kinds []string
+	for _, r := range rep.Removed {
+		kinds = append(kinds, r.Kind)
+	}
+	if strings.Join(kinds, ",") != "instance,firewall,object" {
+		t.Errorf("two hours on, sweep removed %v; want the instance, its rule and the upload", rep.Removed)
+	}
+	waitGone(t, m, 30*time.Second)
+	if rep := sweep(25 * time.Hour); len(rep.Removed) != 1 || rep.Removed[0].Kind != "image" {
+		t.Errorf("a day on, sweep removed %v; want the image", rep.Removed)
+	}
+	if r := f.Resources(); len(r) != 0 {
+		t.Errorf("left: %v", r)
 	}
 }
