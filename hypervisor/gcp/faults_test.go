@@ -360,3 +360,19 @@ func TestSweepByExpiry(t *testing.T) {
 		t.Errorf("left: %v", r)
 	}
 }
+
+// TestImageCreationFails: images.insert whose operation fails leaves
+// neither the image nor the upload, and says why.
+func TestImageCreationFails(t *testing.T) {
+	f := gcpfake.Start(t, gcpfake.Options{})
+	b := backend(t, f)
+	f.FailOp("images.insert", "INVALID_IMAGE_FILE")
+	_, err := b.Start(context.Background(), hypervisor.Spec{Image: diskImage(t), Format: gcp.Format})
+	if err == nil || !strings.Contains(err.Error(), "INVALID_IMAGE_FILE") || !strings.Contains(err.Error(), "creating image") {
+		t.Fatalf("Start = %v", err)
+	}
+	t.Log(err)
+	if r := f.Resources(); len(r) != 0 {
+		t.Errorf("left: %v", r)
+	}
+}
