@@ -154,7 +154,7 @@ func TestBenchfmtWithoutKitrunLines(t *testing.T) {
 		if !reflect.DeepEqual(g.Samples, want) {
 			t.Errorf("%s: samples %+v, want %+v", c.ID, g.Samples, want)
 		}
-		if g.Stats["boot.all_ready"] != c.Stats["boot.all_ready"] {
+		if !reflect.DeepEqual(g.Stats["boot.all_ready"], c.Stats["boot.all_ready"]) {
 			t.Errorf("%s: stats not recomputed", c.ID)
 		}
 	}

@@ -70,6 +70,9 @@ func BenchmarkMinimalVsFloor(b *testing.B) {
 }
 
 func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	n := len(s)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -250,7 +251,7 @@ func TestCompareJSONWithBenchfmt(t *testing.T) {
 		t.Errorf("%d rows, want %d", len(cmp.Rows), metrics)
 	}
 	for _, row := range cmp.Rows {
-		if row.Significant || row.Delta != 0 || row.Old != row.New {
+		if row.Significant || row.Delta != 0 || !reflect.DeepEqual(row.Old, row.New) {
 			t.Errorf("%s %s changed: %+v", row.Config, row.Metric, row)
 		}
 	}

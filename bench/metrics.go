@@ -26,6 +26,9 @@ const familySuffix = "<name>"
 var Metrics = []Metric{
 	// Host-side times, from QEMU exec.
 	{Name: "boot.vmm_ready", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to the VMM ready to run the guest"},
+	// A cloud's own stages, from the API call that starts the instance.
+	{Name: "boot.api_accepted", Unit: UnitSeconds, Lower: true, Doc: "cloud: the start request to the platform accepting it (instance pending)"},
+	{Name: "boot.instance_running", Unit: UnitSeconds, Lower: true, Doc: "cloud: the start request to the instance's running state, as polled"},
 	{Name: "boot.first_output", Unit: UnitSeconds, Lower: true, Doc: "machine start to the first console byte (firmware or boot loader; the kernel on a direct boot)"},
 	{Name: "boot.kernel_start", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to the kernel starting"},
 	{Name: "boot.kernel_entry", Unit: UnitSeconds, Lower: true, Doc: "machine start to the guest kernel's clock starting, estimated as boot.init_start - guest.init_start: firmware, boot loader and decompression"},
@@ -50,6 +53,9 @@ var Metrics = []Metric{
 	{Name: "mem.qemu_rss", Unit: UnitBytes, Lower: true, Doc: "resident memory of the QEMU process on the host"},
 	{Name: "mem.qemu_pss", Unit: UnitBytes, Lower: true, Doc: "proportional set size of the QEMU process on the host"},
 	{Name: "mem.vmm_overhead", Unit: UnitBytes, Lower: true, Doc: "host memory QEMU uses beyond the guest's"},
+	{Name: "mem.qemu_guest_ram", Unit: UnitBytes, Lower: true, Doc: "resident part of the guest's RAM in the QEMU process"},
+	{Name: "mem.qemu_code_cache", Unit: UnitBytes, Lower: true, Doc: "resident TCG translation buffer of the QEMU process"},
+	{Name: "mem.qemu_files", Unit: UnitBytes, Lower: true, Doc: "resident file-backed pages of the QEMU process (binary, libraries, kernel)"},
 	{Name: "mem.guest_rootfs", Unit: UnitBytes, Lower: true, Doc: "guest root filesystem (the unpacked initramfs, in RAM) in use"},
 
 	// Sizes are the same on every run, so any change is real.

@@ -89,6 +89,13 @@ func writeConfigTable(w io.Writer, c *Config) {
 			fmt.Fprintf(w, "  run %d: %s\n", s.Run, oneLine(s.Error))
 		}
 	}
+	for _, name := range names {
+		if m := stats[name].Modes; len(m) == 2 {
+			u := stats[name].Unit
+			fmt.Fprintf(w, "two modes in %s: %d runs at %s–%s, %d at %s–%s; its median depends on how the runs fell\n", name,
+				m[0].N, formatValue(m[0].Min, u), formatValue(m[0].Max, u), m[1].N, formatValue(m[1].Min, u), formatValue(m[1].Max, u))
+		}
+	}
 }
 
 // configSummary describes c in one line: what ran, where, and how.
@@ -124,13 +131,14 @@ func nonEmpty(ss ...string) []string {
 	return out
 }
 
-// writeFloorRatios writes, for each configuration that has a floor to
-// compare with, its all-ready median over the floor's power-off median:
-// how much slower than the fastest possible boot of that kernel, machine
-// and accelerator it is.
+// writeFloorRatios writes, for each configuration with a floor, the paired
+// estimate of all-ready over the floor's power-off (ratio.all_ready_floor:
+// the geometric mean of each round's ratio) with its 95 % confidence
+// interval, and the ratio of the two medians beside it.
 func writeFloorRatios(w io.Writer, r *Results) {
 	type ratio struct {
 		config, floor *Config
+		paired        Stats
 		ready, off    float64
 	}
 	var ratios []ratio
@@ -146,19 +154,25 @@ func writeFloorRatios(w io.Writer, r *Results) {
 		}
 		ready, ok1 := configStats(c)["boot.all_ready"]
 		off, ok2 := configStats(floor)["boot.power_off"]
-		if !ok1 || !ok2 || ready.N == 0 || off.N == 0 || off.Median == 0 {
+		paired, ok3 := c.Stats["ratio.all_ready_floor"]
+		if !ok1 || !ok2 || !ok3 || ready.N == 0 || off.N == 0 || off.Median == 0 {
 			continue
 		}
-		ratios = append(ratios, ratio{c, floor, ready.Median, off.Median})
+		ratios = append(ratios, ratio{c, floor, paired, ready.Median, off.Median})
 		width = max(width, utf8.RuneCountInString(oneLine(c.ID)))
 	}
 	if len(ratios) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nall-ready median / floor power-off median:\n")
+	fmt.Fprintf(w, "\nall-ready / floor power-off, paired by round (geometric mean, 95%% CI):\n")
 	for _, x := range ratios {
-		fmt.Fprintf(w, "%-*s\t%.2fx\t  (%s / %s, floor %s)\n", width, oneLine(x.config.ID), x.ready/x.off,
-			formatValue(x.ready, UnitSeconds), formatValue(x.off, UnitSeconds), oneLine(x.floor.ID))
+		ci := "no interval: one pair"
+		if x.paired.CIHigh > 0 {
+			ci = fmt.Sprintf("[%.3f, %.3f] ±%.1f%%", x.paired.CILow, x.paired.CIHigh, 100*(x.paired.CIHigh-x.paired.CILow)/2/x.paired.Estimate)
+		}
+		fmt.Fprintf(w, "%-*s\t%.3fx\t  %s, %d pairs; medians %s / %s = %.2fx (floor %s)\n", width, oneLine(x.config.ID),
+			x.paired.Estimate, ci, x.paired.N, formatValue(x.ready, UnitSeconds), formatValue(x.off, UnitSeconds),
+			x.ready/x.off, oneLine(x.floor.ID))
 	}
 }
 

@@ -41,6 +41,7 @@ func exampleResults() *Results {
 	for i := range r.Configs {
 		r.Configs[i].Summarize(nil)
 	}
+	addFloorRatios(r)
 	return r
 }
 
@@ -58,15 +59,16 @@ func ExampleWrite_table() {
 	// failed: 0 of 3 runs
 	//
 	// minimal/x86_64/q35/256M/kvm: spec minimal, x86_64 q35, 256 MiB, accel kvm, kernel 6.1.0-18-amd64
-	//   metric            median   mean ± stddev    CV       min       max       p95  n
-	//   boot.all_ready  308.7 ms  308.7 ± 5.1 ms  1.6%  305.1 ms  312.3 ms  311.9 ms  2
-	//   mem.qemu_pss    45.0 MiB  45.0 ± 0.0 MiB  0.0%  45.0 MiB  45.0 MiB  45.0 MiB  2
-	//   disk.initrd      1.2 MiB   1.2 ± 0.0 MiB  0.0%   1.2 MiB   1.2 MiB   1.2 MiB  2
+	//   metric                   median   mean ± stddev    CV       min       max       p95  n
+	//   boot.all_ready         308.7 ms  308.7 ± 5.1 ms  1.6%  305.1 ms  312.3 ms  311.9 ms  2
+	//   mem.qemu_pss           45.0 MiB  45.0 ± 0.0 MiB  0.0%  45.0 MiB  45.0 MiB  45.0 MiB  2
+	//   disk.initrd             1.2 MiB   1.2 ± 0.0 MiB  0.0%   1.2 MiB   1.2 MiB   1.2 MiB  2
+	//   ratio.all_ready_floor     3.05x    3.05 ± 0.01x  0.4%     3.04x     3.06x     3.06x  2
 	// failed: 1 of 3 runs
 	//   run 2: all-ready not reached within 1m0s
 	//
-	// all-ready median / floor power-off median:
-	//   minimal/x86_64/q35/256M/kvm  3.08x  (308.7 ms / 100.3 ms, floor floor/x86_64/q35/256M/kvm)
+	// all-ready / floor power-off, paired by round (geometric mean, 95% CI):
+	//   minimal/x86_64/q35/256M/kvm  3.050x  [2.945, 3.160] ±3.5%, 2 pairs; medians 308.7 ms / 100.3 ms = 3.08x (floor floor/x86_64/q35/256M/kvm)
 }
 
 func ExampleWrite_benchfmt() {
@@ -149,7 +151,7 @@ func TestWriteTableAligned(t *testing.T) {
 		"mem.qemu_pss 45.0 MiB 45.0 ± 0.0 MiB 0.0% 45.0 MiB 45.0 MiB 45.0 MiB 4",
 		"ratio.all_ready_floor 3.42x 3.43 ± 0.03x 0.9% 3.40x 3.47x 3.46x 4",
 		"failed: 1 of 5 runs run 3: all-ready not reached within 1m0s",
-		"minimal/x86_64/q35/256M/tcg 3.42x (513.6 ms / 150.0 ms, floor floor/x86_64/q35/256M/tcg)",
+		"minimal/x86_64/q35/256M/tcg 3.429x [3.382, 3.476] ±1.4%, 4 pairs; medians 513.6 ms / 150.0 ms = 3.42x (floor floor/x86_64/q35/256M/tcg)",
 	} {
 		if !strings.Contains(words, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)

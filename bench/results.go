@@ -97,6 +97,23 @@ type Stats struct {
 	Min    float64 `json:"min"`
 	Max    float64 `json:"max"`
 	P95    float64 `json:"p95"`
+	// Estimate, CILow and CIHigh are set for paired ratios (ratio.*): the
+	// geometric mean of the per-round ratios and its 95 % confidence
+	// interval (Student's t on their logarithms).
+	Estimate float64 `json:"estimate,omitempty"`
+	CILow    float64 `json:"ci_low,omitempty"`
+	CIHigh   float64 `json:"ci_high,omitempty"`
+	// Modes, when the samples fall into separate groups (a host whose
+	// boots alternate between a fast and a slow slot, say), are the groups,
+	// lowest first; a median hides them.
+	Modes []Mode `json:"modes,omitempty"`
+}
+
+// Mode is one group of a metric's samples.
+type Mode struct {
+	Min float64 `json:"min"`
+	Max float64 `json:"max"`
+	N   int     `json:"n"`
 }
 
 // Metric describes a metric: its unit, which direction is better, and

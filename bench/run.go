@@ -285,30 +285,40 @@ func (p Plan) floorUnit(cfg *Config, img *image.Image) (unit, error) {
 }
 
 // addFloorRatios adds ratio.all_ready_floor to every configuration that has
-// a floor on the same arch, machine, memory and accelerator: the ratio of
-// the medians, the figure the project's boot-time targets are stated in.
+// a floor (floorFor): each run's all-ready over the floor's power-off in
+// the same round (its neighbour in the A B B A order), as a sample metric,
+// and their paired estimate with its confidence interval (PairedRatio) as
+// the metric's Stats. Pairing cancels what a round's host noise does to
+// both; a ratio of the two medians would not.
 func addFloorRatios(r *Results) {
 	for i := range r.Configs {
 		c := &r.Configs[i]
 		if c.Floor {
 			continue
 		}
-		ready, ok := c.Stats["boot.all_ready"]
-		if !ok || ready.N == 0 {
+		f := floorFor(r, c)
+		if f == nil || f.Format != "" {
 			continue
 		}
-		for _, f := range r.Configs {
-			if !f.Floor || f.Arch != c.Arch || f.Machine != c.Machine || f.MemMiB != c.MemMiB || f.Accel != c.Accel || f.Format != "" {
+		off := map[int]float64{}
+		for _, s := range f.Samples {
+			if v, ok := s.Metrics["boot.power_off"]; ok && s.Error == "" {
+				off[s.Run] = v
+			}
+		}
+		var ratios []float64
+		for j := range c.Samples {
+			s := &c.Samples[j]
+			ready, ok := s.Metrics["boot.all_ready"]
+			floor, paired := off[s.Run]
+			if s.Error != "" || !ok || !paired || floor <= 0 {
 				continue
 			}
-			off, ok := f.Stats["boot.power_off"]
-			if !ok || off.N == 0 || off.Median == 0 {
-				continue
-			}
-			ratio := ready.Median / off.Median
-			c.Stats["ratio.all_ready_floor"] = Stats{Unit: UnitRatio, N: min(ready.N, off.N),
-				Median: ratio, Mean: ratio, Min: ratio, Max: ratio, P95: ratio}
-			break
+			s.Metrics["ratio.all_ready_floor"] = ready / floor
+			ratios = append(ratios, ready/floor)
+		}
+		if len(ratios) > 0 {
+			c.Stats["ratio.all_ready_floor"] = PairedRatio(ratios)
 		}
 	}
 }

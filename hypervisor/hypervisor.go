@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/kitrun/kitrun/boot/arch"
@@ -165,7 +166,44 @@ const (
 	EvPowerdown = "powerdown"
 	// EvExited: the machine is gone (Detail: how).
 	EvExited = "exited"
+	// EvAPIAccepted: a cloud platform accepted the request that starts
+	// the machine (its instance exists, pending).
+	EvAPIAccepted = "api-accepted"
+	// EvRunning: the platform says the machine runs (a cloud instance's
+	// "running" state; Detail: its address).
+	EvRunning = "running"
+	// EvCleanupFailed: the machine is gone but the backend could not
+	// delete everything it created for it (Detail: what is left, for a
+	// sweep).
+	EvCleanupFailed = "cleanup-failed"
 )
+
+// CleanupError is a machine's Err when the machine ended but the backend
+// could not delete everything it created for it (a cloud instance, its
+// security group): what is left is named, for `kitrun cloud sweep`. Ended
+// is how the machine itself ended (nil: the guest powered off).
+type CleanupError struct {
+	Backend string
+	Left    []string
+	Err     error
+	Ended   error
+}
+
+func (e *CleanupError) Error() string {
+	how := "the guest powered off"
+	if e.Ended != nil {
+		how = e.Ended.Error()
+	}
+	return fmt.Sprintf("%s, but the %s backend could not delete %s (left for `kitrun cloud sweep --backend %s`): %v",
+		how, e.Backend, strings.Join(e.Left, ", "), e.Backend, e.Err)
+}
+
+func (e *CleanupError) Unwrap() []error {
+	if e.Ended != nil {
+		return []error{e.Err, e.Ended}
+	}
+	return []error{e.Err}
+}
 
 // Controller is what a Machine may offer beyond Machine; callers
 // type-assert for it. The QEMU backend implements it.
@@ -197,6 +235,12 @@ type HostMemory struct {
 	// Overhead is what the hypervisor costs beyond the guest memory it
 	// backs: PSS − GuestResident.
 	Overhead int64
+	// Parts of the overhead's resident memory, where the backend can tell
+	// (zero otherwise): CodeCache is a JIT's translated code (QEMU's TCG
+	// translation buffer), Files the hypervisor's file-backed pages (its
+	// binary, libraries and the files it maps, such as the kernel: page
+	// cache that other processes mapping the same files share).
+	CodeCache, Files int64
 }
 
 // MemoryReporter is what a Machine whose backend can measure its host

@@ -12,6 +12,10 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/hypervisor/fake"
+	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 )
 
 // TestFullDiskIsReported: when the results cannot be written (here a
@@ -24,6 +28,16 @@ func TestFullDiskIsReported(t *testing.T) {
 		"010_ok/spec.yml": sp,
 		"010_ok/test.yml": "expect:\n  - services_ready: [hello]\n  - console: hello world\n",
 	})
+	// The child cannot write a file at all: its image must be in the cache
+	// before it starts.
+	qemutest.Require(t, arch.Host().Name)
+	plat, err := (&fake.Backend{}).Platform(arch.Host())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := BuildImage(context.Background(), filepath.Join(dir, "010_ok", "spec.yml"), BuildOptions{Platform: plat}); err != nil {
+		t.Fatal(err)
+	}
 	results := t.TempDir()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperFullDisk$")
 	cmd.Env = append(os.Environ(), "KITRUN_TEST_FULLDISK="+dir+"|"+results)

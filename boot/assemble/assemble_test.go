@@ -272,6 +272,17 @@ func TestBuildCachedWithFormats(t *testing.T) {
 	if plain.Image.Dir == first.Image.Dir || len(plain.Image.Manifest.Disks) != 0 {
 		t.Errorf("build without formats reused %s (disks %v)", plain.Image.Dir, plain.Image.Manifest.Disks)
 	}
+	// A bundle is built with its base (aws: raw-efi and a manifest), and
+	// the cache entry is named for both.
+	opts.Formats = []string{"aws"}
+	bundle, err := assemble.BuildCached(context.Background(), s, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err = assemble.BuildCached(context.Background(), s, opts)
+	if err != nil || again.Image.Dir != bundle.Image.Dir {
+		t.Fatalf("second build with a bundle format: %v (%v, want %s)", err, again, bundle.Image.Dir)
+	}
 }
 
 // TestHostBinaryForOtherArch: a host binary for the wrong arch is a build

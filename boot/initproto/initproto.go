@@ -216,11 +216,13 @@ const ChannelConsole = "console"
 
 // Encode renders an event as one line, Prefix included, newline terminated.
 func (e Event) Encode() []byte {
-	b, _ := json.Marshal(e)
-	line := make([]byte, 0, len(Prefix)+9+len(b)+1)
-	line = append(line, Prefix...)
-	line = fmt.Appendf(line, "%08x ", crc32.Checksum(b, crcTable))
-	line = append(line, b...)
+	line := make([]byte, 0, 128)
+	line = append(line, Prefix+"01234567 "...)
+	line = appendEventJSON(line, e)
+	sum := crc32.Checksum(line[len(Prefix)+9:], crcTable)
+	for i := range 8 {
+		line[len(Prefix)+i] = hexDigits[sum>>(28-4*i)&0xf]
+	}
 	return append(line, '\n')
 }
 

@@ -1,7 +1,6 @@
 package kitinit
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -415,9 +414,9 @@ func readConfig(path string) (*initproto.Config, error) {
 	if err != nil {
 		return &initproto.Config{}, fmt.Errorf("config: %w", err)
 	}
-	var c initproto.Config
-	if err := json.Unmarshal(b, &c); err != nil {
+	c, err := initproto.ParseConfig(b)
+	if err != nil {
 		return &initproto.Config{}, fmt.Errorf("config %s: %w", path, err)
 	}
-	return &c, nil
+	return c, nil
 }

@@ -77,8 +77,10 @@
 //     again. hypervisor/vm sees the panic's line on the console and fails
 //     the run; the backend has no panic report of its own (hv_vmbus's goes
 //     to Hyper-V's event log), so it never sends EvGuestPanic.
-//   - A Hyper-V VM does not die with kitrun: after kill -9 it runs on until
-//     `Stop-VM -TurnOff` / `Remove-VM` (kitrun-* names) or Backend.Destroy.
+//   - A Hyper-V VM does not die with kitrun by itself: kitrun records it in
+//     its runtime directory (hypervisor.TrackMachine), and after a kill -9
+//     the next kitrun start destroys it; by hand, `Stop-VM -TurnOff` /
+//     `Remove-VM` (kitrun-* names).
 //   - Nothing here has been run on real Hyper-V yet; check-hyperv.ps1 is
 //     the check to run there.
 //

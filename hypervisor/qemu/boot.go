@@ -47,7 +47,14 @@ var qemuFormats = map[string]struct {
 func (b *Backend) bootMedia(spec hypervisor.Spec, machineName string, mt machineType) (*bootMedia, error) {
 	img := spec.Image
 	if spec.Format == "" || spec.Format == image.FormatDirect {
-		return &bootMedia{direct: true, kernel: img.Kernel, initrd: img.Initrd,
+		kernel := img.Kernel
+		if mt.pvh && !b.NoPVH {
+			// A kernel that cannot boot by PVH boots as it is.
+			if elf, err := pvhKernel(kernel, filepath.Join(b.cacheDir(), "pvh"), img.Manifest.Kernel); err == nil {
+				kernel = elf
+			}
+		}
+		return &bootMedia{direct: true, kernel: kernel, initrd: img.Initrd,
 			cmdline: strings.TrimSpace(img.Cmdline + " " + spec.ExtraCmdline)}, nil
 	}
 	f, err := disk.Lookup(spec.Format)

@@ -12,6 +12,7 @@ import (
 var (
 	StartLocked      = startLocked
 	GuestRAMResident = guestRAMResident
+	HostMemoryOf     = hostMemory
 	HostTSCkHz       = hostTSCkHz
 	ProbeDeadline    = probeDeadline
 	HangRecheck      = hangRecheck

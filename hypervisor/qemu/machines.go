@@ -29,6 +29,9 @@ type machineType struct {
 	// host that calibration fails and the boot hangs (seen on microvm).
 	// The kernel is then told the TSC frequency (tsc_early_khz).
 	tscHint bool
+	// pvh: direct kernel boots enter a PVH kernel at its ELF entry point
+	// instead of decompressing the bzImage (see pvh.go).
+	pvh bool
 	// firmware boots disk images: BIOS and EFI code (and EFI variables
 	// template) from Debian's seabios, ovmf and qemu-efi-aarch64.
 	bios    string // "" is QEMU's default (SeaBIOS on x86); "none": no BIOS boot
@@ -90,6 +93,7 @@ var machines = map[string]map[string]machineType{
 			cpu:     map[string]string{"tcg": "qemu64", "kvm": "host"},
 			channel: secondSerial,
 			nic:     nicPCI,
+			pvh:     true,
 			extra:   []string{"-device", "pvpanic"},
 			efiCode: "/usr/share/OVMF/OVMF_CODE_4M.fd",
 			efiVars: "/usr/share/OVMF/OVMF_VARS_4M.fd",
@@ -111,6 +115,7 @@ var machines = map[string]map[string]machineType{
 			channel: virtconsoleMMIO,
 			nic:     nicMMIO,
 			tscHint: true,
+			pvh:     true,
 			bios:    "none", // microvm boots kernels only
 		},
 	},

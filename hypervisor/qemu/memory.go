@@ -11,10 +11,11 @@ import (
 )
 
 // hostMemory measures the QEMU process: its RSS and PSS
-// (/proc/PID/smaps_rollup), and the resident part of the guest's RAM, the
-// anonymous mapping of exactly the guest's memory size in /proc/PID/smaps.
-// The overhead is PSS minus that: what QEMU itself costs beyond the guest
-// memory it backs (under TCG, mostly the translation cache).
+// (/proc/PID/smaps_rollup), and from /proc/PID/smaps the resident part of
+// the guest's RAM (the anonymous mapping of exactly the guest's memory
+// size), of TCG's translation buffer (QEMU's one anonymous executable
+// mapping) and of file mappings. The overhead is PSS minus the guest's
+// RAM: what QEMU itself costs beyond the guest memory it backs.
 func hostMemory(pid, memMiB int) (hypervisor.HostMemory, error) {
 	var hm hypervisor.HostMemory
 	err := procKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), func(k string, v int64) {
@@ -28,30 +29,49 @@ func hostMemory(pid, memMiB int) (hypervisor.HostMemory, error) {
 	if err != nil {
 		return hm, fmt.Errorf("qemu memory: %w", err)
 	}
-	guest, err := guestRAMResident(pid, int64(memMiB)<<20)
+	parts, err := smapsParts(pid, int64(memMiB)<<20)
 	if err != nil {
 		return hm, err
 	}
-	hm.GuestResident = guest
-	hm.Overhead = hm.PSS - guest
+	hm.GuestResident = parts.guest
+	hm.CodeCache = parts.code
+	hm.Files = parts.files
+	hm.Overhead = hm.PSS - parts.guest
 	return hm, nil
 }
 
-// guestRAMResident finds the guest RAM mapping in /proc/PID/smaps and
-// returns its resident bytes.
-func guestRAMResident(pid int, size int64) (int64, error) {
+// residentParts are resident bytes of kinds of QEMU's mappings.
+type residentParts struct {
+	guest, code, files int64
+}
+
+// smapsParts reads /proc/PID/smaps. The guest's RAM is the first anonymous
+// mapping of exactly its size; it is an error when there is none.
+func smapsParts(pid int, guestSize int64) (residentParts, error) {
+	var p residentParts
 	f, err := os.Open(fmt.Sprintf("/proc/%d/smaps", pid))
 	if err != nil {
-		return 0, err
+		return p, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
-	inGuest := false
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	var perms, path string
+	var size int64
+	guestFound := false
 	for sc.Scan() {
 		line := sc.Text()
 		key, rest, ok := strings.Cut(line, ":")
 		if !ok || strings.Contains(key, " ") || strings.Contains(key, "-") {
-			inGuest = false // a mapping header line
+			// A mapping header: ADDR-ADDR PERMS OFFSET DEV INODE [PATH].
+			fs := strings.Fields(line)
+			perms, path, size = "", "", 0
+			if len(fs) >= 5 {
+				perms = fs[1]
+				if len(fs) >= 6 {
+					path = strings.Join(fs[5:], " ")
+				}
+			}
 			continue
 		}
 		v, ok := kbValue(rest)
@@ -60,14 +80,31 @@ func guestRAMResident(pid int, size int64) (int64, error) {
 		}
 		switch key {
 		case "Size":
-			inGuest = v == size
+			size = v
 		case "Rss":
-			if inGuest {
-				return v, nil
+			switch {
+			case path == "" && size == guestSize && !guestFound:
+				p.guest, guestFound = v, true
+			case path == "" && strings.Contains(perms, "x"):
+				p.code += v
+			case strings.HasPrefix(path, "/"):
+				p.files += v
 			}
 		}
 	}
-	return 0, fmt.Errorf("qemu pid %d: no %d MiB guest RAM mapping in smaps", pid, size>>20)
+	if err := sc.Err(); err != nil {
+		return p, err
+	}
+	if !guestFound {
+		return p, fmt.Errorf("qemu pid %d: no %d MiB guest RAM mapping in smaps", pid, guestSize>>20)
+	}
+	return p, nil
+}
+
+// guestRAMResident returns the resident bytes of the guest's RAM mapping.
+func guestRAMResident(pid int, size int64) (int64, error) {
+	p, err := smapsParts(pid, size)
+	return p.guest, err
 }
 
 // procKB calls f for each "Key:  123 kB" line of a /proc file, in bytes.

@@ -50,16 +50,82 @@ type Backend struct {
 	// ProbeCache is the accelerator probe's cache file; default under the
 	// user's cache directory.
 	ProbeCache string
+	// CacheDir holds what the backend derives from images (PVH kernels,
+	// see pvh.go); default $KITRUN_CACHE, else the user's cache
+	// directory's kitrun.
+	CacheDir string
+	// NoPVH boots x86 kernels as bzImages even where PVH works.
+	NoPVH bool
+	// TBSizeMiB caps TCG's translation buffer: 0 is DefaultTBSizeMiB, a
+	// negative value QEMU's own default (1 GiB on 64-bit hosts).
+	TBSizeMiB int
+	// ICountShift, when above 0, runs TCG guests with QEMU's instruction
+	// counter as their clock (-icount shift=N,align=off,sleep=off): each
+	// instruction advances guest time by 2^N ns, and the guest neither
+	// waits for the host's clock nor sleeps. Guest time to each stage is
+	// then a function of the instructions the guest executes, the same
+	// from run to run whatever the host is doing: a measure of guest work
+	// that needs no statistics (README, "Deterministic guest time").
+	ICountShift int
+}
+
+// DefaultTBSizeMiB is the TCG translation buffer kitrun gives a machine.
+// QEMU's default reserves 1 GiB and a boot of examples/minimal.yml fills
+// 56 MiB of it with code that mostly never runs again (the kernel's init
+// code, programs that exited, code on pages since rewritten); at 32 MiB
+// QEMU flushes the buffer when full and retranslates what still runs,
+// which cost nothing measurable on the boot (see README, Host memory),
+// and each VM holds 24-30 MiB less.
+const DefaultTBSizeMiB = 32
+
+// accelArg is -accel's value.
+func (b *Backend) accelArg(accel string) string {
+	if accel != "tcg" {
+		return accel
+	}
+	switch {
+	case b.TBSizeMiB < 0:
+		return accel
+	case b.TBSizeMiB == 0:
+		return fmt.Sprintf("tcg,tb-size=%d", DefaultTBSizeMiB)
+	}
+	return fmt.Sprintf("tcg,tb-size=%d", b.TBSizeMiB)
 }
 
 var _ hypervisor.Backend = (*Backend)(nil)
 
 func init() {
 	hypervisor.Register("qemu", func(o hypervisor.Options) (hypervisor.Backend, error) {
-		if err := o.Check("qemu", "binary-dir", "probe-cache"); err != nil {
+		if err := o.Check("qemu", "binary-dir", "probe-cache", "cache-dir", "pvh", "tb-size", "icount"); err != nil {
 			return nil, err
 		}
-		return &Backend{BinaryDir: o["binary-dir"], ProbeCache: o["probe-cache"]}, nil
+		b := &Backend{BinaryDir: o["binary-dir"], ProbeCache: o["probe-cache"], CacheDir: o["cache-dir"]}
+		switch o["pvh"] {
+		case "", "on":
+		case "off":
+			b.NoPVH = true
+		default:
+			return nil, fmt.Errorf("qemu: pvh=%s: want on or off", o["pvh"])
+		}
+		switch v := o["tb-size"]; v {
+		case "":
+		case "qemu":
+			b.TBSizeMiB = -1
+		default:
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				return nil, fmt.Errorf("qemu: tb-size=%s: want MiB (a positive number) or qemu (QEMU's default)", v)
+			}
+			b.TBSizeMiB = n
+		}
+		if v := o["icount"]; v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 10 {
+				return nil, fmt.Errorf("qemu: icount=%s: want a shift from 1 to 10 (guest ns per instruction: 2^shift)", v)
+			}
+			b.ICountShift = n
+		}
+		return b, nil
 	})
 }
 
@@ -148,6 +214,9 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if err != nil {
 		return nil, err
 	}
+	if b.ICountShift > 0 && accel != "tcg" {
+		return nil, fmt.Errorf("qemu: icount counts TCG's instructions; --accel %s (%s) has none: use --accel tcg", accel, reason)
+	}
 	published, err := hypervisor.ResolvePorts(spec.Publish)
 	if err != nil {
 		return nil, err
@@ -197,9 +266,12 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 
 	qmpPath := filepath.Join(m.runtimeDir, "qmp.sock")
 	args := commandLine(commandLineInput{
-		mt: mt, accel: accel, res: res, boot: boot, network: img.Networked(),
+		mt: mt, accel: accel, accelArg: b.accelArg(accel), res: res, boot: boot, network: img.Networked(),
 		publish: published, qmpPath: qmpPath, channel: chGuest != nil,
 	})
+	if b.ICountShift > 0 {
+		args = append(args, "-icount", fmt.Sprintf("shift=%d,align=off,sleep=off", b.ICountShift))
+	}
 	cmd := exec.Command(binary, args...)
 	// fds 3 (console) and 4 (channel) in QEMU, as commandLine names them.
 	cmd.ExtraFiles = []*os.File{conGuest}
@@ -262,14 +334,16 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 
 // commandLineInput is everything QEMU's arguments depend on.
 type commandLineInput struct {
-	mt      machineType
-	accel   string
-	res     hypervisor.Resources
-	boot    *bootMedia
-	network bool
-	publish []hypervisor.PortForward
-	qmpPath string
-	channel bool
+	mt    machineType
+	accel string
+	// accelArg is -accel's value (accel with its options).
+	accelArg string
+	res      hypervisor.Resources
+	boot     *bootMedia
+	network  bool
+	publish  []hypervisor.PortForward
+	qmpPath  string
+	channel  bool
 }
 
 // commandLine builds QEMU's arguments. Nothing is left to QEMU's defaults:
@@ -280,7 +354,7 @@ func commandLine(in commandLineInput) []string {
 	args := []string{
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-machine", mt.machine,
-		"-accel", in.accel,
+		"-accel", in.accelArg,
 		"-cpu", mt.cpu[in.accel],
 		"-m", strconv.Itoa(in.res.MemoryMiB),
 		"-smp", strconv.Itoa(in.res.CPUs),

@@ -221,7 +221,7 @@ func (v *VM) handle(ev Event) {
 		switch ev.Kind {
 		case hypervisor.EvExited:
 			v.exitAt = ev.Host
-		case hypervisor.EvVMMReady, StageFirmware:
+		case hypervisor.EvVMMReady, StageFirmware, hypervisor.EvAPIAccepted, hypervisor.EvRunning:
 			v.markLocked(Stage{Kind: ev.Kind}, ev.Host, -1)
 		case StageKernel:
 			// With `quiet` the first printk line may come at power-off;
@@ -316,7 +316,9 @@ func stageOrder(kind string) int {
 	switch kind {
 	case StageStarted:
 		return 0
-	case hypervisor.EvVMMReady:
+	case hypervisor.EvVMMReady, hypervisor.EvAPIAccepted, hypervisor.EvRunning:
+		// The platform's own stages (a cloud's start request accepted,
+		// its instance running) come before the guest's first output.
 		return 1
 	case StageFirmware:
 		return 2
@@ -578,7 +580,16 @@ func (v *VM) Shutdown(ctx context.Context, grace time.Duration) error {
 	// A press before the guest's button driver is loaded is lost: press
 	// again now and then while waiting.
 	if v.waitGoneRepressing(ctx, grace) {
-		return v.waitExited()
+		if err := v.waitExited(); err != nil {
+			return err
+		}
+		// A guest that powered off is forgiven a failed request, not a
+		// backend that left resources behind.
+		var ce *hypervisor.CleanupError
+		if errors.As(v.Machine.Err(), &ce) {
+			return ce
+		}
+		return nil
 	}
 	result = multierror.Append(result, fmt.Errorf("guest did not power off within %s", grace))
 	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -589,6 +600,10 @@ func (v *VM) Shutdown(ctx context.Context, grace time.Duration) error {
 	}
 	if err := v.waitExited(); err != nil {
 		result = multierror.Append(result, err)
+	}
+	var ce *hypervisor.CleanupError
+	if errors.As(v.Machine.Err(), &ce) {
+		result = multierror.Append(result, ce)
 	}
 	return result.ErrorOrNil()
 }
@@ -611,6 +626,10 @@ func (v *VM) Kill() error {
 	err := v.Machine.ForceOff(ctx)
 	if werr := v.waitExited(); err == nil {
 		err = werr
+	}
+	var ce *hypervisor.CleanupError
+	if err == nil && errors.As(v.Machine.Err(), &ce) {
+		err = ce
 	}
 	return err
 }

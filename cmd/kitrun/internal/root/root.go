@@ -20,6 +20,7 @@ import (
 
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/cloud"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/console"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/dashboard"
@@ -57,7 +58,7 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 	cmd.SetErr(stderr)
 	cmd.AddCommand(build.New(), run.New(), bench.New(), history.New(), dashboard.New())
 	cmd.AddCommand(ps.New(), logs.New(), console.New(), pause.New(), resume.New(), stop.New(), kill.New(), rm.New(), inspect.New(), prune.New(), supervise.New())
-	cmd.AddCommand(test.New(), ssh.New())
+	cmd.AddCommand(test.New(), ssh.New(), cloud.New())
 	cmd.AddCommand(newVersion())
 	return cmd
 }

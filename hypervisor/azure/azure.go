@@ -1,0 +1,359 @@
+// Package azure is kitrun's Microsoft Azure backend. It boots an image's
+// `vhd` disk (raw-efi as a fixed VHD of whole MiB): the VHD is uploaded
+// once per disk digest as a page blob (all-zero ranges skipped: the VHD
+// is sparse) and imported as a managed disk (Hyper-V generation 2, tagged
+// with the digest, kept for reuse); a machine is a copy of that disk, a
+// public IP, a network security group opening the published ports, a NIC
+// and a VM (boot diagnostics on). The guest's console and kitinit's
+// events, which share it, are read through the VM's boot diagnostics
+// serial log, a snapshot that hypervisor/cloud turns into a stream. Every
+// resource is tagged with kitrun's run ID and an expiry, and `kitrun cloud
+// sweep --backend azure` removes what a killed run left.
+//
+// Credentials come only from azidentity's DefaultAzureCredential;
+// endpoints can be overridden (arm-endpoint=, blob-endpoint=), which is how
+// the tests point the real SDK clients at hypervisor/azure/azurefake.
+//
+// This package links the Azure SDK: only kitrun's command imports it,
+// never the packages testcases/vmtest users import.
+package azure
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	azcloud "github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
+
+	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/platform"
+	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/cloud"
+)
+
+// Name is the backend's registry name.
+const Name = "azure"
+
+// Option keys (`--backend-opt KEY=VALUE`).
+const (
+	OptSubscription   = "subscription"
+	OptResourceGroup  = "resource-group"
+	OptLocation       = "location"
+	OptVMSize         = "vm-size"
+	OptStorageAccount = "storage-account"
+	OptContainer      = "container"
+	OptSubnet         = "subnet"
+	OptIngressCIDR    = "ingress-cidr"
+	OptARMEndpoint    = "arm-endpoint"
+	OptBlobEndpoint   = "blob-endpoint"
+	OptFakeCredential = "fake-credential"
+	OptMaxInstances   = "max-instances"
+	OptLifetime       = "lifetime"
+	OptImageTTL       = "image-ttl"
+	OptPoll           = "poll"
+	OptMaxRetries     = "max-retries"
+	OptKeepImage      = "keep-image"
+	OptHardware       = "hardware"
+)
+
+var optionKeys = []string{OptSubscription, OptResourceGroup, OptLocation, OptVMSize, OptStorageAccount, OptContainer,
+	OptSubnet, OptIngressCIDR, OptARMEndpoint, OptBlobEndpoint, OptFakeCredential, OptMaxInstances, OptLifetime,
+	OptImageTTL, OptPoll, OptMaxRetries, OptKeepImage, OptHardware}
+
+// Config is the backend's settings, from its options.
+type Config struct {
+	Subscription, ResourceGroup, Location string
+	VMSize                                string
+	// StorageAccount and Container: where the VHD is uploaded (a page
+	// blob, deleted once the managed disk is imported).
+	StorageAccount, Container string
+	// Subnet is the resource ID of the subnet NICs are put in.
+	Subnet      string
+	IngressCIDR string
+	// ARMEndpoint and BlobEndpoint override Azure Resource Manager's URL
+	// and the storage account's blob URL.
+	ARMEndpoint, BlobEndpoint string
+	// FakeCredential uses a static fake token instead of
+	// DefaultAzureCredential: only with both endpoints overridden (the
+	// tests' fakes).
+	FakeCredential bool
+	MaxInstances   int
+	Lifetime       time.Duration
+	ImageTTL       time.Duration
+	Poll           time.Duration
+	MaxRetries     int
+	KeepImage      bool
+	// Hardware "qemu": the VMs are QEMU's q35 (virtio NIC, ACPI button),
+	// not Hyper-V's, as under the fake ARM of the tests.
+	Hardware string
+}
+
+// ParseConfig reads the backend's options.
+func ParseConfig(o hypervisor.Options) (Config, error) {
+	if err := o.Check(Name, optionKeys...); err != nil {
+		return Config{}, err
+	}
+	c := Config{
+		Subscription: o[OptSubscription], ResourceGroup: o[OptResourceGroup], Location: o[OptLocation],
+		VMSize: o[OptVMSize], StorageAccount: o[OptStorageAccount], Container: o[OptContainer],
+		Subnet: o[OptSubnet], IngressCIDR: o[OptIngressCIDR], ARMEndpoint: o[OptARMEndpoint],
+		BlobEndpoint: o[OptBlobEndpoint], MaxInstances: 4, Lifetime: time.Hour, ImageTTL: 24 * time.Hour,
+		Poll: time.Second, MaxRetries: 6, KeepImage: true, Hardware: o[OptHardware],
+	}
+	if c.VMSize == "" {
+		c.VMSize = "Standard_B1s"
+	}
+	if c.Container == "" {
+		c.Container = "kitrun"
+	}
+	for _, b := range []struct {
+		key string
+		v   *bool
+	}{{OptKeepImage, &c.KeepImage}, {OptFakeCredential, &c.FakeCredential}} {
+		switch o[b.key] {
+		case "":
+		case "true":
+			*b.v = true
+		case "false":
+			*b.v = false
+		default:
+			return Config{}, fmt.Errorf("azure: %s=%q; valid: true, false", b.key, o[b.key])
+		}
+	}
+	for _, e := range []string{c.ARMEndpoint, c.BlobEndpoint} {
+		if e == "" {
+			continue
+		}
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return Config{}, fmt.Errorf("azure: endpoint %q is not an http(s) URL", e)
+		}
+	}
+	if c.FakeCredential && (c.ARMEndpoint == "" || c.BlobEndpoint == "") {
+		return Config{}, errors.New("azure: fake-credential=true is for local fakes only: it needs both arm-endpoint and blob-endpoint overridden")
+	}
+	if c.BlobEndpoint == "" && c.StorageAccount != "" {
+		c.BlobEndpoint = "https://" + c.StorageAccount + ".blob.core.windows.net/"
+	}
+	switch c.Hardware {
+	case "", "qemu":
+	default:
+		return Config{}, fmt.Errorf("azure: hardware=%q; valid: qemu (for the fake ARM that boots VMs with QEMU)", c.Hardware)
+	}
+	for _, d := range []struct {
+		key string
+		d   *time.Duration
+	}{{OptLifetime, &c.Lifetime}, {OptImageTTL, &c.ImageTTL}, {OptPoll, &c.Poll}} {
+		if s := o[d.key]; s != "" {
+			v, err := time.ParseDuration(s)
+			if err != nil || v <= 0 {
+				return Config{}, fmt.Errorf("azure: %s=%q is not a positive duration (e.g. 1h, 30m)", d.key, s)
+			}
+			*d.d = v
+		}
+	}
+	for _, n := range []struct {
+		key string
+		n   *int
+	}{{OptMaxInstances, &c.MaxInstances}, {OptMaxRetries, &c.MaxRetries}} {
+		if s := o[n.key]; s != "" {
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 1 {
+				return Config{}, fmt.Errorf("azure: %s=%q is not a positive number", n.key, s)
+			}
+			*n.n = v
+		}
+	}
+	if c.IngressCIDR != "" && !strings.Contains(c.IngressCIDR, "/") {
+		return Config{}, fmt.Errorf("azure: ingress-cidr=%q is not a CIDR (e.g. 203.0.113.7/32)", c.IngressCIDR)
+	}
+	return c, nil
+}
+
+// Backend runs machines on Azure.
+type Backend struct {
+	cfg     Config
+	clients *clients
+}
+
+var _ hypervisor.Backend = (*Backend)(nil)
+
+func init() {
+	hypervisor.Register(Name, func(o hypervisor.Options) (hypervisor.Backend, error) { return New(o) })
+	cloud.RegisterSweeper(Name, func(o hypervisor.Options) (cloud.Sweeper, error) { return New(o) })
+}
+
+// New makes the backend from its options.
+func New(o hypervisor.Options) (*Backend, error) {
+	c, err := ParseConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	return &Backend{cfg: c}, nil
+}
+
+// Name implements hypervisor.Backend.
+func (b *Backend) Name() string { return Name }
+
+type clients struct {
+	cred  azcore.TokenCredential
+	blobO policy.ClientOptions
+	vms   *armcompute.VirtualMachinesClient
+	sizes *armcompute.VirtualMachineSizesClient
+	disks *armcompute.DisksClient
+	nics  *armnetwork.InterfacesClient
+	ips   *armnetwork.PublicIPAddressesClient
+	nsgs  *armnetwork.SecurityGroupsClient
+}
+
+// CredentialsError says that DefaultAzureCredential found no credentials.
+type CredentialsError struct{ Err error }
+
+func (e *CredentialsError) Error() string {
+	return "azure: no credentials: azidentity's DefaultAzureCredential (AZURE_CLIENT_ID with AZURE_CLIENT_SECRET or a certificate, " +
+		"workload identity, a managed identity, `az login`, `azd auth login`) found none: " + e.Err.Error()
+}
+
+func (e *CredentialsError) Unwrap() error { return e.Err }
+
+func (b *Backend) connect(ctx context.Context) (*clients, error) {
+	if b.clients != nil {
+		return b.clients, nil
+	}
+	cfg := b.cfg
+	var missing []string
+	for _, m := range []struct{ k, v string }{{OptSubscription, cfg.Subscription}, {OptResourceGroup, cfg.ResourceGroup}, {OptLocation, cfg.Location}} {
+		if m.v == "" {
+			missing = append(missing, m.k+"=…")
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("azure: give --backend-opt %s", strings.Join(missing, ","))
+	}
+	co := policy.ClientOptions{Retry: policy.RetryOptions{MaxRetries: int32(cfg.MaxRetries)}}
+	armCloud := azcloud.AzurePublic
+	if cfg.ARMEndpoint != "" {
+		armCloud.Services = map[azcloud.ServiceName]azcloud.ServiceConfiguration{
+			azcloud.ResourceManager: {Endpoint: cfg.ARMEndpoint, Audience: azcloud.AzurePublic.Services[azcloud.ResourceManager].Audience},
+		}
+		co.InsecureAllowCredentialWithHTTP = strings.HasPrefix(cfg.ARMEndpoint, "http:")
+	}
+	co.Cloud = armCloud
+	var cred azcore.TokenCredential
+	if cfg.FakeCredential {
+		cred = &azfake.TokenCredential{}
+	} else {
+		dc, err := azidentity.NewDefaultAzureCredential(nil)
+		if err != nil {
+			return nil, &CredentialsError{Err: err}
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err = dc.GetToken(cctx, policy.TokenRequestOptions{Scopes: []string{azcloud.AzurePublic.Services[azcloud.ResourceManager].Audience + "/.default"}})
+		cancel()
+		if err != nil {
+			return nil, &CredentialsError{Err: err}
+		}
+		cred = dc
+	}
+	ao := &arm.ClientOptions{ClientOptions: co}
+	cf, err := armcompute.NewClientFactory(cfg.Subscription, cred, ao)
+	if err != nil {
+		return nil, fmt.Errorf("azure: %w", err)
+	}
+	nf, err := armnetwork.NewClientFactory(cfg.Subscription, cred, ao)
+	if err != nil {
+		return nil, fmt.Errorf("azure: %w", err)
+	}
+	bo := policy.ClientOptions{Retry: co.Retry, InsecureAllowCredentialWithHTTP: strings.HasPrefix(cfg.BlobEndpoint, "http:")}
+	c := &clients{cred: cred, blobO: bo,
+		vms: cf.NewVirtualMachinesClient(), sizes: cf.NewVirtualMachineSizesClient(), disks: cf.NewDisksClient(),
+		nics: nf.NewInterfacesClient(), ips: nf.NewPublicIPAddressesClient(), nsgs: nf.NewSecurityGroupsClient()}
+	b.clients = c
+	return c, nil
+}
+
+// Verify implements hypervisor.Backend: credentials, and that the VM size
+// is offered in the location.
+func (b *Backend) Verify(ctx context.Context, a arch.Arch) error {
+	if _, err := b.Platform(a); err != nil {
+		return err
+	}
+	c, err := b.connect(ctx)
+	if err != nil {
+		return err
+	}
+	return b.checkSize(ctx, c)
+}
+
+// SizeError says that the location does not offer the VM size.
+type SizeError struct{ Size, Location string }
+
+func (e *SizeError) Error() string {
+	return fmt.Sprintf("azure: VM size %s is not available in %s; choose another with --backend-opt vm-size=SIZE (see `az vm list-sizes --location %s`)", e.Size, e.Location, e.Location)
+}
+
+func (b *Backend) checkSize(ctx context.Context, c *clients) error {
+	p := c.sizes.NewListPager(b.cfg.Location, nil)
+	for p.More() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("azure: listing VM sizes in %s: %w", b.cfg.Location, err)
+		}
+		for _, s := range page.Value {
+			if s.Name != nil && strings.EqualFold(*s.Name, b.cfg.VMSize) {
+				return nil
+			}
+		}
+	}
+	return &SizeError{Size: b.cfg.VMSize, Location: b.cfg.Location}
+}
+
+// Version implements hypervisor.Backend.
+func (b *Backend) Version(ctx context.Context, a arch.Arch) (string, error) {
+	return fmt.Sprintf("azure %s %s", b.cfg.Location, b.cfg.VMSize), nil
+}
+
+// Machine types.
+const (
+	// MachineGen2 is an Azure generation 2 VM: Hyper-V, UEFI, VMBus.
+	MachineGen2 = "gen2"
+	// MachineGen2QEMU is what the fake's QEMU gives in its place
+	// (hardware=qemu): the same UEFI boot and COM1, a virtio NIC.
+	MachineGen2QEMU = "gen2-qemu"
+)
+
+// Platform implements hypervisor.Backend. An Azure generation 2 VM is a
+// Hyper-V one: the console is COM1 (ttyS0, what boot diagnostics logs),
+// which kitinit's events share (only COM1 is logged); the NIC is
+// hv_netvsc on hv_vmbus; DHCP from the virtual network. Under the fake
+// (hardware=qemu) the NIC is virtio-net.
+func (b *Backend) Platform(a arch.Arch) (platform.Platform, error) {
+	if a.Name != "x86_64" {
+		return platform.Platform{}, fmt.Errorf("the azure backend has no machines for %s; valid: x86_64", a.Name)
+	}
+	p := platform.Platform{Name: Name, Arch: a, DefaultMachine: MachineGen2, Network: platform.Network{}}
+	if b.cfg.Hardware == "qemu" {
+		p.DefaultMachine = MachineGen2QEMU
+		p.Machines = map[string]platform.Hardware{MachineGen2QEMU: {
+			Console: "ttyS0,115200n8", NICModules: []string{"virtio_pci", "virtio_net"},
+			KernelArgs: []string{"no_timer_check", "nosoftlockup"},
+		}}
+		return p, nil
+	}
+	p.Machines = map[string]platform.Hardware{MachineGen2: {
+		Console: "ttyS0,115200n8", PanicModules: []string{"hv_vmbus"},
+		NICModules: []string{"hv_vmbus", "hv_netvsc"},
+		KernelArgs: []string{"no_timer_check", "nosoftlockup"},
+	}}
+	return p, nil
+}

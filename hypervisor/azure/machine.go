@@ -1,0 +1,735 @@
+package azure
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
+
+	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/cloud"
+)
+
+// Format is the disk format the backend boots.
+const Format = "vhd"
+
+// VMPrefix starts the name of every VM kitrun makes (its machine ID); the
+// VM's OS disk, public IP, security group and NIC are named after it.
+const VMPrefix = "kitrun-"
+
+var _ hypervisor.DiskBooter = (*Backend)(nil)
+
+// DefaultFormat implements hypervisor.DiskBooter.
+func (b *Backend) DefaultFormat() string { return Format }
+
+var launchMu sync.Mutex
+
+// QuotaError is the cost guard refusing a start.
+type QuotaError struct {
+	Running, Max int
+	Where        string
+}
+
+func (e *QuotaError) Error() string {
+	return fmt.Sprintf("azure: %d kitrun VMs already exist in %s and max-instances is %d: wait for them, stop them, or raise --backend-opt max-instances=N", e.Running, e.Where, e.Max)
+}
+
+func shortID() string {
+	var b [5]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func notFound(err error) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound
+}
+
+// Start implements hypervisor.Backend: it checks the spec, makes (or
+// finds) the image disk, creates the machine's resources and returns once
+// the VM runs. Info().Started is the moment of the VM's creation call.
+func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.Machine, error) {
+	img := spec.Image
+	if img == nil {
+		return nil, errors.New("azure: no image to boot")
+	}
+	plat, err := b.Platform(img.Arch)
+	if err != nil {
+		return nil, err
+	}
+	res := spec.Resources.WithDefaults()
+	machineName, _, err := plat.Machine(res.Machine)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Format != Format {
+		f := spec.Format
+		if f == "" || f == image.FormatDirect {
+			f = "direct kernel boot"
+		} else {
+			f = "the " + f + " format"
+		}
+		return nil, &hypervisor.UnsupportedError{Backend: Name, What: "boot " + f, Hint: "Azure boots VHDs: build and boot the vhd format (--format vhd, or --image-format vhd for bench)"}
+	}
+	if spec.ExtraCmdline != "" {
+		return nil, errors.New("azure: a VHD carries its kernel command line; extra kernel arguments need direct kernel boot")
+	}
+	if len(spec.Seed) > 0 {
+		return nil, &hypervisor.UnsupportedError{Backend: Name, What: "deliver per-boot files (SSH keys) to a VM",
+			Hint: "Azure has no fw_cfg and kitinit has no instance-metadata (custom data) client yet"}
+	}
+	path, err := img.Disk(Format)
+	if err != nil {
+		return nil, err
+	}
+	disk := img.Manifest.Disks[Format]
+	if disk.Machine != "" && disk.Machine != machineName {
+		return nil, fmt.Errorf("azure: the vhd image of %s is wired for machine %s, not %s", img.Manifest.Name, disk.Machine, machineName)
+	}
+	for _, p := range spec.Publish {
+		if p.HostPort != 0 && p.HostPort != p.GuestPort {
+			return nil, &hypervisor.UnsupportedError{Backend: Name, What: fmt.Sprintf("map guest port %d to port %d", p.GuestPort, p.HostPort),
+				Hint: "a VM's ports are reached at its own address, on the same port: publish PORT or 0:PORT"}
+		}
+	}
+	if len(spec.Publish) > 0 && b.cfg.IngressCIDR == "" {
+		return nil, errors.New("azure: publishing ports opens them in a network security group: say to whom with --backend-opt ingress-cidr=ADDR/BITS (your address, e.g. 203.0.113.7/32)")
+	}
+	if b.cfg.Subnet == "" {
+		return nil, errors.New("azure: give --backend-opt subnet=/subscriptions/…/resourceGroups/…/providers/Microsoft.Network/virtualNetworks/NET/subnets/NAME (the subnet the VM's NIC joins)")
+	}
+	c, err := b.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.checkSize(ctx, c); err != nil {
+		return nil, err
+	}
+	if n, err := b.countVMs(ctx, c); err != nil {
+		return nil, err
+	} else if n >= b.cfg.MaxInstances {
+		return nil, &QuotaError{Running: n, Max: b.cfg.MaxInstances, Where: b.cfg.ResourceGroup}
+	}
+	store := &imageStore{b: b, c: c, path: path, name: img.Manifest.Name}
+	imgDisk, reused, err := cloud.EnsureImage(ctx, store, disk.SHA256)
+	if err != nil {
+		return nil, err
+	}
+	imageUse(imgDisk, +1)
+	m := &machine{b: b, c: c, image: imgDisk, name: VMPrefix + shortID(),
+		events: make(chan hypervisor.BackendEvent, 64), done: make(chan struct{}), running: make(chan struct{})}
+	m.info = hypervisor.Info{Backend: Name, Arch: img.Arch.Name, Machine: machineName, Format: Format, ID: m.name,
+		Accel: "azure " + b.cfg.VMSize, AccelReason: "the VM size", Version: "azure " + b.cfg.Location + " " + b.cfg.VMSize}
+	if reused {
+		m.info.AccelReason += "; image disk " + imgDisk + " reused"
+	} else {
+		m.info.AccelReason += "; image disk " + imgDisk + " uploaded"
+	}
+	if err := m.launch(ctx, spec, img.Manifest.Name); err != nil {
+		if !m.launched {
+			imageUse(imgDisk, -1)
+		}
+		return nil, err
+	}
+	return m, nil
+}
+
+var (
+	imageUsersMu sync.Mutex
+	imageUsers   = map[string]int{}
+)
+
+func imageUse(id string, d int) int {
+	imageUsersMu.Lock()
+	defer imageUsersMu.Unlock()
+	imageUsers[id] += d
+	n := imageUsers[id]
+	if n <= 0 {
+		delete(imageUsers, id)
+	}
+	return n
+}
+
+// countVMs counts kitrun's VMs (of any run) in the resource group.
+func (b *Backend) countVMs(ctx context.Context, c *clients) (int, error) {
+	n := 0
+	p := c.vms.NewListPager(b.cfg.ResourceGroup, nil)
+	for p.More() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("azure: counting kitrun's VMs: %w", err)
+		}
+		for _, v := range page.Value {
+			if v.Tags[cloud.TagRun] != nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+type machine struct {
+	b       *Backend
+	c       *clients
+	image   string
+	name    string
+	console *cloud.ConsoleStream
+	events  chan hypervisor.BackendEvent
+	done    chan struct{}
+	running chan struct{}
+
+	launched bool // the VM was asked for: end() releases the image
+
+	mu      sync.Mutex
+	info    hypervisor.Info
+	publish []hypervisor.PortForward
+	addr    string
+	state   string
+	err     error
+	pressed bool
+	forced  string
+	serial  string // the boot diagnostics serial log's URI
+
+	evMu     sync.Mutex
+	evClosed bool
+}
+
+func (m *machine) emit(kind, detail string) {
+	ev := hypervisor.BackendEvent{Host: time.Since(m.info.Started), Kind: kind, Detail: detail}
+	m.evMu.Lock()
+	defer m.evMu.Unlock()
+	if !m.evClosed {
+		m.events <- ev
+	}
+}
+
+func (m *machine) rg() string { return m.b.cfg.ResourceGroup }
+
+// The names of a machine's resources.
+func osDiskName(vm string) string { return vm + "-os" }
+func ipName(vm string) string     { return vm + "-ip" }
+func nsgName(vm string) string    { return vm + "-nsg" }
+func nicName(vm string) string    { return vm + "-nic" }
+
+// launch creates the OS disk (a copy of the image disk), the public IP,
+// the security group (with published ports), the NIC and the VM, and
+// waits for it to run. What it made is deleted if it fails.
+func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, name string) (err error) {
+	b, c, rg := m.b, m.c, m.rg()
+	loc := to.Ptr(b.cfg.Location)
+	tags := tagPtrs(cloud.Tags(time.Now(), b.cfg.Lifetime, map[string]string{cloud.TagName: "kitrun " + name}))
+	defer func() {
+		if err != nil && !m.launched {
+			dctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			defer cancel()
+			if left, derr := b.deleteMachine(dctx, c, m.name); derr != nil {
+				err = errors.Join(err, fmt.Errorf("azure: %s left for `kitrun cloud sweep --backend azure`: %w", strings.Join(left, ", "), derr))
+			}
+		}
+	}()
+	imageID := fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Compute/disks/%s", b.cfg.Subscription, rg, m.image)
+	dp, err := c.disks.BeginCreateOrUpdate(ctx, rg, osDiskName(m.name), armcompute.Disk{
+		Location: loc, Tags: tags,
+		SKU: &armcompute.DiskSKU{Name: to.Ptr(armcompute.DiskStorageAccountTypesStandardLRS)},
+		Properties: &armcompute.DiskProperties{
+			OSType: to.Ptr(armcompute.OperatingSystemTypesLinux), HyperVGeneration: to.Ptr(armcompute.HyperVGenerationV2),
+			CreationData: &armcompute.CreationData{CreateOption: to.Ptr(armcompute.DiskCreateOptionCopy), SourceResourceID: to.Ptr(imageID)},
+		},
+	}, nil)
+	var d armcompute.DisksClientCreateOrUpdateResponse
+	if err == nil {
+		d, err = dp.PollUntilDone(ctx, pollOpts)
+	}
+	if err != nil {
+		return fmt.Errorf("azure: copying image disk %s for the VM: %w", m.image, err)
+	}
+	ipp, err := c.ips.BeginCreateOrUpdate(ctx, rg, ipName(m.name), armnetwork.PublicIPAddress{
+		Location: loc, Tags: tags,
+		SKU: &armnetwork.PublicIPAddressSKU{Name: to.Ptr(armnetwork.PublicIPAddressSKUNameStandard)},
+		Properties: &armnetwork.PublicIPAddressPropertiesFormat{
+			PublicIPAllocationMethod: to.Ptr(armnetwork.IPAllocationMethodStatic),
+		},
+	}, nil)
+	var ip armnetwork.PublicIPAddressesClientCreateOrUpdateResponse
+	if err == nil {
+		ip, err = ipp.PollUntilDone(ctx, pollOpts)
+	}
+	if err != nil {
+		return fmt.Errorf("azure: creating public IP %s: %w", ipName(m.name), err)
+	}
+	if ip.Properties != nil && ip.Properties.IPAddress != nil {
+		m.addr = *ip.Properties.IPAddress
+	}
+	// Every machine gets a security group: with no published port it
+	// opens nothing (Azure's defaults still allow the virtual network).
+	var rules []*armnetwork.SecurityRule
+	for i, p := range spec.Publish {
+		rules = append(rules, &armnetwork.SecurityRule{Name: to.Ptr(fmt.Sprintf("kitrun-%d", p.GuestPort)),
+			Properties: &armnetwork.SecurityRulePropertiesFormat{
+				Access: to.Ptr(armnetwork.SecurityRuleAccessAllow), Direction: to.Ptr(armnetwork.SecurityRuleDirectionInbound),
+				Protocol: to.Ptr(armnetwork.SecurityRuleProtocolTCP), Priority: to.Ptr(int32(1000 + i)),
+				SourceAddressPrefix: to.Ptr(b.cfg.IngressCIDR), SourcePortRange: to.Ptr("*"),
+				DestinationAddressPrefix: to.Ptr("*"), DestinationPortRange: to.Ptr(strconv.Itoa(p.GuestPort)),
+			}})
+		m.publish = append(m.publish, hypervisor.PortForward{HostPort: p.GuestPort, GuestPort: p.GuestPort})
+	}
+	np, err := c.nsgs.BeginCreateOrUpdate(ctx, rg, nsgName(m.name), armnetwork.SecurityGroup{
+		Location: loc, Tags: tags, Properties: &armnetwork.SecurityGroupPropertiesFormat{SecurityRules: rules}}, nil)
+	var nsg armnetwork.SecurityGroupsClientCreateOrUpdateResponse
+	if err == nil {
+		nsg, err = np.PollUntilDone(ctx, pollOpts)
+	}
+	if err != nil {
+		return fmt.Errorf("azure: creating network security group %s for the published ports: %w", nsgName(m.name), err)
+	}
+	nicp, err := c.nics.BeginCreateOrUpdate(ctx, rg, nicName(m.name), armnetwork.Interface{
+		Location: loc, Tags: tags,
+		Properties: &armnetwork.InterfacePropertiesFormat{
+			NetworkSecurityGroup: &armnetwork.SecurityGroup{ID: nsg.ID},
+			IPConfigurations: []*armnetwork.InterfaceIPConfiguration{{Name: to.Ptr("ipconfig1"),
+				Properties: &armnetwork.InterfaceIPConfigurationPropertiesFormat{
+					Subnet:                    &armnetwork.Subnet{ID: to.Ptr(b.cfg.Subnet)},
+					PrivateIPAllocationMethod: to.Ptr(armnetwork.IPAllocationMethodDynamic),
+					PublicIPAddress:           &armnetwork.PublicIPAddress{ID: ip.ID},
+				}}},
+		}}, nil)
+	var nic armnetwork.InterfacesClientCreateOrUpdateResponse
+	if err == nil {
+		nic, err = nicp.PollUntilDone(ctx, pollOpts)
+	}
+	if err != nil {
+		return fmt.Errorf("azure: creating NIC %s: %w", nicName(m.name), err)
+	}
+	launchMu.Lock()
+	n, err := b.countVMs(ctx, c)
+	if err == nil && n >= b.cfg.MaxInstances {
+		err = &QuotaError{Running: n, Max: b.cfg.MaxInstances, Where: rg}
+	}
+	if err != nil {
+		launchMu.Unlock()
+		return err
+	}
+	m.info.Started = time.Now()
+	vmp, err := c.vms.BeginCreateOrUpdate(ctx, rg, m.name, armcompute.VirtualMachine{
+		Location: loc, Tags: tags,
+		Properties: &armcompute.VirtualMachineProperties{
+			HardwareProfile: &armcompute.HardwareProfile{VMSize: to.Ptr(armcompute.VirtualMachineSizeTypes(b.cfg.VMSize))},
+			StorageProfile: &armcompute.StorageProfile{OSDisk: &armcompute.OSDisk{
+				CreateOption: to.Ptr(armcompute.DiskCreateOptionTypesAttach), OSType: to.Ptr(armcompute.OperatingSystemTypesLinux),
+				ManagedDisk:  &armcompute.ManagedDiskParameters{ID: d.ID},
+				DeleteOption: to.Ptr(armcompute.DiskDeleteOptionTypesDelete),
+			}},
+			NetworkProfile: &armcompute.NetworkProfile{NetworkInterfaces: []*armcompute.NetworkInterfaceReference{{
+				ID: nic.ID, Properties: &armcompute.NetworkInterfaceReferenceProperties{Primary: to.Ptr(true), DeleteOption: to.Ptr(armcompute.DeleteOptionsDelete)}}}},
+			// Boot diagnostics in managed storage: the serial log.
+			DiagnosticsProfile: &armcompute.DiagnosticsProfile{BootDiagnostics: &armcompute.BootDiagnostics{Enabled: to.Ptr(true)}},
+		},
+	}, nil)
+	launchMu.Unlock()
+	if err != nil {
+		var re *azcore.ResponseError
+		if errors.As(err, &re) && (re.ErrorCode == "SkuNotAvailable" || re.ErrorCode == "AllocationFailed" || re.ErrorCode == "ZonalAllocationFailed" || re.ErrorCode == "OperationNotAllowed" || strings.Contains(re.ErrorCode, "Quota")) {
+			hint := "try another VM size (vm-size=) or location"
+			if re.ErrorCode == "OperationNotAllowed" || strings.Contains(re.ErrorCode, "Quota") {
+				hint = "the subscription's quota is reached: delete other VMs, try another VM size, or ask Azure for a higher quota"
+			}
+			return fmt.Errorf("azure: Azure cannot create a %s VM in %s now (%s); %s", b.cfg.VMSize, b.cfg.Location, re.ErrorCode, hint)
+		}
+		return fmt.Errorf("azure: creating VM %s: %w", m.name, err)
+	}
+	m.launched = true
+	m.emit(hypervisor.EvAPIAccepted, m.name)
+	m.console = cloud.PollConsole(m.snapshot, cloud.PollOptions{Interval: b.cfg.Poll})
+	go m.watch(vmp)
+	wait := 10 * time.Minute
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-m.running:
+		return nil
+	case <-m.done:
+		return fmt.Errorf("azure: VM %s ended before it ran: %v", m.name, m.Err())
+	case <-ctx.Done():
+		return errors.Join(fmt.Errorf("azure: waiting for VM %s to run: %w", m.name, ctx.Err()), m.abandon())
+	case <-t.C:
+		return errors.Join(fmt.Errorf("azure: VM %s not running %s after its creation", m.name, wait), m.abandon())
+	}
+}
+
+func (m *machine) abandon() error {
+	go func() {
+		for range m.events {
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := m.ForceOff(ctx); err != nil {
+		return fmt.Errorf("%w; it is left for `kitrun cloud sweep --backend azure`", err)
+	}
+	return nil
+}
+
+// snapshot is the VM's boot diagnostics serial log: the whole log, read
+// from the blob URI that RetrieveBootDiagnosticsData gives (a SAS URI,
+// asked for again when it stops working).
+func (m *machine) snapshot(ctx context.Context) ([]byte, error) {
+	m.mu.Lock()
+	uri := m.serial
+	m.mu.Unlock()
+	if uri == "" {
+		r, err := m.c.vms.RetrieveBootDiagnosticsData(ctx, m.rg(), m.name,
+			&armcompute.VirtualMachinesClientRetrieveBootDiagnosticsDataOptions{SasURIExpirationTimeInMinutes: to.Ptr(int32(120))})
+		if err != nil {
+			return nil, err
+		}
+		if r.SerialConsoleLogBlobURI == nil {
+			return nil, nil // not yet
+		}
+		uri = *r.SerialConsoleLogBlobURI
+		m.mu.Lock()
+		m.serial = uri
+		m.mu.Unlock()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, nil // nothing logged yet
+	}
+	if resp.StatusCode != http.StatusOK {
+		m.mu.Lock()
+		m.serial = ""
+		m.mu.Unlock()
+		return nil, fmt.Errorf("reading the serial log: %s", resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+}
+
+// powerState is the VM's PowerState/… code ("" while unknown), or
+// "deleted".
+func (m *machine) powerState(ctx context.Context) (string, error) {
+	iv, err := m.c.vms.InstanceView(ctx, m.rg(), m.name, nil)
+	if notFound(err) {
+		return "deleted", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	for _, s := range iv.Statuses {
+		if s.Code != nil && strings.HasPrefix(*s.Code, "PowerState/") {
+			return strings.TrimPrefix(*s.Code, "PowerState/"), nil
+		}
+	}
+	return "", nil
+}
+
+// watch waits for the VM's creation, follows its power state until it is
+// stopped or gone, enforces its lifetime, then tears the machine down.
+func (m *machine) watch(vmp *runtime.Poller[armcompute.VirtualMachinesClientCreateOrUpdateResponse]) {
+	lifetime := time.NewTimer(m.b.cfg.Lifetime)
+	defer lifetime.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	_, err := vmp.PollUntilDone(ctx, pollOpts)
+	cancel()
+	if err != nil {
+		m.end("creating the VM failed: " + err.Error())
+		return
+	}
+	runningSeen := false
+	reason := ""
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		st, err := m.powerState(ctx)
+		cancel()
+		if err == nil && st != "" {
+			m.mu.Lock()
+			m.state = st
+			m.mu.Unlock()
+			if !runningSeen && st != "starting" {
+				runningSeen = true
+				m.emit(hypervisor.EvRunning, m.addr)
+				close(m.running)
+			}
+			if st == "stopped" || st == "deallocated" || st == "deleted" {
+				reason = st
+				break
+			}
+		}
+		select {
+		case <-time.After(m.b.cfg.Poll):
+		case <-lifetime.C:
+			m.mu.Lock()
+			m.forced = fmt.Sprintf("its lifetime (%s) passed", m.b.cfg.Lifetime)
+			m.mu.Unlock()
+			m.powerOff(context.Background(), true)
+		}
+	}
+	m.end(reason)
+}
+
+// powerOff is PowerOff: skip=false is the power button (the guest is
+// asked to shut down), skip=true pulls the plug.
+func (m *machine) powerOff(ctx context.Context, skip bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	p, err := m.c.vms.BeginPowerOff(ctx, m.rg(), m.name, &armcompute.VirtualMachinesClientBeginPowerOffOptions{SkipShutdown: to.Ptr(skip)})
+	if notFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if skip {
+		_, err = p.PollUntilDone(ctx, pollOpts)
+	}
+	return err
+}
+
+// end reads the last of the console, deletes the machine's resources and
+// reports how it ended.
+func (m *machine) end(reason string) {
+	m.mu.Lock()
+	pressed, forced := m.pressed, m.forced
+	m.mu.Unlock()
+	var ended error
+	switch {
+	case forced != "":
+		ended = fmt.Errorf("VM %s stopped by the host: %s", m.name, forced)
+	case reason == "stopped" || reason == "deallocated":
+		// The guest powered off (by itself, or on the power button).
+		_ = pressed
+	default:
+		ended = fmt.Errorf("VM %s ended: %s", m.name, reason)
+	}
+	if m.console != nil {
+		fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		m.console.Finish(fctx)
+		cancel()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	left, err := m.b.deleteMachine(ctx, m.c, m.name)
+	if imageUse(m.image, -1) == 0 && !m.b.cfg.KeepImage {
+		if derr := m.b.deleteDisk(m.image); derr != nil {
+			left = append(left, "disk "+m.image)
+			err = errors.Join(err, derr)
+		}
+	}
+	cancel()
+	if err != nil {
+		ce := &hypervisor.CleanupError{Backend: Name, Left: left, Err: err, Ended: ended}
+		ended = ce
+		m.emit(hypervisor.EvCleanupFailed, strings.Join(left, ", ")+": "+err.Error())
+	}
+	m.mu.Lock()
+	m.err = ended
+	m.mu.Unlock()
+	detail := reason
+	if ended != nil {
+		detail = ended.Error()
+	}
+	m.emit(hypervisor.EvExited, detail)
+	close(m.done)
+	m.evMu.Lock()
+	m.evClosed = true
+	close(m.events)
+	m.evMu.Unlock()
+}
+
+// deleteMachine deletes a machine's VM, NIC, security group, public IP
+// and OS disk, in that order (each waits for the one before); what does
+// not exist is skipped. It returns what is left.
+func (b *Backend) deleteMachine(ctx context.Context, c *clients, vm string) (left []string, err error) {
+	rg := b.cfg.ResourceGroup
+	var errs []error
+	step := func(kind, name string, err error) bool {
+		if err != nil && !notFound(err) {
+			left = append(left, kind+" "+name)
+			errs = append(errs, fmt.Errorf("deleting %s %s: %w", kind, name, err))
+			return false
+		}
+		return true
+	}
+	if !step("VM", vm, wait(c.vms.BeginDelete(ctx, rg, vm, &armcompute.VirtualMachinesClientBeginDeleteOptions{ForceDeletion: to.Ptr(true)}))) {
+		// The VM holds the rest.
+		return append(left, "NIC "+nicName(vm), "network security group "+nsgName(vm), "public IP "+ipName(vm), "disk "+osDiskName(vm)), errors.Join(errs...)
+	}
+	step("NIC", nicName(vm), wait(c.nics.BeginDelete(ctx, rg, nicName(vm), nil)))
+	step("network security group", nsgName(vm), wait(c.nsgs.BeginDelete(ctx, rg, nsgName(vm), nil)))
+	step("public IP", ipName(vm), wait(c.ips.BeginDelete(ctx, rg, ipName(vm), nil)))
+	step("disk", osDiskName(vm), wait(c.disks.BeginDelete(ctx, rg, osDiskName(vm), nil)))
+	return left, errors.Join(errs...)
+}
+
+// wait waits for a long-running operation's end.
+func wait[T any](p *runtime.Poller[T], err error) error {
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	_, err = p.PollUntilDone(ctx, pollOpts)
+	return err
+}
+
+// deleteDisk deletes a managed disk (an image disk).
+func (b *Backend) deleteDisk(name string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	err := wait(b.clients.disks.BeginDelete(ctx, b.cfg.ResourceGroup, name, nil))
+	if err != nil && !notFound(err) {
+		return fmt.Errorf("deleting disk %s: %w", name, err)
+	}
+	return nil
+}
+
+// Info implements hypervisor.Machine.
+func (m *machine) Info() hypervisor.Info {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	info := m.info
+	info.Published = nil
+	for _, p := range m.publish {
+		p.HostAddr = m.addr
+		info.Published = append(info.Published, p)
+	}
+	return info
+}
+
+func (m *machine) Console() io.ReadWriter                 { return m.console }
+func (m *machine) Channel() io.ReadWriter                 { return nil }
+func (m *machine) Events() <-chan hypervisor.BackendEvent { return m.events }
+func (m *machine) Done() <-chan struct{}                  { return m.done }
+
+func (m *machine) Err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.err
+}
+
+func (m *machine) gone() bool {
+	select {
+	case <-m.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// PowerButton implements hypervisor.Machine: PowerOff without
+// skipShutdown asks the guest to shut down (see the README on what a
+// Hyper-V guest receives); the VM is then stopped, and the backend
+// deletes it.
+func (m *machine) PowerButton(ctx context.Context) error {
+	if m.gone() {
+		return hypervisor.ErrExited
+	}
+	m.mu.Lock()
+	m.pressed = true
+	m.mu.Unlock()
+	m.emit(hypervisor.EvPowerdown, "")
+	p, err := m.c.vms.BeginPowerOff(ctx, m.rg(), m.name, &armcompute.VirtualMachinesClientBeginPowerOffOptions{SkipShutdown: to.Ptr(false)})
+	if err != nil {
+		if notFound(err) {
+			return nil
+		}
+		return fmt.Errorf("azure: PowerOff %s: %w", m.name, err)
+	}
+	_ = p // the guest's shutdown is followed by watch
+	return nil
+}
+
+// ForceOff implements hypervisor.Machine: PowerOff with skipShutdown, then
+// wait until the machine is torn down.
+func (m *machine) ForceOff(ctx context.Context) error {
+	if m.gone() {
+		return nil
+	}
+	m.mu.Lock()
+	if m.forced == "" {
+		m.forced = "forced off"
+	}
+	m.mu.Unlock()
+	if err := m.powerOff(ctx, true); err != nil {
+		return fmt.Errorf("azure: PowerOff (skipShutdown) %s: %w", m.name, err)
+	}
+	select {
+	case <-m.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("azure: VM %s stopping, not yet gone: %w", m.name, ctx.Err())
+	}
+}
+
+// Endpoint implements hypervisor.Machine: the VM's public address, on the
+// guest's own port.
+func (m *machine) Endpoint(guestPort int) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.publish {
+		if p.GuestPort == guestPort {
+			if m.addr == "" {
+				return "", fmt.Errorf("azure: VM %s has no public address", m.name)
+			}
+			return net.JoinHostPort(m.addr, strconv.Itoa(guestPort)), nil
+		}
+	}
+	return "", fmt.Errorf("guest port %d is not published", guestPort)
+}
+
+// Destroy implements hypervisor.Backend: it deletes the VM and the
+// resources named after it.
+func (b *Backend) Destroy(ctx context.Context, id string) error {
+	if !strings.HasPrefix(id, VMPrefix) || strings.HasPrefix(id, ImageDiskPrefix) {
+		return nil
+	}
+	c, err := b.connect(ctx)
+	if err != nil {
+		return err
+	}
+	if left, err := b.deleteMachine(ctx, c, id); err != nil {
+		return fmt.Errorf("azure: destroying %s (left: %s): %w", id, strings.Join(left, ", "), err)
+	}
+	return nil
+}
+
+// Alive implements hypervisor.Backend: the VM exists and is not stopped.
+func (b *Backend) Alive(ctx context.Context, id string) (bool, error) {
+	if !strings.HasPrefix(id, VMPrefix) {
+		return false, nil
+	}
+	c, err := b.connect(ctx)
+	if err != nil {
+		return false, err
+	}
+	m := &machine{b: b, c: c, name: id}
+	st, err := m.powerState(ctx)
+	if err != nil {
+		return false, fmt.Errorf("azure: instance view of %s: %w", id, err)
+	}
+	switch st {
+	case "stopped", "deallocated", "deleted":
+		return false, nil
+	}
+	return true, nil
+}
