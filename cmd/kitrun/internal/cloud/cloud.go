@@ -49,7 +49,7 @@ backend's options (region, endpoints, bucket) say where to look.`,
 		Example: `  kitrun cloud sweep --backend aws --backend-opt region=eu-west-1 --older-than 2h
   kitrun cloud sweep --backend gcp --backend-opt project=P,zone=europe-west1-b,bucket=B
   kitrun cloud sweep --backend azure --backend-opt subscription=S,resource-group=G,location=westeurope --dry-run`,
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return Sweep(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
