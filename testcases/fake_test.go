@@ -104,6 +104,11 @@ func (b behaviour) play(g *fake.Guest) {
 		g.Emit(initproto.Event{Kind: initproto.EvServiceFailed, Name: s, Status: &one, Detail: "exit status 1", Log: []string{s + ": fell over"}})
 	}
 	if b.haltAfterReady {
+		// As kitinit does when a program powers the guest off: its
+		// shutdown event (written with all-ready, so the host sees the
+		// guest begin before it could ask), then the power-off.
+		g.Emit(initproto.Event{Kind: initproto.EvShutdown, Detail: "poweroff requested by the guest"})
+		g.Emit(initproto.Event{Kind: initproto.EvShutdownDone})
 		g.Say("[    2.000000] reboot: Power down")
 		g.Exit(nil)
 		return

@@ -386,7 +386,7 @@ func TestExpectedFailuresAndSelfHalt(t *testing.T) {
 	}
 	for name, msg := range map[string]string{
 		"wrong": "reboots_itself: true: the guest powered off instead of restarting",
-		"stray": "the machine exited on its own (cleanly) at stage all-ready; expect `halts_itself: true` or `reboots_itself: true` if it should",
+		"stray": "the machine exited on its own (cleanly) at stage shutdown-done; expect `halts_itself: true` or `reboots_itself: true` if it should",
 		"code":  "task_fails: bad, status: 2: task bad failed with exit status 1, want exit status 2",
 	} {
 		if r := resultOf(t, s, name); !strings.Contains(r.Message, msg) {
