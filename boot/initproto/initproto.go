@@ -6,7 +6,9 @@
 package initproto
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"strconv"
@@ -172,6 +174,9 @@ const (
 	EvShutdownDone  = "shutdown-done" // about to power off
 	EvError         = "error"         // kitinit itself hit a problem (Detail)
 	EvMemory        = "memory"        // answer to CmdMemory
+	// EvReseeded answers CmdReseed once the fresh state is applied
+	// (Detail says what was; Data has "entropy_bytes" and "files").
+	EvReseeded = "reseeded"
 )
 
 // Event is one line on the event channel. Uptime is the guest's
@@ -279,4 +284,59 @@ const (
 	CmdPoweroff = "poweroff" // run onshutdown, stop services, power off
 	CmdReboot   = "reboot"
 	CmdMemory   = "memory" // answer with an EvMemory event
+	// CmdReseed, followed by a space and Reseed.Encode's text, gives a VM
+	// restored from a snapshot its own per-run state; answered by
+	// EvReseeded.
+	CmdReseed = "reseed"
 )
+
+// MaxCommandLine is the longest command line kitinit reads (a reseed with
+// its keys is about 3 KiB); longer lines are refused whole.
+const MaxCommandLine = 64 << 10
+
+// Reseed is the per-run state a VM restored from a snapshot needs, since
+// the snapshot holds the state of the boot it was taken from: that boot's
+// SSH keys, its CRNG state and its wall clock.
+type Reseed struct {
+	// UnixNano is the host's wall clock when it sent the command; the
+	// guest sets CLOCK_REALTIME to it.
+	UnixNano int64 `json:"time"`
+	// Entropy is credited to the guest kernel's pool, and the CRNG reseeded
+	// from it, before anything else is applied.
+	Entropy []byte `json:"entropy"`
+	// Files is a newc archive unpacked over the root filesystem, as the
+	// boot's seed is (ParamSeed): the fresh SSH keys, say.
+	Files []byte `json:"files,omitempty"`
+}
+
+// Command is the command line (without the newline) that sends r.
+func (r Reseed) Command() (string, error) {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return "", err
+	}
+	line := CmdReseed + " " + base64.StdEncoding.EncodeToString(b)
+	if len(line) > MaxCommandLine {
+		return "", fmt.Errorf("reseed command is %d bytes, over kitinit's %d", len(line), MaxCommandLine)
+	}
+	return line, nil
+}
+
+// ParseReseed decodes the argument of a reseed command.
+func ParseReseed(arg string) (Reseed, error) {
+	var r Reseed
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(arg))
+	if err != nil {
+		return r, fmt.Errorf("reseed: %w", err)
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, fmt.Errorf("reseed: %w", err)
+	}
+	if r.UnixNano <= 0 {
+		return r, errors.New("reseed: no wall clock time")
+	}
+	if len(r.Entropy) < 32 {
+		return r, fmt.Errorf("reseed: %d bytes of entropy, want at least 32", len(r.Entropy))
+	}
+	return r, nil
+}

@@ -2,6 +2,7 @@ package kitinit
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -15,21 +16,31 @@ import (
 // fails.
 func (k *kitinit) readCommands(r io.Reader) {
 	defer k.recoverGo("command reader")
-	br := bufio.NewReaderSize(r, 512)
+	br := bufio.NewReaderSize(r, 4096)
 	var line []byte
+	long := false
 	for {
 		c, err := br.ReadByte()
 		if err != nil {
 			return
 		}
 		if c != '\n' && c != '\r' {
-			if len(line) < 256 {
+			// A reseed carries keys; anything longer is refused whole
+			// rather than run cut.
+			if len(line) < initproto.MaxCommandLine {
 				line = append(line, c)
+			} else {
+				long = true
 			}
 			continue
 		}
 		cmd := strings.TrimSpace(string(line))
 		line = line[:0]
+		if long {
+			long = false
+			k.ev.errorf("command longer than %d bytes refused", initproto.MaxCommandLine)
+			continue
+		}
 		if cmd != "" {
 			k.command(cmd)
 		}
@@ -37,6 +48,10 @@ func (k *kitinit) readCommands(r io.Reader) {
 }
 
 func (k *kitinit) command(cmd string) {
+	if arg, ok := strings.CutPrefix(cmd, initproto.CmdReseed+" "); ok {
+		k.reseed(arg)
+		return
+	}
 	switch cmd {
 	case initproto.CmdPoweroff:
 		k.requestShutdown("poweroff requested by host", unix.LINUX_REBOOT_CMD_POWER_OFF)
@@ -98,4 +113,24 @@ func procFields(path string, f func(key string, bytes int64)) {
 			f(key, v*1024)
 		}
 	}
+}
+
+// reseed applies the fresh per-run state the host sends a VM restored from
+// a snapshot, and says so: the host counts the VM ready only then. Every
+// part is applied even if one fails, and a failure is an error event, not
+// an acknowledgement, so that a restored VM never serves with the
+// snapshot's keys or randomness.
+func (k *kitinit) reseed(arg string) {
+	r, err := initproto.ParseReseed(arg)
+	if err != nil {
+		k.ev.errorf("%v", err)
+		return
+	}
+	if err := k.sys.Reseed(r); err != nil {
+		k.ev.errorf("reseed: %v", err)
+		return
+	}
+	k.ev.emit(initproto.Event{Kind: initproto.EvReseeded,
+		Detail: fmt.Sprintf("clock set, %d bytes of entropy credited, CRNG reseeded, %d bytes of files", len(r.Entropy), len(r.Files)),
+		Data:   map[string]int64{"entropy_bytes": int64(len(r.Entropy)), "files": int64(len(r.Files))}})
 }

@@ -582,3 +582,44 @@ func inOrder(got, want []string) bool {
 	}
 	return i == len(want)
 }
+
+// A reseed (a restored snapshot's fresh state) is a long command line:
+// kitinit applies it through the system and acknowledges it; a bad one is
+// an error event and no acknowledgement, and a line over the limit is
+// refused whole.
+func TestReseedCommand(t *testing.T) {
+	h := start(t, &initproto.Config{})
+	h.wait(initproto.EvAllReady, "")
+	r := initproto.Reseed{UnixNano: 1_700_000_000_000_000_000, Entropy: make([]byte, 64), Files: make([]byte, 2048)}
+	line, err := r.Command()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(line) <= 256 {
+		t.Fatalf("test needs a command longer than the old 256-byte limit, got %d", len(line))
+	}
+	h.send(line)
+	ev := h.wait(initproto.EvReseeded, "")
+	if ev.Data["entropy_bytes"] != 64 || ev.Data["files"] != 2048 {
+		t.Errorf("reseeded event data = %v", ev.Data)
+	}
+	want := "reseed time=1700000000000000000 entropy=64 files=2048"
+	if !slices.Contains(h.sys.Calls(), want) {
+		t.Errorf("system calls %v lack %q", h.sys.Calls(), want)
+	}
+	h.send(initproto.CmdReseed + " bm90IGpzb24=")
+	if ev := h.wait(initproto.EvError, ""); !strings.Contains(ev.Detail, "reseed") {
+		t.Errorf("bad reseed: error %q", ev.Detail)
+	}
+	h.send(initproto.CmdReseed + " " + strings.Repeat("A", initproto.MaxCommandLine))
+	if ev := h.wait(initproto.EvError, ""); !strings.Contains(ev.Detail, "longer than") {
+		t.Errorf("over-long line: error %q", ev.Detail)
+	}
+	h.send("memory")
+	h.wait(initproto.EvMemory, "")
+	for _, c := range h.sys.Calls() {
+		if strings.HasPrefix(c, "reseed") && c != want {
+			t.Errorf("a bad reseed reached the system: %s", c)
+		}
+	}
+}

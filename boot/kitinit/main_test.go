@@ -118,6 +118,10 @@ func (f *fakeSystem) KillAll(sig unix.Signal)       { f.record("killall " + unix
 func (f *fakeSystem) Sync()                         { f.record("sync") }
 func (f *fakeSystem) LockConsole() error            { f.record("lock console"); return nil }
 func (f *fakeSystem) UnpackSeed(src string) error   { f.record("seed " + src); return nil }
+func (f *fakeSystem) Reseed(r initproto.Reseed) error {
+	f.record(fmt.Sprintf("reseed time=%d entropy=%d files=%d", r.UnixNano, len(r.Entropy), len(r.Files)))
+	return nil
+}
 func (f *fakeSystem) OpenChannel(path string) (io.ReadWriter, error) {
 	f.record("channel " + path)
 	return f.channel, nil

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kitrun/kitrun/boot/cpio"
+	"github.com/kitrun/kitrun/boot/entropy"
 	"github.com/kitrun/kitrun/boot/initproto"
 	"golang.org/x/sys/unix"
 )
@@ -34,6 +35,9 @@ type System interface {
 	// UnpackSeed puts this boot's own files (a newc archive from the
 	// source a value of initproto.ParamSeed names) over the image's.
 	UnpackSeed(source string) error
+	// Reseed applies a snapshot-restored VM's fresh state: entropy
+	// (credited, then the CRNG reseeded), files, wall clock.
+	Reseed(r initproto.Reseed) error
 	SetHostname(name string) error
 	LoopbackUp() error
 	// ConfigureNetwork configures the first non-loopback interface and
@@ -278,6 +282,24 @@ func (LinuxSystem) UnpackSeed(source string) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return unpackArchive("/", data)
+}
+
+// Reseed implements System.
+func (LinuxSystem) Reseed(r initproto.Reseed) error {
+	var errs []error
+	if err := entropy.Credit(r.Entropy); err != nil {
+		errs = append(errs, err)
+	} else if err := entropy.Reseed(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := unpackArchive("/", r.Files); err != nil {
+		errs = append(errs, err)
+	}
+	ts := unix.NsecToTimespec(r.UnixNano)
+	if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
+		errs = append(errs, fmt.Errorf("setting the clock: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // unpackArchive writes a newc archive's directories and regular files

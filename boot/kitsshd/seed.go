@@ -1,13 +1,10 @@
 package kitsshd
 
 import (
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"os"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
+	"github.com/kitrun/kitrun/boot/entropy"
 )
 
 // DefaultRandomSeed is where the host puts a per-boot random seed for the
@@ -37,31 +34,8 @@ func CreditSeed(path string) (int, error) {
 	if len(seed) == 0 {
 		return 0, nil
 	}
-	f, err := os.OpenFile("/dev/urandom", os.O_WRONLY, 0)
-	if err != nil {
+	if err := entropy.Credit(seed); err != nil {
 		return 0, err
-	}
-	defer f.Close()
-	// struct rand_pool_info { int entropy_count; int buf_size; __u32 buf[]; }
-	info := make([]byte, 8+(len(seed)+3)/4*4)
-	binary.NativeEndian.PutUint32(info[0:], uint32(8*len(seed)))
-	binary.NativeEndian.PutUint32(info[4:], uint32(len(seed)))
-	copy(info[8:], seed)
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
-	var errno error
-	if err := rc.Control(func(fd uintptr) {
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, unix.RNDADDENTROPY, uintptr(unsafe.Pointer(&info[0])))
-		if e != 0 {
-			errno = e
-		}
-	}); err != nil {
-		return 0, err
-	}
-	if errno != nil {
-		return 0, fmt.Errorf("crediting the random seed: %w", errno)
 	}
 	return len(seed), nil
 }

@@ -61,6 +61,56 @@ type Config struct {
 	// then fail. It lets a guest played by a test (hypervisor/fake) answer
 	// commands through this same server, keys and protocol included.
 	Exec func(command string, stdin io.Reader, stdout, stderr io.Writer) int
+	// Keys, when set, gives the keys for each new connection in place of
+	// HostKey and AuthorizedKeys (which then serve until its first
+	// answer). A VM restored from a snapshot gets fresh keys while kitsshd
+	// runs (kitinit's reseed writes them); a connection whose keys cannot
+	// be loaded is dropped, never served with the old ones. See KeyFiles.
+	Keys func() (ssh.Signer, []ssh.PublicKey, error)
+}
+
+// KeyFiles returns a Config.Keys that reads the two files (LoadKeys),
+// again whenever either has been replaced or changed since the last read.
+func KeyFiles(hostKeyPath, authorizedKeysPath string) func() (ssh.Signer, []ssh.PublicKey, error) {
+	var (
+		mu     sync.Mutex
+		seen   [2]fileStamp
+		host   ssh.Signer
+		keys   []ssh.PublicKey
+		loaded bool
+	)
+	return func() (ssh.Signer, []ssh.PublicKey, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		now := [2]fileStamp{stampOf(hostKeyPath), stampOf(authorizedKeysPath)}
+		if loaded && now == seen {
+			return host, keys, nil
+		}
+		h, k, err := LoadKeys(hostKeyPath, authorizedKeysPath)
+		if err != nil {
+			loaded = false
+			return nil, nil, err
+		}
+		host, keys, seen, loaded = h, k, now, true
+		return host, keys, nil
+	}
+}
+
+// fileStamp tells a file's versions apart: a replaced file has a new
+// inode, a rewritten one a new time or size.
+type fileStamp struct {
+	ok    bool
+	ino   uint64
+	size  int64
+	mtime time.Time
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{ok: true, ino: inodeOf(fi), size: fi.Size(), mtime: fi.ModTime()}
 }
 
 // LoadKeys reads the host private key (PEM, OpenSSH or PKCS#8 form) and the
@@ -107,6 +157,7 @@ type Server struct {
 	ssh *ssh.ServerConfig
 
 	mu        sync.Mutex
+	keysID    string // the keys s.ssh was made for, with Config.Keys (s.ssh is then guarded by mu)
 	closed    bool
 	listeners map[net.Listener]bool
 	conns     map[net.Conn]bool
@@ -127,11 +178,17 @@ func New(cfg Config) (*Server, error) {
 		cfg.Path = DefaultPath
 	}
 	s := &Server{cfg: cfg, listeners: map[net.Listener]bool{}, conns: map[net.Conn]bool{}}
-	authorized := make([][]byte, len(cfg.AuthorizedKeys))
-	for i, k := range cfg.AuthorizedKeys {
+	s.ssh = s.sshConfig(cfg.HostKey, cfg.AuthorizedKeys)
+	return s, nil
+}
+
+// sshConfig is the server configuration for one set of keys.
+func (s *Server) sshConfig(hostKey ssh.Signer, authorizedKeys []ssh.PublicKey) *ssh.ServerConfig {
+	authorized := make([][]byte, len(authorizedKeys))
+	for i, k := range authorizedKeys {
 		authorized[i] = k.Marshal()
 	}
-	s.ssh = &ssh.ServerConfig{
+	c := &ssh.ServerConfig{
 		ServerVersion: "SSH-2.0-kitsshd",
 		PublicKeyCallback: func(c ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 			k := key.Marshal()
@@ -148,8 +205,33 @@ func New(cfg Config) (*Server, error) {
 			}
 		},
 	}
-	s.ssh.AddHostKey(cfg.HostKey)
-	return s, nil
+	c.AddHostKey(hostKey)
+	return c
+}
+
+// connConfig is the configuration a new connection gets: the current
+// keys where Config.Keys is set.
+func (s *Server) connConfig() (*ssh.ServerConfig, error) {
+	if s.cfg.Keys == nil {
+		return s.ssh, nil
+	}
+	host, keys, err := s.cfg.Keys()
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no authorized keys")
+	}
+	id := string(host.PublicKey().Marshal())
+	for _, k := range keys {
+		id += "\x00" + string(k.Marshal())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keysID != id {
+		s.ssh, s.keysID = s.sshConfig(host, keys), id
+	}
+	return s.ssh, nil
 }
 
 func (s *Server) logf(format string, args ...any) {
@@ -220,8 +302,13 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	defer s.track(c, false)
+	cfg, err := s.connConfig()
+	if err != nil {
+		s.logf("dropping a connection from %s: keys: %v", c.RemoteAddr(), err)
+		return
+	}
 	c.SetDeadline(time.Now().Add(handshakeTimeout))
-	conn, chans, reqs, err := ssh.NewServerConn(c, s.ssh)
+	conn, chans, reqs, err := ssh.NewServerConn(c, cfg)
 	if err != nil {
 		// Readiness probes connect and hang up; that is not news.
 		return

@@ -412,3 +412,70 @@ func (s *syncBuffer) String() string {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// With KeyFiles, keys replaced while the server runs (kitinit's reseed of
+// a restored snapshot) take effect for the next connection: the old host
+// key and the old client key are refused from then on.
+func TestKeyFilesReload(t *testing.T) {
+	dir := t.TempDir()
+	hostKey, authorized := filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys")
+	write := func(k *sshkeys.Keys) {
+		for p, data := range map[string][]byte{hostKey: k.HostKeyPEM(), authorized: k.AuthorizedKey()} {
+			tmp := p + ".new"
+			os.WriteFile(tmp, data, 0o600)
+			if err := os.Rename(tmp, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	old, _ := sshkeys.Generate()
+	fresh, _ := sshkeys.Generate()
+	write(old)
+	load := kitsshd.KeyFiles(hostKey, authorized)
+	host, keys, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := kitsshd.New(kitsshd.Config{HostKey: host, AuthorizedKeys: keys, Keys: load})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(l)
+	defer srv.Close()
+	dial := func(k *sshkeys.Keys) error {
+		cfg := k.ClientConfig()
+		cfg.Timeout = 10 * time.Second
+		c, err := ssh.Dial("tcp", l.Addr().String(), cfg)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := dial(old); err != nil {
+		t.Fatalf("before the change: %v", err)
+	}
+	write(fresh)
+	if err := dial(fresh); err != nil {
+		t.Errorf("fresh keys refused: %v", err)
+	}
+	if err := dial(old); err == nil {
+		t.Error("the old keys are still accepted after the change")
+	}
+	// The old client key against the fresh host key alone is refused too.
+	cfg := old.ClientConfig()
+	cfg.HostKeyCallback = ssh.FixedHostKey(fresh.HostPublicKey())
+	cfg.Timeout = 10 * time.Second
+	if c, err := ssh.Dial("tcp", l.Addr().String(), cfg); err == nil {
+		c.Close()
+		t.Error("the old client key is still authorized")
+	}
+	// Keys that cannot be loaded drop the connection.
+	os.Remove(authorized)
+	if err := dial(fresh); err == nil {
+		t.Error("a connection was served without loadable keys")
+	}
+}

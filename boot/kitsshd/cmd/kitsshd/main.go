@@ -36,6 +36,9 @@ func run(port int, hostKeyPath, authorizedPath string) error {
 	}
 	srv, err := kitsshd.New(kitsshd.Config{
 		HostKey: host, AuthorizedKeys: keys,
+		// Read again when replaced: a VM restored from a snapshot gets
+		// fresh keys from kitinit while this server runs.
+		Keys: kitsshd.KeyFiles(hostKeyPath, authorizedPath),
 		Logf: func(format string, args ...any) { fmt.Fprintf(os.Stderr, "kitsshd: "+format+"\n", args...) },
 	})
 	if err != nil {
