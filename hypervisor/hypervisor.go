@@ -77,6 +77,28 @@ type Spec struct {
 	// RuntimeDir is where the backend may keep sockets and per-boot files;
 	// a private directory of its own when empty.
 	RuntimeDir string
+	// RestoreFrom, when set, is a directory a Snapshotter's SaveState
+	// wrote for a spec with the same SnapshotKey: the machine starts from
+	// that saved state instead of booting (EvRestoreStart, EvRestored, or
+	// EvRestoreFailed), and Seed must be empty (a restored guest gets its
+	// per-run state from the host after the restore, not at boot).
+	RestoreFrom string
+}
+
+// Snapshotter is what a Backend that can save a running machine's state
+// and start machines from it offers; callers type-assert for it.
+type Snapshotter interface {
+	// SnapshotKey identifies everything a saved state of spec's machine
+	// depends on: image, guest-visible devices, memory, CPUs, arch,
+	// hypervisor binary and version. A state saved under another key is
+	// not valid for spec. Per-run settings the guest does not see
+	// (published ports, runtime paths, Seed) are not part of it. An
+	// *UnsupportedError says spec cannot be snapshotted here.
+	SnapshotKey(ctx context.Context, spec Spec) (string, error)
+	// SaveState pauses m, which the backend started from spec, and writes
+	// its state into the existing directory dir. m stays paused; the
+	// caller ends it.
+	SaveState(ctx context.Context, m Machine, dir string) error
 }
 
 // Machine is one running virtual machine.
@@ -176,6 +198,13 @@ const (
 	// delete everything it created for it (Detail: what is left, for a
 	// sweep).
 	EvCleanupFailed = "cleanup-failed"
+	// EvRestoreStart: the hypervisor began loading a saved state
+	// (Spec.RestoreFrom); EvRestored: it finished and the guest runs;
+	// EvRestoreFailed: it could not (Detail: why), and the machine is
+	// being stopped.
+	EvRestoreStart  = "restore-start"
+	EvRestored      = "restored"
+	EvRestoreFailed = "restore-failed"
 )
 
 // CleanupError is a machine's Err when the machine ended but the backend

@@ -292,12 +292,13 @@ func (LinuxSystem) Reseed(r initproto.Reseed) error {
 	} else if err := entropy.Reseed(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := unpackArchive("/", r.Files); err != nil {
-		errs = append(errs, err)
-	}
+	// The clock before the files, so that they carry this run's time.
 	ts := unix.NsecToTimespec(r.UnixNano)
 	if err := unix.ClockSettime(unix.CLOCK_REALTIME, &ts); err != nil {
 		errs = append(errs, fmt.Errorf("setting the clock: %w", err))
+	}
+	if err := unpackArchive("/", r.Files); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -38,6 +38,9 @@ type FileInfo struct {
 	UID  int    `json:"uid"`
 	GID  int    `json:"gid"`
 	Size int64  `json:"size"`
+	// MTime is the modification time in the guest's clock (Unix
+	// nanoseconds).
+	MTime int64 `json:"mtime,omitempty"`
 	// SHA256 is the content's digest, for regular files.
 	SHA256 string `json:"sha256,omitempty"`
 	// Target is a symlink's target.
@@ -85,6 +88,7 @@ func Stat(path string) (FileInfo, error) {
 	fi.Exists = true
 	fi.Mode = fmt.Sprintf("%04o", unixPerm(st.Mode()))
 	fi.Size = st.Size()
+	fi.MTime = st.ModTime().UnixNano()
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
 		fi.UID, fi.GID = int(sys.Uid), int(sys.Gid)
 	}

@@ -188,8 +188,19 @@ func (b *Backend) Alive(ctx context.Context, id string) (bool, error) {
 	return pid.Running(), nil
 }
 
-// Start implements hypervisor.Backend.
-func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.Machine, error) {
+// plan is what a machine's command line is made of, before any per-run
+// file exists.
+type plan struct {
+	machineName   string
+	mt            machineType
+	binary        string
+	boot          *bootMedia
+	accel, reason string
+	res           hypervisor.Resources
+}
+
+// plan checks spec against this host and resolves its machine.
+func (b *Backend) plan(ctx context.Context, spec hypervisor.Spec) (*plan, error) {
 	img := spec.Image
 	if img == nil {
 		return nil, errors.New("qemu: no image to boot")
@@ -216,6 +227,34 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	}
 	if b.ICountShift > 0 && accel != "tcg" {
 		return nil, fmt.Errorf("qemu: icount counts TCG's instructions; --accel %s (%s) has none: use --accel tcg", accel, reason)
+	}
+	return &plan{machineName: machineName, mt: mt, binary: binary, boot: boot, accel: accel, reason: reason, res: res}, nil
+}
+
+// args are QEMU's arguments for the plan.
+func (b *Backend) args(p *plan, network bool, published []hypervisor.PortForward, qmpPath string, channel bool) []string {
+	args := commandLine(commandLineInput{
+		mt: p.mt, accel: p.accel, accelArg: b.accelArg(p.accel), res: p.res, boot: p.boot, network: network,
+		publish: published, qmpPath: qmpPath, channel: channel,
+	})
+	if b.ICountShift > 0 {
+		args = append(args, "-icount", fmt.Sprintf("shift=%d,align=off,sleep=off", b.ICountShift))
+	}
+	return args
+}
+
+// Start implements hypervisor.Backend.
+func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.Machine, error) {
+	img := spec.Image
+	p, err := b.plan(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	machineName, mt, binary, boot, accel, reason, res := p.machineName, p.mt, p.binary, p.boot, p.accel, p.reason, p.res
+	if spec.RestoreFrom != "" {
+		if err := checkRestorable(spec, boot); err != nil {
+			return nil, err
+		}
 	}
 	published, err := hypervisor.ResolvePorts(spec.Publish)
 	if err != nil {
@@ -244,9 +283,14 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 			m.removeRuntimeDir()
 		}
 	}()
-	if err := boot.prepare(spec, mt, m.runtimeDir); err != nil {
+	if spec.RestoreFrom != "" {
+		// The boot files of the run the state was saved from: the guest
+		// booted from them, and QEMU's view of them must not change.
+		boot.initrd = filepath.Join(spec.RestoreFrom, savedInitrd)
+	} else if err := boot.prepare(spec, mt, m.runtimeDir); err != nil {
 		return nil, err
 	}
+	m.boot = boot
 
 	conHost, conGuest, err := socketpair("console")
 	if err != nil {
@@ -265,12 +309,10 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	}
 
 	qmpPath := filepath.Join(m.runtimeDir, "qmp.sock")
-	args := commandLine(commandLineInput{
-		mt: mt, accel: accel, accelArg: b.accelArg(accel), res: res, boot: boot, network: img.Networked(),
-		publish: published, qmpPath: qmpPath, channel: chGuest != nil,
-	})
-	if b.ICountShift > 0 {
-		args = append(args, "-icount", fmt.Sprintf("shift=%d,align=off,sleep=off", b.ICountShift))
+	args := b.args(p, img.Networked(), published, qmpPath, chGuest != nil)
+	if spec.RestoreFrom != "" {
+		// Started paused, waiting for migrate-incoming (restoreState).
+		args = append(args, "-incoming", "defer")
 	}
 	cmd := exec.Command(binary, args...)
 	// fds 3 (console) and 4 (channel) in QEMU, as commandLine names them.
@@ -308,6 +350,9 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	}
 
 	go m.connectMonitor(qmpPath)
+	if spec.RestoreFrom != "" {
+		go m.restoreState(spec.RestoreFrom)
+	}
 	go func() {
 		err := <-waited
 		if err != nil && stderr.Len() > 0 {
@@ -429,6 +474,7 @@ type machine struct {
 	info       hypervisor.Info
 	pid        procid.ID
 	memMiB     int
+	boot       *bootMedia
 	start      time.Time
 	runtimeDir string
 	ownDir     bool

@@ -60,6 +60,12 @@ type Options struct {
 	// always gets its keys, SSH set or not: its server cannot start
 	// without them.
 	SSH bool
+	// Snapshots, when set, starts the machine from a snapshot of this
+	// image's machine taken at all-ready (building it with a cold boot
+	// the first time), then gives the guest its fresh per-run state; see
+	// snapshot.go. A boot that cannot use one boots cold
+	// (VM.SnapshotUse says why).
+	Snapshots *Snapshots
 }
 
 // VM is a booted image.
@@ -87,6 +93,9 @@ type VM struct {
 	waiters    []waiter
 	ssh        *sshState // set with SSH; see ssh.go
 	sendMu     sync.Mutex
+	// restored: started from a snapshot; ready at kitinit's reseeded.
+	restored bool
+	snapUse  SnapshotUse
 }
 
 // ServiceState is what the host knows of a guest service.
@@ -107,6 +116,14 @@ type waiter struct {
 // Boot starts img on backend. It returns once the machine runs; use
 // WaitReady to follow the boot.
 func Boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, opts Options) (*VM, error) {
+	if opts.Snapshots != nil {
+		return opts.Snapshots.boot(ctx, backend, img, opts)
+	}
+	return boot(ctx, backend, img, opts, "")
+}
+
+// boot starts img; from the saved state in restoreDir when set.
+func boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, opts Options, restoreDir string) (*VM, error) {
 	var sshs *sshState
 	if opts.SSH || hasSSHServer(img.Manifest) {
 		var err error
@@ -117,8 +134,21 @@ func Boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, opt
 	if len(opts.Publish) > 0 && !img.Networked() {
 		return nil, fmt.Errorf("publishing ports needs networking, and image %s has `network: none`; set `network: {mode: auto}` in its spec", img.Manifest.Name)
 	}
-	var seed []byte
-	if len(opts.ExtraFiles) > 0 {
+	var seed, reseedFiles []byte
+	if restoreDir != "" {
+		// The restored guest's services run already: its files come with
+		// the reseed, and its entropy with the command itself.
+		var files []ExtraFile
+		for _, f := range opts.ExtraFiles {
+			if f.Path != GuestRandomSeed {
+				files = append(files, f)
+			}
+		}
+		var err error
+		if reseedFiles, err = seedArchive(img, files); err != nil {
+			return nil, err
+		}
+	} else if len(opts.ExtraFiles) > 0 {
 		var err error
 		if seed, err = seedArchive(img, opts.ExtraFiles); err != nil {
 			return nil, err
@@ -127,7 +157,7 @@ func Boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, opt
 	spec := hypervisor.Spec{
 		Image: img, Format: opts.Format, Resources: opts.Resources.WithDefaults(),
 		Publish: opts.Publish, Seed: seed, NoChannel: opts.NoEventChannel,
-		ExtraCmdline: opts.ExtraCmdline, RuntimeDir: opts.RuntimeDir,
+		ExtraCmdline: opts.ExtraCmdline, RuntimeDir: opts.RuntimeDir, RestoreFrom: restoreDir,
 	}
 	m, err := backend.Start(ctx, spec)
 	if err != nil {
@@ -144,7 +174,7 @@ func Boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, opt
 		Image: img, Machine: m, started: m.Info().Started, stage: Stage{Kind: StageStarted},
 		ready: make(chan struct{}), failed: make(chan struct{}), exited: make(chan struct{}),
 		services: map[string]*ServiceState{}, ssh: sshs,
-		queue: newEventQueue(opts.OnEvent),
+		queue: newEventQueue(opts.OnEvent), restored: restoreDir != "",
 	}
 	v.atExit(forget)
 	if sshs != nil {
@@ -165,6 +195,10 @@ func Boot(ctx context.Context, backend hypervisor.Backend, img *image.Image, opt
 			readChannel(ch, v.since, v.deliver)
 		}
 	}()
+	if v.restored {
+		restored := v.expect(func(e Event) bool { return e.Guest == nil && e.Kind == hypervisor.EvRestored })
+		go v.reseed(restored, reseedFiles)
+	}
 	go v.follow(&readers)
 	return v, nil
 }
@@ -205,6 +239,11 @@ func (v *VM) follow(readers *sync.WaitGroup) {
 func (v *VM) deliver(ev Event) {
 	v.handle(ev)
 	v.queue.push(ev)
+	if v.restored && ev.Guest != nil && ev.Guest.Kind == initproto.EvReseeded && isClosed(v.ready) {
+		// A restored guest's all-ready is its reseed's (handle): consumers
+		// that follow events see it as a boot's.
+		v.queue.push(Event{Host: ev.Host, Guest: &initproto.Event{Uptime: ev.Guest.Uptime, Kind: initproto.EvAllReady, Detail: "restored from a snapshot and reseeded"}})
+	}
 }
 
 func (v *VM) handle(ev Event) {
@@ -232,6 +271,10 @@ func (v *VM) handle(ev Event) {
 			}
 		case hypervisor.EvGuestPanic:
 			v.failLocked(&PanicError{Stage: v.stage, Line: ev.Detail, Console: v.consoleTailLocked()})
+		case hypervisor.EvRestoreStart, hypervisor.EvRestored:
+			v.markLocked(Stage{Kind: ev.Kind}, ev.Host, -1)
+		case hypervisor.EvRestoreFailed:
+			v.failLocked(&RestoreError{Stage: v.stage, Detail: ev.Detail, Console: v.consoleTailLocked()})
 		}
 		return
 	}
@@ -281,6 +324,17 @@ func (v *VM) handle(ev Event) {
 		}
 	case initproto.EvShutdown, initproto.EvShutdownDone:
 		v.markLocked(stage, ev.Host, g.Uptime)
+	case initproto.EvReseeded:
+		v.markLocked(stage, ev.Host, g.Uptime)
+		if v.restored && !isClosed(v.ready) && v.failure == nil {
+			// The snapshot was taken at all-ready: with its fresh state
+			// applied, the restored guest is ready now.
+			for _, s := range v.services {
+				s.Ready = true
+			}
+			v.markLocked(Stage{Kind: initproto.EvAllReady}, ev.Host, g.Uptime)
+			close(v.ready)
+		}
 	}
 }
 
@@ -322,10 +376,12 @@ func stageOrder(kind string) int {
 		return 1
 	case StageFirmware:
 		return 2
-	case StageKernel:
+	case StageKernel, hypervisor.EvRestoreStart:
 		return 3
+	case hypervisor.EvRestored:
+		return 4
 	}
-	return 4
+	return 5
 }
 
 func (v *VM) failLocked(err error) {
@@ -777,6 +833,17 @@ func (e *ExitedError) Error() string {
 		how = "exited: " + e.Err.Error()
 	}
 	return fmt.Sprintf("machine %s before all-ready; last stage reached: %s%s", how, e.Stage, consoleBlock(e.Console))
+}
+
+// RestoreError: the machine could not be started from its snapshot.
+type RestoreError struct {
+	Stage   Stage
+	Detail  string
+	Console []string
+}
+
+func (e *RestoreError) Error() string {
+	return fmt.Sprintf("restoring the snapshot failed (last stage reached: %s): %s%s", e.Stage, e.Detail, consoleBlock(e.Console))
 }
 
 func consoleBlock(lines []string) string { return logBlock("last console lines", lines) }
