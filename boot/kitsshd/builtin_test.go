@@ -31,8 +31,9 @@ func TestStat(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte("hello\n"))
+	st, _ := os.Stat(file)
 	want := FileInfo{Path: file, Exists: true, Type: "file", Mode: "0640", UID: os.Getuid(), GID: os.Getgid(),
-		Size: 6, SHA256: hex.EncodeToString(sum[:]), Content: []byte("hello\n")}
+		Size: 6, MTime: st.ModTime().UnixNano(), SHA256: hex.EncodeToString(sum[:]), Content: []byte("hello\n")}
 	if !equal(fi, want) {
 		t.Errorf("file: %+v\nwant %+v", fi, want)
 	}
