@@ -57,8 +57,10 @@ type LaunchRequest struct {
 	SSH       bool
 	Publish   []int // guest ports
 	MemoryMiB int
-	Console   io.Writer
-	OnEvent   func(vm.Event)
+	// Snapshot lets the boot start from a snapshot (TestFile.SnapshotOK).
+	Snapshot bool
+	Console  io.Writer
+	OnEvent  func(vm.Event)
 }
 
 // BuildError is a spec or build failure, as opposed to a failed boot.
@@ -78,6 +80,10 @@ type VMLauncher struct {
 	Format string
 	// CacheDir is kitrun's cache (assemble.DefaultCacheDir when empty).
 	CacheDir string
+	// Snapshots, when set, starts the tests that allow it from a snapshot
+	// of their machine (built by the first such test of a machine, reused
+	// after, by this run and later ones).
+	Snapshots *vm.Snapshots
 }
 
 // Launch implements Launcher.
@@ -105,9 +111,11 @@ func (l *VMLauncher) Launch(ctx context.Context, req LaunchRequest) (Guest, erro
 	if req.MemoryMiB > 0 {
 		res.MemoryMiB = req.MemoryMiB
 	}
-	return Boot(ctx, backend, img, BootOptions{Options: vm.Options{
-		Resources: res, Format: l.Format, SSH: req.SSH, Console: req.Console, OnEvent: req.OnEvent,
-	}, Publish: req.Publish})
+	opts := vm.Options{Resources: res, Format: l.Format, SSH: req.SSH, Console: req.Console, OnEvent: req.OnEvent}
+	if req.Snapshot {
+		opts.Snapshots = l.Snapshots
+	}
+	return Boot(ctx, backend, img, BootOptions{Options: opts, Publish: req.Publish})
 }
 
 // BuildOptions steer BuildImage.
@@ -235,6 +243,9 @@ func (m *Machine) Exited() <-chan struct{} { return m.VM.Exited() }
 
 // ExitErr implements Guest.
 func (m *Machine) ExitErr() error { return m.VM.Machine.Err() }
+
+// SnapshotUse says whether the machine was restored from a snapshot.
+func (m *Machine) SnapshotUse() vm.SnapshotUse { return m.VM.SnapshotUse() }
 
 // StoppedItself implements Guest.
 func (m *Machine) StoppedItself() bool { return m.VM.StoppedItself() }

@@ -93,6 +93,9 @@ type Attempt struct {
 	Error    string  `json:"error,omitempty"`
 	Stage    string  `json:"stage,omitempty"`
 	Duration Seconds `json:"duration"`
+	// Snapshot says how the machine started where the launcher has
+	// snapshots: "restored", "built, restored", "cold: WHY".
+	Snapshot string `json:"snapshot,omitempty"`
 	// Console and Events name its logs in the test's results directory.
 	Console    string            `json:"console,omitempty"`
 	Events     string            `json:"events,omitempty"`

@@ -464,9 +464,10 @@ func (r *runner) attempt(ctx context.Context, p *planned, number, rep int) (at A
 	defer func() { at.consoleTail = rec.Tail(tailLines) }()
 
 	timeout := cmpOr(tf.Timeout, r.o.Timeout)
+	snapOK, coldWhy := tf.SnapshotOK()
 	g, err := r.o.Launcher.Launch(ctx, LaunchRequest{
 		Spec: p.c.Spec, Arch: p.arch, SSH: tf.SSH, Publish: tf.publishedPorts(),
-		MemoryMiB: tf.MemoryMiB, Console: rec, OnEvent: rec.OnEvent,
+		MemoryMiB: tf.MemoryMiB, Snapshot: snapOK, Console: rec, OnEvent: rec.OnEvent,
 	})
 	if err != nil {
 		var be *BuildError
@@ -477,6 +478,7 @@ func (r *runner) attempt(ctx context.Context, p *planned, number, rep int) (at A
 		}
 		return at
 	}
+	at.Snapshot = snapshotNote(g, coldWhy)
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	s := &session{g: g, rec: rec, tf: tf}
@@ -705,4 +707,26 @@ func (b *budget) release(n int) {
 	close(b.freed)
 	b.freed = make(chan struct{})
 	b.mu.Unlock()
+}
+
+// snapshotNote says how an attempt's machine started, for its results:
+// "restored", "built, restored", or "cold: WHY" where a snapshot was not
+// used ("" on launchers without snapshots).
+func snapshotNote(g Guest, coldWhy string) string {
+	su, ok := g.(interface{ SnapshotUse() vm.SnapshotUse })
+	if !ok {
+		return ""
+	}
+	u := su.SnapshotUse()
+	switch {
+	case u.Restored && u.Built:
+		return "built, restored"
+	case u.Restored:
+		return "restored"
+	case u.Cold != "":
+		return "cold: " + u.Cold
+	case coldWhy != "":
+		return "cold: " + coldWhy
+	}
+	return ""
 }

@@ -32,6 +32,10 @@ type TestFile struct {
 	MemoryMiB int
 	// Implicit checks run unless set to false.
 	Implicit bool
+	// Snapshot lets the test start from a snapshot of its machine taken
+	// at all-ready (vm.Snapshots) when the runner has them; `snapshot:
+	// false` makes it boot cold. See SnapshotOK.
+	Snapshot bool
 	// Skip, when set, skips the test with this reason.
 	Skip string
 	// AllowConsole exempts matching console lines from the implicit checks.
@@ -39,6 +43,32 @@ type TestFile struct {
 	Expect       []Assertion
 
 	publishPos spec.Pos
+	// snapshotPos is where `snapshot:` was set (zero when it was not).
+	snapshotPos spec.Pos
+}
+
+// bootKinds are the assertions about the boot itself (its events, its
+// console, how it ends): a VM restored from a snapshot does not boot, so
+// a test that has one boots cold.
+var bootKinds = []string{
+	KindTasksSucceeded, KindTaskFails, KindServiceFails, KindServiceRestarted, KindEvent,
+	KindEventsInOrder, KindConsole, KindConsoleNot, KindHaltsItself, KindRebootsItself,
+}
+
+// SnapshotOK says whether the test may start from a snapshot, and if not,
+// why: `snapshot: false`, or an assertion about the boot (bootKinds).
+// services_ready, exec, file, tcp and shutdown are about the running
+// system: a restored kitinit names its ready services again.
+func (tf *TestFile) SnapshotOK() (bool, string) {
+	if !tf.Snapshot {
+		return false, "snapshot: false"
+	}
+	for _, a := range tf.Expect {
+		if slices.Contains(bootKinds, a.Kind) {
+			return false, fmt.Sprintf("%s at %s checks the boot", a.Kind, a.Pos)
+		}
+	}
+	return true, ""
 }
 
 // Assertion is one entry of `expect:`. Kind says which fields matter.
@@ -127,7 +157,7 @@ func needsSSH(kind string) bool { return kind == KindExec || kind == KindFile }
 
 var topKeys = []string{
 	"summary", "labels", "arches", "timeout", "repeat", "ssh", "publish", "mem",
-	"implicit", "skip", "allow_console", "expect",
+	"implicit", "snapshot", "skip", "allow_console", "expect",
 }
 
 var labelRule = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
@@ -146,7 +176,7 @@ func ParseTestFile(path string) (*TestFile, error) {
 // FILE:LINE:COLUMN: what is wrong; what would be valid.
 func ParseTestBytes(file string, data []byte) (*TestFile, error) {
 	p := &yparser{file: file}
-	tf := &TestFile{File: file, Repeat: 1, Implicit: true, MemoryMiB: 256}
+	tf := &TestFile{File: file, Repeat: 1, Implicit: true, Snapshot: true, MemoryMiB: 256}
 	root := p.document(data, "a test file")
 	if root == nil {
 		return nil, p.err()
@@ -192,6 +222,9 @@ func ParseTestBytes(file string, data []byte) (*TestFile, error) {
 			}
 		case "implicit":
 			tf.Implicit, _ = p.boolean(v, "implicit")
+		case "snapshot":
+			tf.Snapshot, _ = p.boolean(v, "snapshot")
+			tf.snapshotPos = p.at(v)
 		case "skip":
 			tf.Skip, _ = p.str(v, "skip")
 		case "allow_console":
@@ -215,6 +248,9 @@ func ParseTestBytes(file string, data []byte) (*TestFile, error) {
 		}
 		if a.Kind == KindAllowConsole {
 			tf.AllowConsole = append(tf.AllowConsole, a.Allow...)
+		}
+		if tf.Snapshot && tf.snapshotPos != (spec.Pos{}) && slices.Contains(bootKinds, a.Kind) {
+			p.errorf(tf.snapshotPos, "snapshot: true, but %s at %s checks the boot, which a VM restored from a snapshot does not go through; set `snapshot: false` or leave it out (such tests boot cold)", a.Kind, a.Pos)
 		}
 	}
 	if err := p.err(); err != nil {

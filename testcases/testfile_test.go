@@ -251,3 +251,38 @@ expect:
 		t.Errorf("aliased assertions: %+v", tf.Expect)
 	}
 }
+
+// A test may start from a snapshot unless it says `snapshot: false` or
+// checks the boot itself; asking for one with a boot check is an error at
+// the `snapshot:` value, naming the check.
+func TestSnapshotSetting(t *testing.T) {
+	tf, err := ParseTestBytes("t.yml", []byte("ssh: true\nexpect:\n  - services_ready: [web]\n  - exec: \"true\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := tf.SnapshotOK(); !ok {
+		t.Errorf("runtime-only test: snapshot refused (%s)", why)
+	}
+	tf, err = ParseTestBytes("t.yml", []byte("snapshot: false\nexpect:\n  - services_ready: [web]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := tf.SnapshotOK(); ok || why != "snapshot: false" {
+		t.Errorf("snapshot: false: ok %v, %q", ok, why)
+	}
+	tf, err = ParseTestBytes("t.yml", []byte("expect:\n  - console: hello\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := tf.SnapshotOK(); ok || why != "console at t.yml:2:5 checks the boot" {
+		t.Errorf("console check: ok %v, %q", ok, why)
+	}
+	_, err = ParseTestBytes("t.yml", []byte("snapshot: true\nexpect:\n  - events_in_order: [a, b]\n"))
+	if err == nil || !strings.Contains(err.Error(), "t.yml:1:11: snapshot: true, but events_in_order at t.yml:3:5 checks the boot") {
+		t.Errorf("snapshot: true with a boot check: %v", err)
+	}
+	_, err = ParseTestBytes("t.yml", []byte("snapshot: maybe\n"))
+	if err == nil || !strings.Contains(err.Error(), "t.yml:1:11: snapshot must be true or false") {
+		t.Errorf("snapshot: maybe: %v", err)
+	}
+}

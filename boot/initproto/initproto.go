@@ -175,7 +175,8 @@ const (
 	EvError         = "error"         // kitinit itself hit a problem (Detail)
 	EvMemory        = "memory"        // answer to CmdMemory
 	// EvReseeded answers CmdReseed once the fresh state is applied
-	// (Detail says what was; Data has "entropy_bytes" and "files").
+	// (Detail says what was; Data has "entropy_bytes" and "files"),
+	// after an EvServiceReady for each service ready and running then.
 	EvReseeded = "reseeded"
 )
 

@@ -130,6 +130,13 @@ func (k *kitinit) reseed(arg string) {
 		k.ev.errorf("reseed: %v", err)
 		return
 	}
+	// The host's view of a restored guest starts at the restore: say
+	// again which services are ready (and running) now.
+	for _, s := range k.services {
+		if s.wasReady() && s.runningPid() != 0 {
+			k.ev.emit(initproto.Event{Kind: initproto.EvServiceReady, Name: s.cfg.Name, Detail: "ready since before the snapshot, running"})
+		}
+	}
 	k.ev.emit(initproto.Event{Kind: initproto.EvReseeded,
 		Detail: fmt.Sprintf("clock set, %d bytes of entropy credited, CRNG reseeded, %d bytes of files", len(r.Entropy), len(r.Files)),
 		Data:   map[string]int64{"entropy_bytes": int64(len(r.Entropy)), "files": int64(len(r.Files))}})

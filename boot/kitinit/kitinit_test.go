@@ -588,7 +588,7 @@ func inOrder(got, want []string) bool {
 // an error event and no acknowledgement, and a line over the limit is
 // refused whole.
 func TestReseedCommand(t *testing.T) {
-	h := start(t, &initproto.Config{})
+	h := start(t, &initproto.Config{Services: []initproto.Service{{Name: "svc", Exec: sh("exec sleep 1000")}}})
 	h.wait(initproto.EvAllReady, "")
 	r := initproto.Reseed{UnixNano: 1_700_000_000_000_000_000, Entropy: make([]byte, 64), Files: make([]byte, 2048)}
 	line, err := r.Command()
@@ -599,6 +599,10 @@ func TestReseedCommand(t *testing.T) {
 		t.Fatalf("test needs a command longer than the old 256-byte limit, got %d", len(line))
 	}
 	h.send(line)
+	// The running service is named ready again, before the answer.
+	if ev := h.wait(initproto.EvServiceReady, "svc"); ev.Detail == "" {
+		t.Error("the re-announced service-ready has no detail")
+	}
 	ev := h.wait(initproto.EvReseeded, "")
 	if ev.Data["entropy_bytes"] != 64 || ev.Data["files"] != 2048 {
 		t.Errorf("reseeded event data = %v", ev.Data)

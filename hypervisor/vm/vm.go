@@ -328,10 +328,8 @@ func (v *VM) handle(ev Event) {
 		v.markLocked(stage, ev.Host, g.Uptime)
 		if v.restored && !isClosed(v.ready) && v.failure == nil {
 			// The snapshot was taken at all-ready: with its fresh state
-			// applied, the restored guest is ready now.
-			for _, s := range v.services {
-				s.Ready = true
-			}
+			// applied (and its ready services named again just before),
+			// the restored guest is ready now.
 			v.markLocked(Stage{Kind: initproto.EvAllReady}, ev.Host, g.Uptime)
 			close(v.ready)
 		}

@@ -2,6 +2,7 @@
 package test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,8 +14,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/vm"
 	"github.com/kitrun/kitrun/testcases"
 	"github.com/kitrun/kitrun/testcases/executor"
 )
@@ -36,6 +39,8 @@ type Options struct {
 	// Format boots every test's image in a disk format instead of directly.
 	Format   string
 	CacheDir string
+	// NoSnapshot boots every test cold (no snapshot at all-ready).
+	NoSnapshot bool
 	cmdutil.BackendOptions
 	// Shard runs one part of the plan, "i/N".
 	Shard string
@@ -82,6 +87,7 @@ assertions) go to --results; --junit and --json write reports.`,
 	f.StringVar(&o.Machine, "machine", "", "machine type (QEMU x86_64: q35, microvm; aarch64: virt)")
 	f.StringVar(&o.Format, "format", "", "boot each image in a disk format (built if needed), e.g. raw-efi, iso-bios, qcow2")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")
+	f.BoolVar(&o.NoSnapshot, "no-snapshot", false, "boot every test cold; by default tests about the running system (no boot-time assertion, no `snapshot: false`) start from a snapshot of their machine taken at all-ready, kept in the cache")
 	cmdutil.AddBackendFlags(cmd, &o.BackendOptions)
 	f.StringVar(&o.Shard, "shard", "", "run only part i of N of the selected tests, e.g. 2/4 (a deterministic split; groups stay whole)")
 	executor.AddSlurmFlags(f, &o.Executor, &o.Slurm, "how many jobs the tests are split into")
@@ -147,11 +153,15 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 		o.Slurm.Out = stdout
 		ex = &o.Slurm
 	}
+	launcher := &testcases.VMLauncher{Backend: backend, Resources: o.Resources, Format: o.Format, CacheDir: o.CacheDir}
+	if !o.NoSnapshot {
+		launcher.Snapshots = vm.SnapshotCache(cmp.Or(o.CacheDir, assemble.DefaultCacheDir()))
+	}
 	s, err := ex.RunTests(sigCtx, testcases.Options{
 		Dir: o.Dir, Arches: o.Arch, Labels: labels, Names: names,
 		Parallel: o.Parallel, MemBudgetMiB: budget, Timeout: o.Timeout, Retries: o.Retries,
 		ResultsDir: o.ResultsDir, Out: stdout, Shard: shard,
-		Launcher: &testcases.VMLauncher{Backend: backend, Resources: o.Resources, Format: o.Format, CacheDir: o.CacheDir},
+		Launcher: launcher,
 	}, append([]string{fmt.Sprintf("--parallel=%d", o.Parallel)}, o.ShardArgs...))
 	if s == nil {
 		return cmdutil.WithCode(cmdutil.ExitFailure, err)
