@@ -28,6 +28,11 @@ func MeasureImage(backend hypervisor.Backend, img *image.Image, opts vm.Options,
 		v.Shutdown(context.Background(), 5*time.Second)
 		return nil, accel, firstLineErr(err)
 	}
+	if u := v.SnapshotUse(); opts.Snapshots != nil && !u.Restored {
+		// A cold boot is not a sample of a restore.
+		v.Shutdown(context.Background(), 5*time.Second)
+		return nil, accel, fmt.Errorf("not restored from a snapshot: %s", u.Cold)
+	}
 	m := TimelineMetrics(v.Timeline())
 	time.Sleep(settle)
 	// A machine whose channel shares a console that takes no input (a
@@ -104,6 +109,12 @@ func TimelineMetrics(marks []vm.Mark) map[string]float64 {
 			m["boot.task."+name] = host
 		case "service-ready":
 			m["boot.service_ready."+name] = host
+		case hypervisor.EvRestoreStart:
+			m["boot.restore_start"] = host
+		case hypervisor.EvRestored:
+			m["boot.restored"] = host
+		case "reseeded":
+			m["boot.reseeded"] = host
 		case "all-ready":
 			m["boot.all_ready"] = host
 			m["guest.all_ready"] = mk.Guest

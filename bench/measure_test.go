@@ -82,3 +82,32 @@ func TestComponent(t *testing.T) {
 		}
 	}
 }
+
+// A restored configuration's ratio.all_ready_cold pairs each run with its
+// cold twin's run of the same round, skipping failed and unpaired runs.
+func TestSnapshotRatios(t *testing.T) {
+	sample := func(run int, ready float64, errs string) Sample {
+		return Sample{Run: run, Error: errs, Metrics: map[string]float64{"boot.all_ready": ready}}
+	}
+	r := &Results{Configs: []Config{
+		{ID: "m/x86_64/q35/256M/tcg", Samples: []Sample{sample(1, 4, ""), sample(2, 5, ""), sample(3, 4, "boom")}},
+		{ID: "m/x86_64/q35/256M/tcg" + SnapshotSuffix, Snapshot: true,
+			Samples: []Sample{sample(1, 1, ""), sample(2, 1, ""), sample(3, 1, ""), sample(4, 1, "")}},
+	}}
+	r.summarize()
+	s := r.Configs[1].Samples
+	if s[0].Metrics["ratio.all_ready_cold"] != 0.25 || s[1].Metrics["ratio.all_ready_cold"] != 0.2 {
+		t.Errorf("ratios %v, %v; want 0.25, 0.2", s[0].Metrics, s[1].Metrics)
+	}
+	for _, x := range s[2:] {
+		if _, ok := x.Metrics["ratio.all_ready_cold"]; ok {
+			t.Errorf("run %d has a ratio without a successful cold twin", x.Run)
+		}
+	}
+	if st, ok := r.Configs[1].Stats["ratio.all_ready_cold"]; !ok || st.N != 2 {
+		t.Errorf("paired stats %+v (present %v), want 2 pairs", st, ok)
+	}
+	if _, ok := r.Configs[0].Stats["ratio.all_ready_cold"]; ok {
+		t.Error("the cold configuration has a ratio to itself")
+	}
+}

@@ -35,7 +35,10 @@ var Metrics = []Metric{
 	{Name: "boot.init_start", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to init starting"},
 	{Name: "boot.modules_loaded", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to the kernel modules loaded"},
 	{Name: "boot.network_up", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to the network up"},
-	{Name: "boot.all_ready", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to all-ready"},
+	{Name: "boot.all_ready", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to all-ready (restored from a snapshot: to the reseed's answer, the restore time)"},
+	{Name: "boot.restore_start", Unit: UnitSeconds, Lower: true, Doc: "--from-snapshot: QEMU exec to the saved state starting to load"},
+	{Name: "boot.restored", Unit: UnitSeconds, Lower: true, Doc: "--from-snapshot: QEMU exec to the saved state loaded and the guest running"},
+	{Name: "boot.reseeded", Unit: UnitSeconds, Lower: true, Doc: "--from-snapshot: QEMU exec to kitinit applying the run's fresh state (keys, entropy, clock)"},
 	{Name: "boot.task.<name>", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to the task done"},
 	{Name: "boot.service_ready.<name>", Unit: UnitSeconds, Lower: true, Doc: "QEMU exec to the service ready"},
 	// The floor's only stage: it powers off as soon as init runs.
@@ -69,6 +72,7 @@ var Metrics = []Metric{
 	{Name: "disk.format_allocated.<name>", Unit: UnitBytes, Lower: true, Exact: true, Doc: "disk space allocated to the image's disk in that format (less than its size when sparse)"},
 
 	{Name: "ratio.all_ready_floor", Unit: UnitRatio, Lower: true, Doc: "boot.all_ready over the floor's boot.power_off"},
+	{Name: "ratio.all_ready_cold", Unit: UnitRatio, Lower: true, Doc: "--from-snapshot: a restore's boot.all_ready over its cold twin's in the same round (paired)"},
 }
 
 // LookupMetric returns the registry entry for a metric name, with Name set

@@ -59,6 +59,9 @@ type Config struct {
 	// Format is the image format booted ("" for direct kernel boot).
 	Format string `json:"format,omitempty"`
 	Floor  bool   `json:"floor,omitempty"`
+	// Snapshot: each run restored the image's snapshot taken at
+	// all-ready instead of booting (kitrun bench --from-snapshot).
+	Snapshot bool `json:"snapshot,omitempty"`
 	// GitCommit is the commit of the git repository the spec is in, when
 	// it is in one: what the history ties a change to.
 	GitCommit string `json:"git_commit,omitempty"`

@@ -42,6 +42,9 @@ type Plan struct {
 	// pause makes the runs alike (lower variance, same ordering fairness).
 	Cooldown time.Duration
 	Backend  hypervisor.Backend
+	// Snapshots, when set, adds beside every direct-boot configuration
+	// its twin restored from a snapshot (Config.Snapshot, ID + "/snapshot").
+	Snapshots *vm.Snapshots
 	// Progress is told about every finished run (warm-up ones too).
 	Progress func(p Progress)
 	// Checkpoint receives the results so far after every measured run, so
@@ -132,6 +135,7 @@ func (r *Results) summarize() {
 		r.Configs[i].Summarize(nil)
 	}
 	addFloorRatios(r)
+	addSnapshotRatios(r)
 	r.Finished = time.Now().UTC()
 }
 
@@ -217,6 +221,12 @@ func (p Plan) units() ([]unit, error) {
 						}
 						ids[cfg.ID] = true
 						units = append(units, p.imageUnit(cfg, img))
+						if p.Snapshots != nil && format == "" {
+							sc := *cfg
+							sc.Snapshot, sc.ID = true, cfg.ID+SnapshotSuffix
+							ids[sc.ID] = true
+							units = append(units, p.imageUnit(&sc, img))
+						}
 						if !p.Floor {
 							continue
 						}
@@ -253,9 +263,11 @@ func (p Plan) units() ([]unit, error) {
 func (p Plan) imageUnit(cfg *Config, img *image.Image) unit {
 	disk := DiskMetrics(img)
 	return unit{cfg: cfg, boot: func() (Sample, string, error) {
-		m, accel, err := MeasureImage(p.Backend, img, vm.Options{
-			Resources: cfg.Resources(), Format: cfg.Format,
-		}, p.Settle, p.Timeout)
+		opts := vm.Options{Resources: cfg.Resources(), Format: cfg.Format}
+		if cfg.Snapshot {
+			opts.Snapshots = p.Snapshots
+		}
+		m, accel, err := MeasureImage(p.Backend, img, opts, p.Settle, p.Timeout)
 		if err != nil {
 			return Sample{}, accel, err
 		}
@@ -319,6 +331,47 @@ func addFloorRatios(r *Results) {
 		}
 		if len(ratios) > 0 {
 			c.Stats["ratio.all_ready_floor"] = PairedRatio(ratios)
+		}
+	}
+}
+
+// SnapshotSuffix ends the ID of a configuration restored from a snapshot;
+// without it, the ID is its cold twin's.
+const SnapshotSuffix = "/snapshot"
+
+// addSnapshotRatios adds ratio.all_ready_cold to every configuration
+// restored from a snapshot: each run's all-ready over its cold twin's in
+// the same round, and their paired estimate (as addFloorRatios does).
+func addSnapshotRatios(r *Results) {
+	for i := range r.Configs {
+		c := &r.Configs[i]
+		if !c.Snapshot {
+			continue
+		}
+		cold := map[int]float64{}
+		for _, t := range r.Configs {
+			if t.ID != strings.TrimSuffix(c.ID, SnapshotSuffix) {
+				continue
+			}
+			for _, s := range t.Samples {
+				if v, ok := s.Metrics["boot.all_ready"]; ok && s.Error == "" {
+					cold[s.Run] = v
+				}
+			}
+		}
+		var ratios []float64
+		for j := range c.Samples {
+			s := &c.Samples[j]
+			ready, ok := s.Metrics["boot.all_ready"]
+			base, paired := cold[s.Run]
+			if s.Error != "" || !ok || !paired || base <= 0 {
+				continue
+			}
+			s.Metrics["ratio.all_ready_cold"] = ready / base
+			ratios = append(ratios, ready/base)
+		}
+		if len(ratios) > 0 {
+			c.Stats["ratio.all_ready_cold"] = PairedRatio(ratios)
 		}
 	}
 }

@@ -27,19 +27,22 @@ import (
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench/compare"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/hypervisor/vm"
 	"github.com/kitrun/kitrun/testcases/executor"
 )
 
 // Options are bench's flags and arguments.
 type Options struct {
-	Targets  []string
-	Runs     int
-	Warmup   int
-	Floor    bool
-	Machines []string
-	Mems     []string
-	Accels   []string
-	Arches   []string
+	Targets []string
+	Runs    int
+	Warmup  int
+	Floor   bool
+	// FromSnapshot benches a restore from a snapshot beside each cold boot.
+	FromSnapshot bool
+	Machines     []string
+	Mems         []string
+	Accels       []string
+	Arches       []string
 	// Format is the report format; ImageFormats the image formats booted
 	// (a dimension, like machines).
 	Format       string
@@ -89,6 +92,7 @@ Ctrl-C finishes the run in progress and reports what was measured.`,
 	f.IntVar(&o.Runs, "runs", 10, "measured runs per configuration")
 	f.IntVar(&o.Warmup, "warmup", 1, "unmeasured runs per configuration first")
 	f.BoolVar(&o.Floor, "floor", false, "bench the floor beside each configuration and report ratios to it")
+	f.BoolVar(&o.FromSnapshot, "from-snapshot", false, "also bench each direct-boot configuration restored from its snapshot taken at all-ready (ID suffix /snapshot; built in the warm-up, kept in the cache): boot.restored, boot.reseeded, and ratio.all_ready_cold, each run's restore over its cold twin's boot")
 	f.StringSliceVar(&o.Machines, "machine", nil, "machine types, comma separated (default: each arch's default)")
 	f.StringSliceVar(&o.Mems, "mem", []string{hypervisor.FormatMemory(hypervisor.DefaultMemoryMiB)}, "guest memory sizes, comma separated")
 	f.StringSliceVar(&o.Accels, "accel", []string{hypervisor.DefaultAccel}, "accelerators, comma separated: auto, kvm, tcg")
@@ -231,6 +235,9 @@ func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
 			r.QEMU = qemuVersion
 			save(r)
 		},
+	}
+	if o.FromSnapshot {
+		plan.Snapshots = vm.SnapshotCache(cache)
 	}
 	res, err := kbench.Run(sigCtx, plan)
 	progress.done()
