@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,5 +143,37 @@ func TestSnapshotRestore(t *testing.T) {
 		t.Errorf("after damage: snapshot use %+v; want rebuilt, then restored", use)
 	} else {
 		t.Logf("after damage: %s", use.Rebuilt)
+	}
+	v3.Shutdown(context.Background(), 5*time.Second)
+
+	// Two boots of one machine at once, on an empty cache: one builds the
+	// snapshot, the other waits for it; both restore.
+	opts.Snapshots = &vm.Snapshots{Dir: t.TempDir()}
+	var (
+		wg   sync.WaitGroup
+		uses [2]vm.SnapshotUse
+	)
+	for i := range uses {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var console qemutest.Buffer
+			o := opts
+			o.Console = &console
+			v, err := vm.Boot(context.Background(), backend, img, o)
+			if err != nil {
+				t.Errorf("concurrent boot %d: %v", i, err)
+				return
+			}
+			defer v.Shutdown(context.Background(), 5*time.Second)
+			if err := v.WaitReady(context.Background(), bootTimeout); err != nil {
+				t.Errorf("concurrent boot %d: %v\n%s", i, err, console.String())
+			}
+			uses[i] = v.SnapshotUse()
+		}()
+	}
+	wg.Wait()
+	if !uses[0].Restored || !uses[1].Restored || uses[0].Built == uses[1].Built {
+		t.Errorf("concurrent boots: %+v, %+v; want both restored, exactly one built", uses[0], uses[1])
 	}
 }
