@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/hypervisor"
 	_ "github.com/kitrun/kitrun/hypervisor/qemu" // the default backend
 	"github.com/kitrun/kitrun/hypervisor/vm"
@@ -48,6 +49,7 @@ type config struct {
 	format      string
 	backend     string
 	backendOpts hypervisor.Options
+	snapshot    bool
 }
 
 // Option adjusts Boot.
@@ -90,6 +92,13 @@ func WithArch(name string) Option { return func(c *config) { c.arch = name } }
 // WithTimeout sets how long the boot may take to reach all-ready (default
 // 2m).
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
+
+// WithSnapshot starts the VM from a snapshot of its machine taken at
+// all-ready, kept in kitrun's cache (built by the first test that asks;
+// README, "Snapshots"): for tests of the running system, not of its boot,
+// which a restored VM does not go through. The VM gets fresh SSH keys,
+// entropy and clock all the same.
+func WithSnapshot() Option { return func(c *config) { c.snapshot = true } }
 
 // WithAccel picks the accelerator: auto (default), kvm or tcg.
 func WithAccel(name string) Option { return func(c *config) { c.res.Accel = name } }
@@ -140,9 +149,11 @@ func Boot(t testing.TB, specOrImage string, opts ...Option) *VM {
 		t.Fatalf("vmtest: build %s:\n%v", specOrImage, err)
 	}
 	rec := testcases.NewRecord(nil, nil)
-	m, err := testcases.Boot(ctx, backend, img, testcases.BootOptions{Options: vm.Options{
-		Resources: cfg.res, Format: cfg.format, SSH: cfg.ssh, Console: rec, OnEvent: rec.OnEvent,
-	}, Publish: cfg.publish})
+	vo := vm.Options{Resources: cfg.res, Format: cfg.format, SSH: cfg.ssh, Console: rec, OnEvent: rec.OnEvent}
+	if cfg.snapshot {
+		vo.Snapshots = vm.SnapshotCache(assemble.DefaultCacheDir())
+	}
+	m, err := testcases.Boot(ctx, backend, img, testcases.BootOptions{Options: vo, Publish: cfg.publish})
 	if err != nil {
 		t.Fatalf("vmtest: boot %s: %v", img.Manifest.Name, err)
 	}

@@ -62,6 +62,33 @@ func TestExecAndStat(t *testing.T) {
 	}
 }
 
+// TestSnapshot: a VM restored from its snapshot answers over SSH with its
+// own keys and serves its published port, the way a test of the running
+// system would use it.
+func TestSnapshot(t *testing.T) {
+	qemutest.Require(t, "x86_64")
+	for i := range 2 { // the first may build the snapshot; the second restores it
+		v := vmtest.Boot(t, "testdata/web.yml", vmtest.WithSSH(), vmtest.WithPublish(8080), vmtest.WithSnapshot(), vmtest.WithArch("x86_64"))
+		if use := v.VM().SnapshotUse(); !use.Restored {
+			t.Fatalf("boot %d: not restored from a snapshot: %+v", i+1, use)
+		}
+		if r := v.Exec("kitrun-ping"); r.Status != 0 || string(r.Stdout) != "pong\n" {
+			t.Errorf("boot %d: kitrun-ping: status %d, stdout %q, stderr %q", i+1, r.Status, r.Stdout, r.Stderr)
+		}
+		c, err := net.DialTimeout("tcp", v.Port(8080), 10*time.Second)
+		if err != nil {
+			t.Fatalf("boot %d: %v", i+1, err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if err != nil || line != "hello from vmtest-web\n" {
+			t.Errorf("boot %d: port 8080 answered %q, %v", i+1, line, err)
+		}
+		v.Shutdown()
+	}
+}
+
 // TestVMOutlivesItsStartersThread: a vmtest user may boot from a goroutine
 // locked to its OS thread that then returns (its thread exits with it) and
 // may lock and retire threads while the VM runs. Linux sends the
