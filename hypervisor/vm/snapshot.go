@@ -163,8 +163,10 @@ func (s *Snapshots) ensure(ctx context.Context, backend hypervisor.Backend, sn h
 		return "", use, fmt.Errorf("snapshot cache: %w", err)
 	}
 	defer lock.Unlock()
+	defer s.prune(key)
 	err = checkSnapshot(dir, key)
 	if err == nil {
+		touch(dir)
 		return dir, use, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
@@ -176,6 +178,54 @@ func (s *Snapshots) ensure(ctx context.Context, backend hypervisor.Backend, sn h
 	}
 	use.Built, use.BuildTime = true, time.Since(start)
 	return dir, use, nil
+}
+
+// SnapshotKeep is how long a snapshot nobody has used is kept. A state is
+// tens of MiB, and every change of an image or of QEMU makes a new key.
+const SnapshotKeep = 72 * time.Hour
+
+// touch records a use of a snapshot: its directory's modification time.
+func touch(dir string) {
+	now := time.Now()
+	os.Chtimes(dir, now, now)
+}
+
+// prune removes the snapshots other than keep that nobody has used for
+// SnapshotKeep, each under its lock (one being built or checked now is
+// left alone). A restore reads its state after the lock is released, but
+// within seconds of its use being recorded, long before SnapshotKeep.
+func (s *Snapshots) prune(keep string) {
+	ents, err := os.ReadDir(s.Dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.IsDir() || name == keep || !isKey(name) {
+			continue
+		}
+		dir := filepath.Join(s.Dir, name)
+		if fi, err := os.Stat(dir); err != nil || time.Since(fi.ModTime()) < SnapshotKeep {
+			continue
+		}
+		l, ok, err := flock.TryLock(dir+".lock", flock.Exclusive, 0o644)
+		if err != nil || !ok {
+			continue
+		}
+		if os.RemoveAll(dir) == nil {
+			os.Remove(dir + ".lock") // waiters retry on the new file (flock)
+		}
+		l.Unlock()
+	}
+}
+
+// isKey says whether name is a snapshot key (64 hex digits).
+func isKey(name string) bool {
+	if len(name) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(name)
+	return err == nil
 }
 
 // migrationWait is added to the build timeout for the lock wait: the
@@ -275,7 +325,8 @@ func checkSnapshot(dir, key string) error {
 	for name, want := range meta.Files {
 		got, err := checkFile(filepath.Join(dir, name))
 		if err != nil {
-			return fmt.Errorf("snapshot %s: %w", dir, err)
+			// %v: a file missing from a snapshot is damage, not "none".
+			return fmt.Errorf("snapshot %s: %v", dir, err)
 		}
 		if got != want {
 			return fmt.Errorf("snapshot %s: %s is damaged (%d bytes, sha256 %.12s; made as %d bytes, %.12s)", dir, name, got.Size, got.SHA256, want.Size, want.SHA256)
