@@ -18,14 +18,13 @@ import (
 // before it runs the guest, so this is only ever reached when QEMU failed.
 const monitorDeadline = 15 * time.Second
 
-// connectMonitor dials QMP once the socket exists, emits vmm-ready at the
+// connectMonitor dials QMP once the socket exists, closes m.monReady (made
+// with the machine, so that a QMP call right after Start waits for it
+// instead of finding no monitor), emits vmm-ready at the
 // greeting, and forwards the events that matter. go-qemu's event channel is
 // unbuffered and must be drained, so this goroutine drains it until QEMU
 // closes the socket.
 func (m *machine) connectMonitor(path string) {
-	m.mu.Lock()
-	m.monReady = make(chan struct{})
-	m.mu.Unlock()
 	mon, err := m.dialMonitor(path)
 	m.mu.Lock()
 	m.mon, m.monErr = mon, err

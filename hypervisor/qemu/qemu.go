@@ -269,9 +269,10 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 			Backend: "qemu", Arch: img.Arch.Name, Machine: machineName, Format: spec.Format,
 			Accel: accel, AccelReason: reason, Published: published,
 		},
-		memMiB: res.MemoryMiB,
-		events: make(chan hypervisor.BackendEvent, 64),
-		done:   make(chan struct{}),
+		memMiB:   res.MemoryMiB,
+		events:   make(chan hypervisor.BackendEvent, 64),
+		done:     make(chan struct{}),
+		monReady: make(chan struct{}),
 	}
 	if err := m.setupRuntimeDir(spec.RuntimeDir); err != nil {
 		return nil, err
