@@ -278,9 +278,8 @@ func (s *Snapshots) build(ctx context.Context, backend hypervisor.Backend, sn hy
 	if err := atomicfile.Write(filepath.Join(tmp, metaFile), b, 0o644); err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return nil, err
-	}
+	// The directory stays 0700 (TempDir): the state is the guest's
+	// memory, the build boot's keys and whatever its services hold.
 	// A bad snapshot in the way is moved aside first: rename cannot
 	// replace a directory that has files.
 	if _, err := os.Stat(dir); err == nil {
