@@ -138,6 +138,8 @@ func humanLine(ev initproto.Event) string {
 		s = "shutdown done"
 	case initproto.EvError:
 		s = "error"
+	case initproto.EvReseeded:
+		s = "reseeded after a snapshot restore"
 	case initproto.EvMemory:
 		s = fmt.Sprintf("memory: total %d MiB, available %d MiB",
 			ev.Data["mem_total"]>>20, ev.Data["mem_available"]>>20)
