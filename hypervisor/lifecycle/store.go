@@ -17,7 +17,6 @@ import (
 
 	"github.com/kitrun/kitrun/boot/procid"
 	"github.com/kitrun/kitrun/hypervisor"
-	"golang.org/x/sys/unix"
 
 	"github.com/kitrun/kitrun/boot/atomicfile"
 )
@@ -399,30 +398,13 @@ func (s *Store) Create(m Meta, st State) error {
 		return err
 	}
 	if err := renameNoReplace(tmp, target); err != nil {
-		if errors.Is(err, fs.ErrExist) || errors.Is(err, unix.ENOTEMPTY) {
+		if errors.Is(err, fs.ErrExist) {
 			return &ExistsError{Name: m.Name}
 		}
 		return fmt.Errorf("creating VM %s: %w", m.Name, err)
 	}
 	ok = true
 	return nil
-}
-
-// renameNoReplace renames without ever replacing an existing target.
-func renameNoReplace(from, to string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		// A filesystem without RENAME_NOREPLACE: check, then rename
-		// (rename(2) refuses to replace a non-empty directory anyway).
-		if _, err := os.Lstat(to); err == nil {
-			return fs.ErrExist
-		}
-		return os.Rename(from, to)
-	}
-	if errors.Is(err, unix.EEXIST) {
-		return fs.ErrExist
-	}
-	return err
 }
 
 // ReadMeta reads meta.json.

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	kbench "github.com/kitrun/kitrun/bench"
 	khistory "github.com/kitrun/kitrun/bench/history"
@@ -347,8 +346,7 @@ type progress struct {
 func newProgress(w io.Writer) *progress {
 	p := &progress{w: w}
 	if f, ok := w.(*os.File); ok {
-		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-		p.tty = err == nil
+		p.tty = cmdutil.IsTerminal(f)
 	}
 	return p
 }
