@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,11 +29,17 @@ import (
 // unset, the test is skipped (it boots hundreds of VMs: not for make test).
 //
 //	KITRUN_KILL9_TRIALS=50 go test -run KillNine -v -timeout 3h ./cmd/kitrun
+//
+// Each kind runs with each teardown mechanism (see kill9TeardownEnv).
 const kill9TrialsEnv = "KITRUN_KILL9_TRIALS"
 
 // kill9KindsEnv, if set, runs only the kinds of trial whose name holds it
 // ("mid-boot", "after ready", "supervisor", "test").
 const kill9KindsEnv = "KITRUN_KILL9_KINDS"
+
+// kill9TeardownEnv, if set, runs the trials with that teardown mechanism
+// only (qemu.TeardownEnv's values); unset, with each.
+const kill9TeardownEnv = "KITRUN_KILL9_TEARDOWN"
 
 // TestKillNineTrials is the reliability trial of issue 8: kitrun killed
 // with SIGKILL (no handler runs) while it works, many times. After each
@@ -70,44 +77,56 @@ func TestKillNineTrials(t *testing.T) {
 			h.killTest(t, i, time.Duration(300+rng.IntN(19700))*time.Millisecond)
 		}},
 	}
-	type tally struct {
-		trials, qemuLeft, daemonsLeft, tempLeft int
-		took                                    time.Duration
+	// Each kind with each teardown mechanism: Linux's parent-death
+	// signal and the portable watchdog macOS and Windows use.
+	modes := []string{qemu.TeardownPdeathsig, qemu.TeardownWatchdog}
+	if m := os.Getenv(kill9TeardownEnv); m != "" {
+		modes = []string{m}
 	}
-	tallies := make([]tally, len(kinds))
-	only := os.Getenv(kill9KindsEnv)
-	for k, kind := range kinds {
-		if only != "" && !strings.Contains(kind.name, only) {
-			continue
-		}
-		start := time.Now()
-		for i := range n {
-			kind.kill(t, h, rng, i)
-			qemu := h.strayQEMUs(t)
-			h.nextStart(t)
-			temps := h.tempFiles(t)
-			daemons := h.strayProcesses(t)
-			if qemu+daemons+len(temps) > 0 {
-				t.Errorf("%s, trial %d: %d QEMU, %d daemons left; temp files after the next start: %v", kind.name, i, qemu, daemons, temps)
+	base := h.env
+	for _, mode := range modes {
+		h.env = append(slices.Clip(base), qemu.TeardownEnv+"="+mode)
+		t.Run(mode, func(t *testing.T) {
+			type tally struct {
+				trials, qemuLeft, daemonsLeft, tempLeft int
+				took                                    time.Duration
 			}
-			tl := &tallies[k]
-			tl.trials++
-			tl.qemuLeft += qemu
-			tl.daemonsLeft += daemons
-			tl.tempLeft += len(temps)
-			h.reset(t)
-		}
-		tallies[k].took = time.Since(start)
-		tl := tallies[k]
-		t.Logf("done: %s, %d trials in %s", kind.name, tl.trials, tl.took.Round(time.Second))
-	}
-	for k, kind := range kinds {
-		tl := tallies[k]
-		if tl.trials == 0 {
-			continue
-		}
-		t.Logf("%-18s %3d trials: %d QEMU left, %d fixture daemons left, %d temp files left after the next start (%s)",
-			kind.name, tl.trials, tl.qemuLeft, tl.daemonsLeft, tl.tempLeft, tl.took.Round(time.Second))
+			tallies := make([]tally, len(kinds))
+			only := os.Getenv(kill9KindsEnv)
+			for k, kind := range kinds {
+				if only != "" && !strings.Contains(kind.name, only) {
+					continue
+				}
+				start := time.Now()
+				for i := range n {
+					kind.kill(t, h, rng, i)
+					qemu := h.strayQEMUs(t)
+					h.nextStart(t)
+					temps := h.tempFiles(t)
+					daemons := h.strayProcesses(t)
+					if qemu+daemons+len(temps) > 0 {
+						t.Errorf("%s, trial %d: %d QEMU, %d daemons left; temp files after the next start: %v", kind.name, i, qemu, daemons, temps)
+					}
+					tl := &tallies[k]
+					tl.trials++
+					tl.qemuLeft += qemu
+					tl.daemonsLeft += daemons
+					tl.tempLeft += len(temps)
+					h.reset(t)
+				}
+				tallies[k].took = time.Since(start)
+				tl := tallies[k]
+				t.Logf("done: %s, %d trials in %s", kind.name, tl.trials, tl.took.Round(time.Second))
+			}
+			for k, kind := range kinds {
+				tl := tallies[k]
+				if tl.trials == 0 {
+					continue
+				}
+				t.Logf("%s: %-18s %3d trials: %d QEMU left, %d fixture daemons left, %d temp files left after the next start (%s)",
+					mode, kind.name, tl.trials, tl.qemuLeft, tl.daemonsLeft, tl.tempLeft, tl.took.Round(time.Second))
+			}
+		})
 	}
 }
 
