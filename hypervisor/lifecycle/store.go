@@ -19,6 +19,7 @@ import (
 	"github.com/kitrun/kitrun/hypervisor"
 
 	"github.com/kitrun/kitrun/boot/atomicfile"
+	"github.com/kitrun/kitrun/internal/statedir"
 )
 
 // File names inside a VM's directory.
@@ -176,22 +177,16 @@ type Store struct {
 const EnvStateDir = "KITRUN_STATE_DIR"
 
 // StateDirUsage is the help text of the commands' --state-dir flag.
-const StateDirUsage = "where detached VMs keep their state (default $" + EnvStateDir + ", else $XDG_STATE_HOME/kitrun/vms or ~/.local/state/kitrun/vms)"
+const StateDirUsage = "where detached VMs keep their state (default $" + EnvStateDir + ", else vms in kitrun's state directory: $XDG_STATE_HOME/kitrun or ~/.local/state/kitrun on Linux)"
 
 // DefaultDir is the state directory when none is given: $KITRUN_STATE_DIR,
-// else $XDG_STATE_HOME/kitrun/vms, else ~/.local/state/kitrun/vms.
+// else kitrun's state directory's vms (statedir: ~/.local/state/kitrun/vms
+// on Linux).
 func DefaultDir() string {
 	if d := os.Getenv(EnvStateDir); d != "" {
 		return d
 	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "kitrun", "vms")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		home = os.TempDir()
-	}
-	return filepath.Join(home, ".local", "state", "kitrun", "vms")
+	return filepath.Join(statedir.Dir(), "vms")
 }
 
 // Open returns the store at dir ("" for DefaultDir), as an absolute path:

@@ -26,6 +26,7 @@ import (
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench/compare"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/hypervisor"
+	"github.com/kitrun/kitrun/internal/statedir"
 	"github.com/kitrun/kitrun/testcases/executor"
 )
 
@@ -111,16 +112,7 @@ Ctrl-C finishes the run in progress and reports what was measured.`,
 	return cmd
 }
 
-func defaultResultsDir() string {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "kitrun", "bench")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "kitrun-bench")
-	}
-	return filepath.Join(home, ".local", "state", "kitrun", "bench")
-}
+func defaultResultsDir() string { return filepath.Join(statedir.Dir(), "bench") }
 
 // Run benches the targets.
 func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
