@@ -91,7 +91,7 @@ func WithArch(name string) Option { return func(c *config) { c.arch = name } }
 // 2m).
 func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = d } }
 
-// WithAccel picks the accelerator: auto (default), kvm or tcg.
+// WithAccel picks the accelerator: auto (default), kvm, hvf, whpx or tcg.
 func WithAccel(name string) Option { return func(c *config) { c.res.Accel = name } }
 
 // VM is a booted, ready guest owned by a test.

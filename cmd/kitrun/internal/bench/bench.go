@@ -91,7 +91,7 @@ Ctrl-C finishes the run in progress and reports what was measured.`,
 	f.BoolVar(&o.Floor, "floor", false, "bench the floor beside each configuration and report ratios to it")
 	f.StringSliceVar(&o.Machines, "machine", nil, "machine types, comma separated (default: each arch's default)")
 	f.StringSliceVar(&o.Mems, "mem", []string{hypervisor.FormatMemory(hypervisor.DefaultMemoryMiB)}, "guest memory sizes, comma separated")
-	f.StringSliceVar(&o.Accels, "accel", []string{hypervisor.DefaultAccel}, "accelerators, comma separated: auto, kvm, tcg")
+	f.StringSliceVar(&o.Accels, "accel", []string{hypervisor.DefaultAccel}, "accelerators, comma separated: auto, kvm, hvf, whpx, tcg")
 	f.StringSliceVar(&o.Arches, "arch", nil, "architectures, comma separated (default: the host's)")
 	f.StringVar(&o.Format, "format", kbench.FormatTable, "output format: "+strings.Join(kbench.Formats, ", "))
 	f.StringVarP(&o.Output, "output", "o", "", "write the results to this file (atomically) instead of stdout")
