@@ -36,7 +36,7 @@ NIGHTLY_MAX_REGRESSION ?= 5%
 export KITRUN_CACHE
 
 .PHONY: all build deps qemu kernels packages test run bench clean generate check-generated nightly nightly-test \
-	slurm-up slurm-down slurm-test
+	slurm-up slurm-down slurm-test cross-check
 
 all: build
 
@@ -75,7 +75,7 @@ check-generated:
 
 # The suite starts its runtime-only cases from snapshots (README,
 # "Snapshots"); the --no-snapshot line keeps their cold boots tested.
-test: deps build check-generated
+test: deps build check-generated cross-check
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 	bin/kitrun test testcases/ -j 2 --junit out/junit.xml --results out/test-results
@@ -83,6 +83,19 @@ test: deps build check-generated
 	bin/kitrun test testcases/ -j 2 --arch aarch64 --junit out/junit-aarch64.xml --results out/test-results-aarch64
 	$(MAKE) --no-print-directory nightly-test
 	$(MAKE) --no-print-directory slurm-test
+
+# macOS and Windows hosts (README, "Host support"): every package vets (its
+# tests compiled too) for both, guest-only ones (kitinit, kitsshd's command,
+# floorinit, test guest programs) build-tag themselves out; kitrun builds
+# for each OS and arch; a user's module importing vmtest keeps its go
+# directive and builds for all three (scripts/consumer-check.sh).
+CROSS_TARGETS ?= darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
+cross-check:
+	GOOS=darwin $(GO) vet ./...
+	GOOS=windows $(GO) vet ./...
+	@for t in $(CROSS_TARGETS); do echo "GOOS=$${t%/*} GOARCH=$${t#*/} go build ./cmd/kitrun"; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build -o /dev/null ./cmd/kitrun || exit 1; done
+	scripts/consumer-check.sh
 
 run: deps build
 	bin/kitrun run examples/minimal.yml --until-ready

@@ -10,7 +10,7 @@ import (
 type Resources struct {
 	// Machine is the machine type ("" is the platform's default).
 	Machine string `json:"machine,omitempty"`
-	// Accel is "auto", "kvm" or "tcg" ("" is auto); backends resolve auto
+	// Accel is "auto", "kvm", "hvf", "whpx" or "tcg" ("" is auto); backends resolve auto
 	// by probing.
 	Accel     string `json:"accel"`
 	MemoryMiB int    `json:"memory_mib"`

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+
+	"github.com/kitrun/kitrun/internal/statedir"
 )
 
 // SchemaVersion is the newest schema this kitrun writes (PRAGMA
@@ -110,17 +112,9 @@ type Store struct {
 }
 
 // DefaultPath is the history kitrun records into without --db:
-// $XDG_STATE_HOME/kitrun/history.db, else ~/.local/state/kitrun/history.db.
-func DefaultPath() string {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "kitrun", "history.db")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "kitrun-history.db")
-	}
-	return filepath.Join(home, ".local", "state", "kitrun", "history.db")
-}
+// history.db in kitrun's state directory (statedir: $XDG_STATE_HOME/kitrun,
+// else ~/.local/state/kitrun on Linux).
+func DefaultPath() string { return filepath.Join(statedir.Dir(), "history.db") }
 
 // ErrNewerSchema is returned (wrapped) by Open for a store written by a
 // newer kitrun.

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/kitrun/kitrun/boot/arch"
@@ -75,11 +74,11 @@ func tool(t *testing.T, name string, args ...string) string {
 
 // sizes returns a file's apparent and allocated bytes.
 func sizes(t testing.TB, p string) (apparent, allocated int64) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(p, &st); err != nil {
+	fi, err := os.Stat(p)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return st.Size, st.Blocks * 512
+	return fi.Size(), disk.Allocated(fi)
 }
 
 func fileSize(t testing.TB, p string) int64 {

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package kitinit is the guest's PID 1. It owns everything that happens inside
 // the VM between the kernel starting init and the power going off: mounting
 // the pseudo filesystems, loading kernel modules, opening the event channel

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"syscall"
 )
 
 // Built-in commands need no program in the image: the host's test harness
@@ -89,9 +88,7 @@ func Stat(path string) (FileInfo, error) {
 	fi.Mode = fmt.Sprintf("%04o", unixPerm(st.Mode()))
 	fi.Size = st.Size()
 	fi.MTime = st.ModTime().UnixNano()
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		fi.UID, fi.GID = int(sys.Uid), int(sys.Gid)
-	}
+	fi.UID, fi.GID = owner(st)
 	switch {
 	case st.Mode().IsRegular():
 		fi.Type = "file"

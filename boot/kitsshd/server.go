@@ -36,8 +36,11 @@ import (
 const (
 	DefaultHostKey        = "/etc/kitrun/ssh/host_key"
 	DefaultAuthorizedKeys = "/etc/kitrun/ssh/authorized_keys"
-	DefaultShell          = "/bin/sh"
-	DefaultPath           = "/usr/sbin:/usr/bin:/sbin:/bin"
+	// DefaultRandomSeed is where the host puts a per-boot random seed for
+	// the guest's kernel, next to the keys (CreditSeed, Linux only).
+	DefaultRandomSeed = "/etc/kitrun/ssh/random_seed"
+	DefaultShell      = "/bin/sh"
+	DefaultPath       = "/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
 // handshakeTimeout bounds a connection's key exchange and authentication.

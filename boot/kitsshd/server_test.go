@@ -1,3 +1,5 @@
+//go:build unix
+
 package kitsshd_test
 
 import (

@@ -3,18 +3,14 @@ package kitsshd
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/sys/unix"
 )
 
 // NoShellMessage is what a shell request gets in an image without a shell.
@@ -37,7 +33,7 @@ type session struct {
 	term string
 
 	mu      sync.Mutex
-	win     *unix.Winsize // set by pty-req: the command runs on a pty
+	win     *winsize // set by pty-req: the command runs on a pty
 	started bool
 	hungup  bool
 	pid     int      // process group of the running command; 0 when none
@@ -95,14 +91,14 @@ func (ss *session) request(req *ssh.Request) (ok bool, run func()) {
 			return false, nil
 		}
 		ss.term = p.Term
-		ss.win = winsize(p.Cols, p.Rows, p.XPix, p.YPix)
+		ss.win = newWinsize(p.Cols, p.Rows, p.XPix, p.YPix)
 		return true, nil
 	case "window-change":
 		var p struct{ Cols, Rows, XPix, YPix uint32 }
 		if ssh.Unmarshal(req.Payload, &p) != nil {
 			return false, nil
 		}
-		ss.resize(winsize(p.Cols, p.Rows, p.XPix, p.YPix))
+		ss.resize(newWinsize(p.Cols, p.Rows, p.XPix, p.YPix))
 		return true, nil
 	case "signal":
 		var p struct{ Signal string }
@@ -213,66 +209,7 @@ func (ss *session) run(command string, shell, onPty bool) exitInfo {
 		}
 		return exitInfo{status: 126}
 	}
-	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if ws.Signaled() {
-		return exitInfo{status: 128 + int(ws.Signal()), signal: strings.TrimPrefix(unix.SignalName(ws.Signal()), "SIG"), core: ws.CoreDump()}
-	}
-	return exitInfo{status: ws.ExitStatus()}
-}
-
-// runPipes runs cmd in its own process group with the channel as stdin,
-// stdout and stderr.
-func (ss *session) runPipes(cmd *exec.Cmd) error {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return err
-	}
-	cmd.Stdout = ss.ch
-	cmd.Stderr = ss.ch.Stderr()
-	// Wait for output for a while after exit, not for ever: a background
-	// process may hold it open.
-	cmd.WaitDelay = outputGrace
-	if err := ss.start(cmd, nil); err != nil {
-		return err
-	}
-	go func() {
-		io.Copy(stdin, ss.ch)
-		stdin.Close()
-	}()
-	err = cmd.Wait()
-	ss.stopped()
-	return err
-}
-
-// runPty runs cmd as a session leader on a new pty whose master is copied
-// to and from the channel.
-func (ss *session) runPty(cmd *exec.Cmd) error {
-	ptmx, tty, err := openPty()
-	if err != nil {
-		return fmt.Errorf("allocating a pty: %w", err)
-	}
-	defer ptmx.Close()
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	err = ss.start(cmd, ptmx)
-	tty.Close()
-	if err != nil {
-		return err
-	}
-	go io.Copy(ptmx, ss.ch)
-	out := make(chan struct{})
-	go func() {
-		io.Copy(ss.ch, ptmx) // ends with EIO once no process holds the tty
-		close(out)
-	}()
-	err = cmd.Wait()
-	ss.stopped()
-	select {
-	case <-out:
-	case <-time.After(outputGrace):
-	}
-	return err
+	return exitOf(cmd.ProcessState)
 }
 
 // start starts cmd unless the session has been hung up already.
@@ -302,19 +239,15 @@ func (ss *session) stopped() {
 // signal forwards a signal request ("TERM", "INT", …) to the command's
 // process group.
 func (ss *session) signal(name string) bool {
-	sig := unix.SignalNum("SIG" + name)
-	if sig == 0 {
-		return false
-	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.pid == 0 {
 		return false
 	}
-	return unix.Kill(-ss.pid, sig) == nil
+	return signalGroup(ss.pid, name)
 }
 
-func (ss *session) resize(w *unix.Winsize) {
+func (ss *session) resize(w *winsize) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.win != nil {
@@ -335,13 +268,13 @@ func (ss *session) hangup() {
 	if pid == 0 {
 		return
 	}
-	unix.Kill(-pid, unix.SIGHUP)
+	signalGroup(pid, "HUP")
 	select {
 	case <-ss.done:
 	case <-time.After(hangupGrace):
 		ss.mu.Lock()
 		if ss.pid != 0 {
-			unix.Kill(-ss.pid, unix.SIGKILL)
+			signalGroup(ss.pid, "KILL")
 		}
 		ss.mu.Unlock()
 	}
@@ -376,37 +309,4 @@ func (ss *session) lookPath(name string) string {
 func isExecutable(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0
-}
-
-func winsize(cols, rows, xpix, ypix uint32) *unix.Winsize {
-	return &unix.Winsize{Col: uint16(cols), Row: uint16(rows), Xpixel: uint16(xpix), Ypixel: uint16(ypix)}
-}
-
-// openPty opens a pty whose master is non-blocking, so that closing it
-// ends a pending read (pty.Open leaves it blocking).
-func openPty() (ptmx, tty *os.File, err error) {
-	m, tty, err := pty.Open()
-	if err != nil {
-		return nil, nil, err
-	}
-	fd, err := unix.Dup(int(m.Fd()))
-	m.Close()
-	if err == nil {
-		unix.CloseOnExec(fd)
-		err = unix.SetNonblock(fd, true)
-	}
-	if err != nil {
-		tty.Close()
-		return nil, nil, err
-	}
-	return os.NewFile(uintptr(fd), "/dev/ptmx"), tty, nil
-}
-
-func setWinsize(f *os.File, w *unix.Winsize) {
-	if w == nil {
-		return
-	}
-	if rc, err := f.SyscallConn(); err == nil {
-		rc.Control(func(fd uintptr) { unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, w) })
-	}
 }

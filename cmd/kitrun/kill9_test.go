@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,12 +14,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/kitrun/kitrun/hypervisor/qemu"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 )
 
@@ -26,11 +29,17 @@ import (
 // unset, the test is skipped (it boots hundreds of VMs: not for make test).
 //
 //	KITRUN_KILL9_TRIALS=50 go test -run KillNine -v -timeout 3h ./cmd/kitrun
+//
+// Each kind runs with each teardown mechanism (see kill9TeardownEnv).
 const kill9TrialsEnv = "KITRUN_KILL9_TRIALS"
 
 // kill9KindsEnv, if set, runs only the kinds of trial whose name holds it
 // ("mid-boot", "after ready", "supervisor", "test").
 const kill9KindsEnv = "KITRUN_KILL9_KINDS"
+
+// kill9TeardownEnv, if set, runs the trials with that teardown mechanism
+// only (qemu.TeardownEnv's values); unset, with each.
+const kill9TeardownEnv = "KITRUN_KILL9_TEARDOWN"
 
 // TestKillNineTrials is the reliability trial of issue 8: kitrun killed
 // with SIGKILL (no handler runs) while it works, many times. After each
@@ -68,44 +77,56 @@ func TestKillNineTrials(t *testing.T) {
 			h.killTest(t, i, time.Duration(300+rng.IntN(19700))*time.Millisecond)
 		}},
 	}
-	type tally struct {
-		trials, qemuLeft, daemonsLeft, tempLeft int
-		took                                    time.Duration
+	// Each kind with each teardown mechanism: Linux's parent-death
+	// signal and the portable watchdog macOS and Windows use.
+	modes := []string{qemu.TeardownPdeathsig, qemu.TeardownWatchdog}
+	if m := os.Getenv(kill9TeardownEnv); m != "" {
+		modes = []string{m}
 	}
-	tallies := make([]tally, len(kinds))
-	only := os.Getenv(kill9KindsEnv)
-	for k, kind := range kinds {
-		if only != "" && !strings.Contains(kind.name, only) {
-			continue
-		}
-		start := time.Now()
-		for i := range n {
-			kind.kill(t, h, rng, i)
-			qemu := h.strayQEMUs(t)
-			h.nextStart(t)
-			temps := h.tempFiles(t)
-			daemons := h.strayProcesses(t)
-			if qemu+daemons+len(temps) > 0 {
-				t.Errorf("%s, trial %d: %d QEMU, %d daemons left; temp files after the next start: %v", kind.name, i, qemu, daemons, temps)
+	base := h.env
+	for _, mode := range modes {
+		h.env = append(slices.Clip(base), qemu.TeardownEnv+"="+mode)
+		t.Run(mode, func(t *testing.T) {
+			type tally struct {
+				trials, qemuLeft, daemonsLeft, tempLeft int
+				took                                    time.Duration
 			}
-			tl := &tallies[k]
-			tl.trials++
-			tl.qemuLeft += qemu
-			tl.daemonsLeft += daemons
-			tl.tempLeft += len(temps)
-			h.reset(t)
-		}
-		tallies[k].took = time.Since(start)
-		tl := tallies[k]
-		t.Logf("done: %s, %d trials in %s", kind.name, tl.trials, tl.took.Round(time.Second))
-	}
-	for k, kind := range kinds {
-		tl := tallies[k]
-		if tl.trials == 0 {
-			continue
-		}
-		t.Logf("%-18s %3d trials: %d QEMU left, %d fixture daemons left, %d temp files left after the next start (%s)",
-			kind.name, tl.trials, tl.qemuLeft, tl.daemonsLeft, tl.tempLeft, tl.took.Round(time.Second))
+			tallies := make([]tally, len(kinds))
+			only := os.Getenv(kill9KindsEnv)
+			for k, kind := range kinds {
+				if only != "" && !strings.Contains(kind.name, only) {
+					continue
+				}
+				start := time.Now()
+				for i := range n {
+					kind.kill(t, h, rng, i)
+					qemu := h.strayQEMUs(t)
+					h.nextStart(t)
+					temps := h.tempFiles(t)
+					daemons := h.strayProcesses(t)
+					if qemu+daemons+len(temps) > 0 {
+						t.Errorf("%s, trial %d: %d QEMU, %d daemons left; temp files after the next start: %v", kind.name, i, qemu, daemons, temps)
+					}
+					tl := &tallies[k]
+					tl.trials++
+					tl.qemuLeft += qemu
+					tl.daemonsLeft += daemons
+					tl.tempLeft += len(temps)
+					h.reset(t)
+				}
+				tallies[k].took = time.Since(start)
+				tl := tallies[k]
+				t.Logf("done: %s, %d trials in %s", kind.name, tl.trials, tl.took.Round(time.Second))
+			}
+			for k, kind := range kinds {
+				tl := tallies[k]
+				if tl.trials == 0 {
+					continue
+				}
+				t.Logf("%s: %-18s %3d trials: %d QEMU left, %d fixture daemons left, %d temp files left after the next start (%s)",
+					mode, kind.name, tl.trials, tl.qemuLeft, tl.daemonsLeft, tl.tempLeft, tl.took.Round(time.Second))
+			}
+		})
 	}
 }
 
@@ -478,4 +499,78 @@ func (h *trialHost) reset(t *testing.T) {
 	}
 	os.RemoveAll(h.results)
 	os.MkdirAll(h.results, 0o755)
+}
+
+// TestKill9LeavesNoQEMU kills kitrun with SIGKILL — no handler runs — while
+// its VM is up, and checks that QEMU dies with it: with Linux's
+// parent-death signal and with the portable watchdog macOS and Windows use.
+func TestKill9LeavesNoQEMU(t *testing.T) {
+	qemutest.Require(t, "x86_64")
+	bin := buildKitrun(t)
+	for _, mode := range []string{qemu.TeardownPdeathsig, qemu.TeardownWatchdog} {
+		t.Run(mode, func(t *testing.T) { kill9LeavesNoQEMU(t, bin, mode) })
+	}
+}
+
+func kill9LeavesNoQEMU(t *testing.T, bin, mode string) {
+	spec := filepath.Join(qemutest.RepoRoot(t), "examples", "minimal.yml")
+	cmd := exec.Command(bin, "run", spec, "--accel", "tcg", "--console-log", filepath.Join(t.TempDir(), "console.log"))
+	cmd.Env = append(os.Environ(), qemu.TeardownEnv+"="+mode)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	pid, ready := 0, false
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	timeout := time.After(2 * time.Minute)
+	for !ready {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatal("kitrun ended before all-ready")
+			}
+			t.Log(line)
+			if i := strings.Index(line, "qemu pid "); i >= 0 {
+				fmt.Sscanf(line[i:], "qemu pid %d", &pid)
+			}
+			if strings.HasPrefix(line, "all-ready") {
+				ready = true
+			}
+		case <-timeout:
+			t.Fatal("no all-ready within 2m")
+		}
+	}
+	if pid == 0 {
+		t.Fatal("kitrun did not print QEMU's pid")
+	}
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("qemu pid %d not running before the kill: %v", pid, err)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	go io.Copy(io.Discard, stderr)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return
+		}
+		// A zombie still answers kill(0) until reaped by init; count a
+		// zombie as gone.
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(st), ") Z ") {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("qemu pid %d outlived kitrun's kill -9", pid)
 }

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/kitrun/kitrun/hypervisor/aws/awsfake"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
 	"github.com/kitrun/kitrun/hypervisor/vm"
+	"github.com/kitrun/kitrun/internal/childproc"
 )
 
 // diskImage is an image whose aws disk is size random bytes: enough for
@@ -282,7 +282,7 @@ func TestKilledRunSwept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childproc.Attr()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestKilledRunSwept(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("the child did not start its instance:\n%s", got)
 	}
-	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Process.Kill()
 	cmd.Wait()
 	before := f.Resources()
 	kinds := strings.Join(before, "\n")

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/kitrun/kitrun/boot/procid"
-	"golang.org/x/sys/unix"
 )
 
 // procStat is what kitrun reads of /proc/PID/stat.
@@ -91,7 +90,7 @@ func killVerified(pid int, start uint64, d time.Duration) bool {
 	if ok, _ := host.alive(pid, start); !ok {
 		return false
 	}
-	unix.Kill(pid, unix.SIGKILL)
+	sigkill(pid)
 	waitGone(pid, start, d)
 	return true
 }

@@ -76,8 +76,7 @@ func (s *Store) Start(ctx context.Context, m Meta, o StartOptions) (*Report, err
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devnull, logf, logf
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.Dir = "/"
-	// Its own session: no terminal, no Ctrl-C, no hangup reaches it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	detach(cmd)
 	err = cmd.Start()
 	w.Close()
 	logf.Close()

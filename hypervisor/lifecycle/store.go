@@ -17,9 +17,9 @@ import (
 
 	"github.com/kitrun/kitrun/boot/procid"
 	"github.com/kitrun/kitrun/hypervisor"
-	"golang.org/x/sys/unix"
 
 	"github.com/kitrun/kitrun/boot/atomicfile"
+	"github.com/kitrun/kitrun/internal/statedir"
 )
 
 // File names inside a VM's directory.
@@ -177,22 +177,16 @@ type Store struct {
 const EnvStateDir = "KITRUN_STATE_DIR"
 
 // StateDirUsage is the help text of the commands' --state-dir flag.
-const StateDirUsage = "where detached VMs keep their state (default $" + EnvStateDir + ", else $XDG_STATE_HOME/kitrun/vms or ~/.local/state/kitrun/vms)"
+const StateDirUsage = "where detached VMs keep their state (default $" + EnvStateDir + ", else vms in kitrun's state directory: $XDG_STATE_HOME/kitrun or ~/.local/state/kitrun on Linux)"
 
 // DefaultDir is the state directory when none is given: $KITRUN_STATE_DIR,
-// else $XDG_STATE_HOME/kitrun/vms, else ~/.local/state/kitrun/vms.
+// else kitrun's state directory's vms (statedir: ~/.local/state/kitrun/vms
+// on Linux).
 func DefaultDir() string {
 	if d := os.Getenv(EnvStateDir); d != "" {
 		return d
 	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "kitrun", "vms")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		home = os.TempDir()
-	}
-	return filepath.Join(home, ".local", "state", "kitrun", "vms")
+	return filepath.Join(statedir.Dir(), "vms")
 }
 
 // Open returns the store at dir ("" for DefaultDir), as an absolute path:
@@ -399,30 +393,13 @@ func (s *Store) Create(m Meta, st State) error {
 		return err
 	}
 	if err := renameNoReplace(tmp, target); err != nil {
-		if errors.Is(err, fs.ErrExist) || errors.Is(err, unix.ENOTEMPTY) {
+		if errors.Is(err, fs.ErrExist) {
 			return &ExistsError{Name: m.Name}
 		}
 		return fmt.Errorf("creating VM %s: %w", m.Name, err)
 	}
 	ok = true
 	return nil
-}
-
-// renameNoReplace renames without ever replacing an existing target.
-func renameNoReplace(from, to string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		// A filesystem without RENAME_NOREPLACE: check, then rename
-		// (rename(2) refuses to replace a non-empty directory anyway).
-		if _, err := os.Lstat(to); err == nil {
-			return fs.ErrExist
-		}
-		return os.Rename(from, to)
-	}
-	if errors.Is(err, unix.EEXIST) {
-		return fs.ErrExist
-	}
-	return err
 }
 
 // ReadMeta reads meta.json.

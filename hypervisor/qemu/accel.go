@@ -8,38 +8,81 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/atomicfile"
 )
 
-// probeDeadline is how long a KVM boot may take to reach the kernel's
-// root-mount panic. Where KVM works that takes well under a second; where it
-// is broken (nested virtualisation that hangs 64-bit guests) the probe gives
-// up here and kitrun falls back to TCG.
+// probeDeadline is how long a hardware-accelerated boot may take to reach
+// the kernel's root-mount panic. Where the accelerator works that takes
+// well under a second; where it is broken (nested virtualisation that hangs
+// 64-bit guests under KVM) the probe gives up here and kitrun falls back to
+// TCG.
 const probeDeadline = 3 * time.Second
 
-// resolveAccel turns "auto" into kvm or tcg, with the reason.
+// Accelerators. Each host OS has one hardware accelerator QEMU can use:
+// KVM on Linux, Hypervisor.framework (hvf) on macOS, the Windows Hypervisor
+// Platform (whpx) on Windows. TCG (emulation) runs everywhere.
+var hardwareAccels = map[string]string{"linux": "kvm", "darwin": "hvf", "windows": "whpx"}
+
+// validAccels is what --accel takes.
+const validAccels = "auto, kvm, hvf, whpx, tcg"
+
+// hardwareAccel says which hardware accelerator auto tries on a goos host
+// of arch host for a guest of arch guest, or "" and why none. All of them
+// run guests of the host's own architecture only; whpx only x86_64 ones.
+func hardwareAccel(goos string, host, guest arch.Arch) (string, string) {
+	hw := hardwareAccels[goos]
+	switch {
+	case hw == "":
+		return "", fmt.Sprintf("QEMU has no hardware accelerator kitrun knows on %s", goos)
+	case guest.GOARCH != host.GOARCH:
+		return "", fmt.Sprintf("%s cannot run %s guests on a %s host", strings.ToUpper(hw), guest.Name, host.Name)
+	case hw == "whpx" && host.GOARCH != "amd64":
+		return "", fmt.Sprintf("WHPX runs x86_64 guests only, not %s", guest.Name)
+	}
+	return hw, ""
+}
+
+// cpuFor is the -cpu model for accel: the machine table's, else "max" (all
+// the accelerator can offer: hvf and whpx).
+func (mt machineType) cpuFor(accel string) string {
+	if c, ok := mt.cpu[accel]; ok {
+		return c
+	}
+	return "max"
+}
+
+// resolveAccel turns "auto" into the host's hardware accelerator or tcg,
+// with the reason.
 func (b *Backend) resolveAccel(ctx context.Context, a arch.Arch, want, machineName string, mt machineType, binary, kernel string) (string, string, error) {
+	hw, why := hardwareAccel(runtime.GOOS, arch.Host(), a)
 	switch want {
 	case "tcg":
 		return "tcg", "requested", nil
-	case "kvm":
-		if reason := kvmUnusable(a); reason != "" {
-			return "", "", fmt.Errorf("--accel kvm: %s", reason)
+	case "kvm", "hvf", "whpx":
+		if want != hardwareAccels[runtime.GOOS] {
+			return "", "", fmt.Errorf("--accel %s: not on %s; valid here: auto, %s, tcg", want, runtime.GOOS, hardwareAccels[runtime.GOOS])
 		}
-		return "kvm", "requested", nil
+		if why == "" {
+			why = accelUnusable(hw)
+		}
+		if why != "" {
+			return "", "", fmt.Errorf("--accel %s: %s", want, why)
+		}
+		return want, "requested", nil
 	case "", "auto":
 	default:
-		return "", "", fmt.Errorf("unknown accelerator %q; valid: auto, kvm, tcg", want)
+		return "", "", fmt.Errorf("unknown accelerator %q; valid: %s", want, validAccels)
 	}
-	if reason := kvmUnusable(a); reason != "" {
-		return "tcg", reason, nil
+	if why == "" {
+		why = accelUnusable(hw)
+	}
+	if why != "" {
+		return "tcg", why, nil
 	}
 	key, err := probeKey(binary, a.Name, machineName)
 	if err != nil {
@@ -49,10 +92,10 @@ func (b *Backend) resolveAccel(ctx context.Context, a arch.Arch, want, machineNa
 	if r, ok := readProbeCache(cache, key, time.Now()); ok {
 		return r.Accel, r.Reason + " (cached probe)", nil
 	}
-	r, err := probeKVM(ctx, mt, binary, kernel)
+	r, err := probeAccel(ctx, hw, mt, binary, kernel)
 	if err != nil {
 		// Cut short (the caller gave up): no answer, nothing cached.
-		return "", "", fmt.Errorf("KVM probe: %w", err)
+		return "", "", fmt.Errorf("%s probe: %w", strings.ToUpper(hw), err)
 	}
 	writeProbeCache(cache, key, r)
 	return r.Accel, r.Reason, nil
@@ -60,15 +103,10 @@ func (b *Backend) resolveAccel(ctx context.Context, a arch.Arch, want, machineNa
 
 // kvmUnusable says why KVM cannot even be tried, or "".
 func kvmUnusable(a arch.Arch) string {
-	if a.GOARCH != arch.Host().GOARCH {
-		return fmt.Sprintf("KVM cannot run %s guests on a %s host", a.Name, arch.Host().Name)
+	if hw, why := hardwareAccel("linux", arch.Host(), a); hw == "" {
+		return why
 	}
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return "/dev/kvm is not usable: " + err.Error()
-	}
-	f.Close()
-	return ""
+	return accelUnusable("kvm")
 }
 
 type probeResult struct {
@@ -84,51 +122,51 @@ type probeResult struct {
 // hangRecheck is how long a probe that ran out of time is believed.
 const hangRecheck = time.Hour
 
-// probeKVM boots the real kernel under KVM with no initramfs: a working
-// KVM reaches the "unable to mount root" panic, which panic=-1 and
-// -no-reboot turn into a QEMU exit, well within probeDeadline. The device
-// file existing proves nothing (see the README): only a booting 64-bit
-// kernel does. QEMU exiting is a definite answer; running out of the
-// probe's own time is one that expires (hangRecheck); ctx ending first is
-// no answer at all (an error).
-func probeKVM(ctx context.Context, mt machineType, binary, kernel string) (probeResult, error) {
+// probeAccel boots the real kernel under the hardware accelerator hw with
+// no initramfs: a working accelerator reaches the "unable to mount root"
+// panic, which panic=-1 and -no-reboot turn into a QEMU exit, well within
+// probeDeadline. The device or feature existing proves nothing (see the
+// README): only a booting 64-bit kernel does. QEMU exiting is a definite
+// answer; running out of the probe's own time is one that expires
+// (hangRecheck); ctx ending first is no answer at all (an error).
+func probeAccel(ctx context.Context, hw string, mt machineType, binary, kernel string) (probeResult, error) {
+	name := strings.ToUpper(hw)
 	start := time.Now()
 	args := []string{
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-		"-machine", mt.machine, "-accel", "kvm", "-cpu", mt.cpu["kvm"], "-m", "128",
+		"-machine", mt.machine, "-accel", hw, "-cpu", mt.cpuFor(hw), "-m", "128",
 		"-kernel", kernel, "-append", "panic=-1 console=ttyS0",
 		"-serial", "none", "-monitor", "none",
 	}
 	cmd := exec.Command(binary, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 4 << 10}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	done, err := startLocked(cmd)
+	p, err := startQEMU(cmd)
 	if err != nil {
-		return probeResult{Accel: "tcg", Reason: "KVM probe could not start QEMU: " + err.Error(), When: time.Now()}, nil
+		return probeResult{Accel: "tcg", Reason: name + " probe could not start QEMU: " + err.Error(), When: time.Now()}, nil
 	}
 	deadline := time.NewTimer(probeDeadline)
 	defer deadline.Stop()
 	select {
-	case err := <-done:
+	case err := <-p.waited:
 		took := time.Since(start).Round(time.Millisecond)
 		if err != nil {
 			msg := strings.TrimSpace(stderr.String())
 			if msg == "" {
 				msg = err.Error()
 			}
-			return probeResult{Accel: "tcg", Reason: fmt.Sprintf("KVM probe failed after %s: %s", took, firstLine(msg)), When: time.Now()}, nil
+			return probeResult{Accel: "tcg", Reason: fmt.Sprintf("%s probe failed after %s: %s", name, took, firstLine(msg)), When: time.Now()}, nil
 		}
-		return probeResult{Accel: "kvm", Reason: fmt.Sprintf("KVM probe booted a kernel in %s", took), When: time.Now()}, nil
+		return probeResult{Accel: hw, Reason: fmt.Sprintf("%s probe booted a kernel in %s", name, took), When: time.Now()}, nil
 	case <-deadline.C:
-		unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
-		<-done
+		p.kill()
+		<-p.waited
 		now := time.Now()
-		return probeResult{Accel: "tcg", Reason: fmt.Sprintf("/dev/kvm exists but a KVM guest kernel did not boot within %s (nested virtualisation?)", probeDeadline),
+		return probeResult{Accel: "tcg", Reason: fmt.Sprintf("%s is there but a guest kernel did not boot within %s (nested virtualisation?)", name, probeDeadline),
 			When: now, Expires: now.Add(hangRecheck)}, nil
 	case <-ctx.Done():
-		unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
-		<-done
+		p.kill()
+		<-p.waited
 		return probeResult{}, ctx.Err()
 	}
 }
@@ -143,8 +181,8 @@ func firstLine(s string) string {
 // probeKey identifies what a probe result holds for: this host kernel, this
 // QEMU binary (path, size, mtime stand for its version), arch and machine.
 func probeKey(binary, archName, machine string) (string, error) {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
+	release, err := hostRelease()
+	if err != nil {
 		return "", err
 	}
 	st, err := os.Stat(binary)
@@ -152,7 +190,7 @@ func probeKey(binary, archName, machine string) (string, error) {
 		return "", err
 	}
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s|%s|%s|%d|%d|%s|%s", host, unix.ByteSliceToString(u.Release[:]),
+	return fmt.Sprintf("%s|%s|%s|%d|%d|%s|%s", host, release,
 		binary, st.Size(), st.ModTime().Unix(), archName, machine), nil
 }
 

@@ -25,3 +25,14 @@ func TestConformance(t *testing.T) {
 		Resources: hypervisor.Resources{Accel: "tcg"},
 	})
 }
+
+// TestConformanceWindowsWiring runs the conformance test with QEMU wired
+// as on Windows (console, channel and QMP over TCP on 127.0.0.1) and kept
+// from outliving kitrun by the portable watchdog: what a Windows or macOS
+// host runs, short of the OS itself.
+func TestConformanceWindowsWiring(t *testing.T) {
+	t.Setenv(qemu.TeardownEnv, qemu.TeardownWatchdog)
+	old := qemu.SetTCPStreams(true)
+	t.Cleanup(func() { qemu.SetTCPStreams(old) })
+	TestConformance(t)
+}

@@ -24,8 +24,8 @@ const monitorDeadline = 15 * time.Second
 // greeting, and forwards the events that matter. go-qemu's event channel is
 // unbuffered and must be drained, so this goroutine drains it until QEMU
 // closes the socket.
-func (m *machine) connectMonitor(path string) {
-	mon, err := m.dialMonitor(path)
+func (m *machine) connectMonitor(network, addr string) {
+	mon, err := m.dialMonitor(network, addr)
 	m.mu.Lock()
 	m.mon, m.monErr = mon, err
 	close(m.monReady)
@@ -48,9 +48,9 @@ func (m *machine) connectMonitor(path string) {
 	}
 }
 
-func (m *machine) dialMonitor(path string) (*qmp.SocketMonitor, error) {
+func (m *machine) dialMonitor(network, path string) (*qmp.SocketMonitor, error) {
 	deadline := time.Now().Add(monitorDeadline)
-	for {
+	for network == "unix" {
 		if m.exited() {
 			return nil, errors.New("qemu exited before its monitor came up")
 		}
@@ -63,15 +63,17 @@ func (m *machine) dialMonitor(path string) (*qmp.SocketMonitor, error) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	// QEMU binds the socket a moment before it listens on it: a dial in
-	// between is refused, so retry until the deadline.
+	// between is refused, so retry until the deadline. Over TCP (Windows)
+	// there is no file to wait for and Windows's refusal is no
+	// ECONNREFUSED: every dial error is retried.
 	var mon *qmp.SocketMonitor
 	for {
 		var err error
-		mon, err = qmp.NewSocketMonitor("unix", path, time.Until(deadline))
+		mon, err = qmp.NewSocketMonitor(network, path, time.Until(deadline))
 		if err == nil {
 			break
 		}
-		if m.exited() || time.Now().After(deadline) || !errors.Is(err, syscall.ECONNREFUSED) {
+		if m.exited() || time.Now().After(deadline) || (network == "unix" && !errors.Is(err, syscall.ECONNREFUSED)) {
 			return nil, fmt.Errorf("dial qmp: %w", err)
 		}
 		time.Sleep(2 * time.Millisecond)

@@ -8,14 +8,17 @@
 // Console and event channel are socketpairs handed to QEMU as inherited file
 // descriptors, so no byte the guest writes can be lost to a connect race and
 // nothing is left on the filesystem; QMP is a unix socket in a private
-// runtime directory because go-qemu's monitor dials by address. Nothing is
-// left to QEMU's defaults (-nodefaults): every device is named here.
+// runtime directory because go-qemu's monitor dials by address. On Windows
+// all three are TCP on 127.0.0.1 (streams.go). Nothing is left to QEMU's
+// defaults (-nodefaults): every device is named here.
 //
-// QEMU never outlives kitrun, even after kill -9: it is started with a
-// parent-death signal from an OS thread kept for that purpose until QEMU is
-// reaped (Linux sends the signal when the thread that forked exits, not the
-// process), and in a process group of its own so that a terminal's Ctrl-C
-// reaches kitrun only.
+// QEMU never outlives kitrun, even after kill -9: on Linux it is started
+// with a parent-death signal from an OS thread kept for that purpose until
+// QEMU is reaped (Linux sends the signal when the thread that forked exits,
+// not the process); elsewhere, or with KITRUN_QEMU_TEARDOWN=watchdog, a
+// watchdog that kills QEMU when a pipe only kitrun holds reads EOF
+// (teardown.go). Either way QEMU runs in a process group of its own so that
+// a terminal's Ctrl-C reaches kitrun only.
 package qemu
 
 import (
@@ -30,11 +33,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/digitalocean/go-qemu/qmp"
-	"golang.org/x/sys/unix"
 
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/platform"
@@ -232,10 +233,10 @@ func (b *Backend) plan(ctx context.Context, spec hypervisor.Spec) (*plan, error)
 }
 
 // args are QEMU's arguments for the plan.
-func (b *Backend) args(p *plan, network bool, published []hypervisor.PortForward, qmpPath string, channel bool) []string {
+func (b *Backend) args(p *plan, network bool, published []hypervisor.PortForward, qmp, console, channel string) []string {
 	args := commandLine(commandLineInput{
 		mt: p.mt, accel: p.accel, accelArg: b.accelArg(p.accel), res: p.res, boot: p.boot, network: network,
-		publish: published, qmpPath: qmpPath, channel: channel,
+		publish: published, qmp: qmp, console: console, channel: channel,
 	})
 	if b.ICountShift > 0 {
 		args = append(args, "-icount", fmt.Sprintf("shift=%d,align=off,sleep=off", b.ICountShift))
@@ -293,64 +294,84 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	}
 	m.boot = boot
 
-	conHost, conGuest, err := socketpair("console")
+	con, err := newLink("console", 3)
 	if err != nil {
 		return nil, err
 	}
-	m.files = append(m.files, conHost, conGuest)
-	m.console = conHost
-	var chGuest *os.File
+	m.links = append(m.links, con)
+	var ch *link
 	if !spec.NoChannel && mt.hw.Channel != "" {
-		var chHost *os.File
-		if chHost, chGuest, err = socketpair("channel"); err != nil {
+		if ch, err = newLink("channel", 4); err != nil {
 			return nil, err
 		}
-		m.files = append(m.files, chHost, chGuest)
-		m.channel = chHost
+		m.links = append(m.links, ch)
 	}
 
-	qmpPath := filepath.Join(m.runtimeDir, "qmp.sock")
-	args := b.args(p, img.Networked(), published, qmpPath, chGuest != nil)
+	qmpArg, qmpNet, qmpAddr, err := qmpAddress(m.runtimeDir)
+	if err != nil {
+		return nil, err
+	}
+	args := b.args(p, img.Networked(), published, qmpArg, con.chardev, ch.chardevOrEmpty())
 	if spec.RestoreFrom != "" {
 		// Started paused, waiting for migrate-incoming (restoreState).
 		args = append(args, "-incoming", "defer")
 	}
 	cmd := exec.Command(binary, args...)
-	// fds 3 (console) and 4 (channel) in QEMU, as commandLine names them.
-	cmd.ExtraFiles = []*os.File{conGuest}
-	if chGuest != nil {
-		cmd.ExtraFiles = append(cmd.ExtraFiles, chGuest)
+	// fds 3 (console) and 4 (channel) in QEMU, as newLink named them.
+	for _, k := range m.links {
+		if k.guest != nil {
+			cmd.ExtraFiles = append(cmd.ExtraFiles, k.guest)
+		}
 	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedWriter{w: &stderr, n: 64 << 10}
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// QEMU must not outlive kitrun, even after kill -9 (see the
-		// package documentation and startLocked).
-		Pdeathsig: syscall.SIGKILL,
-		// Its own group, so a terminal's Ctrl-C reaches kitrun only and
-		// teardown is kitrun's to order.
-		Setpgid: true,
-	}
 	m.start = time.Now()
-	waited, err := startLocked(cmd)
+	// QEMU must not outlive kitrun, even after kill -9 (teardown.go).
+	qp, err := startQEMU(cmd)
 	if err != nil {
 		return nil, fmt.Errorf("starting %s: %w", binary, err)
 	}
 	ok = true
-	pid := procid.Of(cmd.Process.Pid)
+	pid := procid.Of(qp.pid)
 	m.pid = pid
+	m.kill = qp.kill
 	m.info.ID = pid.String()
 	m.info.Started = m.start
 	m.info.Process = &hypervisor.Process{PID: pid.PID, Start: pid.Start, Command: append([]string{binary}, args...)}
-	m.info.Version, _ = b.Version(ctx, img.Arch)
 	// QEMU holds its ends now; ours would keep the sockets open after
 	// QEMU exits and hide EOF.
-	conGuest.Close()
-	if chGuest != nil {
-		chGuest.Close()
+	for _, k := range m.links {
+		if k.guest != nil {
+			k.guest.Close()
+			k.guest = nil
+		}
 	}
+	exited := make(chan struct{})
+	waited := make(chan error, 1)
+	go func() {
+		err := <-qp.waited
+		close(exited)
+		waited <- err
+	}()
+	for _, k := range m.links {
+		if err := k.accept(time.Now().Add(monitorDeadline), exited); err != nil {
+			qp.kill()
+			<-waited
+			m.removeRuntimeDir()
+			m.closeFiles()
+			if stderr.Len() > 0 {
+				err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+			}
+			return nil, err
+		}
+	}
+	m.console = con.host
+	if ch != nil {
+		m.channel = ch.host
+	}
+	m.info.Version, _ = b.Version(ctx, img.Arch)
 
-	go m.connectMonitor(qmpPath)
+	go m.connectMonitor(qmpNet, qmpAddr)
 	if spec.RestoreFrom != "" {
 		go m.restoreState(spec.RestoreFrom)
 	}
@@ -388,8 +409,11 @@ type commandLineInput struct {
 	boot     *bootMedia
 	network  bool
 	publish  []hypervisor.PortForward
-	qmpPath  string
-	channel  bool
+	// qmp is -qmp's value; console and channel are the -chardev socket
+	// options of those streams (channel "" when there is none).
+	qmp     string
+	console string
+	channel string
 }
 
 // commandLine builds QEMU's arguments. Nothing is left to QEMU's defaults:
@@ -401,16 +425,16 @@ func commandLine(in commandLineInput) []string {
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
 		"-machine", mt.machine,
 		"-accel", in.accelArg,
-		"-cpu", mt.cpu[in.accel],
+		"-cpu", mt.cpuFor(in.accel),
 		"-m", strconv.Itoa(in.res.MemoryMiB),
 		"-smp", strconv.Itoa(in.res.CPUs),
-		"-chardev", "socket,id=con,fd=3",
+		"-chardev", "socket,id=con," + in.console,
 		"-serial", "chardev:con",
-		"-qmp", "unix:" + in.qmpPath + ",server=on,wait=off",
+		"-qmp", in.qmp,
 	}
-	args = append(args, in.boot.args(mt, in.accel, in.network, !in.channel)...)
-	if in.channel {
-		args = append(args, "-chardev", "socket,id=chan,fd=4")
+	args = append(args, in.boot.args(mt, in.accel, in.network, in.channel == "")...)
+	if in.channel != "" {
+		args = append(args, "-chardev", "socket,id=chan,"+in.channel)
 		args = append(args, mt.channel("chan")...)
 	}
 	args = append(args, mt.extra...)
@@ -451,21 +475,6 @@ func (b *Backend) findBinary(name string) (string, error) {
 	return p, nil
 }
 
-// socketpair makes a connected pair; kitrun's end is non-blocking, so that
-// writes to it honour deadlines.
-func socketpair(what string) (host, guest *os.File, err error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s socketpair: %w", what, err)
-	}
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		unix.Close(fds[0])
-		unix.Close(fds[1])
-		return nil, nil, fmt.Errorf("%s socketpair: %w", what, err)
-	}
-	return os.NewFile(uintptr(fds[0]), what+"-host"), os.NewFile(uintptr(fds[1]), what+"-guest"), nil
-}
-
 // streamLinger is how long after QEMU's exit kitrun's ends of the console
 // and channel stay open for a reader that has not reached EOF yet.
 const streamLinger = 30 * time.Second
@@ -479,9 +488,10 @@ type machine struct {
 	start      time.Time
 	runtimeDir string
 	ownDir     bool
-	console    *os.File
-	channel    *os.File // nil when the channel shares the console or is off
-	files      []*os.File
+	console    stream
+	channel    stream // nil when the channel shares the console or is off
+	links      []*link
+	kill       func() error // QEMU and its helpers, now (proc.kill)
 
 	mu         sync.Mutex
 	exitErr    error
@@ -518,7 +528,7 @@ func (m *machine) Channel() io.ReadWriter {
 // everything QEMU wrote (EOF): closing it earlier would lose those bytes.
 // A stream nobody reads is closed a while after the machine is gone
 // (Start's exit goroutine).
-type eofCloser struct{ f *os.File }
+type eofCloser struct{ f stream }
 
 func (e eofCloser) Read(p []byte) (int, error) {
 	n, err := e.f.Read(p)
@@ -592,8 +602,8 @@ func (m *machine) removeRuntimeDir() {
 }
 
 func (m *machine) closeFiles() {
-	for _, f := range m.files {
-		f.Close()
+	for _, k := range m.links {
+		k.close()
 	}
 }
 
@@ -632,8 +642,7 @@ func (m *machine) ForceOff(ctx context.Context) error {
 	if m.waitDone(ctx, 2*time.Second) {
 		return nil // quit worked; a failed request to a dying QEMU is no matter
 	}
-	// The whole group: QEMU may have helpers.
-	if err := unix.Kill(-m.pid.PID, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+	if err := m.kill(); err != nil {
 		errs = append(errs, fmt.Errorf("kill qemu (pid %d): %w", m.pid.PID, err))
 	}
 	if !m.waitDone(ctx, 5*time.Second) {

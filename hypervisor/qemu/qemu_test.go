@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -113,36 +111,51 @@ func TestAccelProbeFallback(t *testing.T) {
 		{"fails", "echo 'qemu-system-x86_64: error: failed to set MSR 0x10a' >&2; exit 1", "tcg", "failed to set MSR", false},
 		{"boots", "exit 0", "kvm", "booted a kernel", false},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			bin := standIn(t, c.script)
-			start := time.Now()
-			r, err := qemu.ProbeKVM(context.Background(), a, bin, "/dev/null")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if r.Accel != c.accel || !strings.Contains(r.Reason, c.reason) {
-				t.Errorf("got %s (%s), want %s with %q", r.Accel, r.Reason, c.accel, c.reason)
-			}
-			if c.expires != !r.Expires.IsZero() {
-				t.Errorf("expires = %v, want an expiry: %v", r.Expires, c.expires)
-			}
-			if c.expires && r.Expires.Sub(r.When) != qemu.HangRecheck {
-				t.Errorf("a hang is believed for %s, want %s", r.Expires.Sub(r.When), qemu.HangRecheck)
-			}
-			if d := time.Since(start); d > qemu.ProbeDeadline+time.Second {
-				t.Errorf("probe took %s", d)
+	for _, mode := range teardownModes() {
+		for _, c := range cases {
+			t.Run(mode+"/"+c.name, func(t *testing.T) {
+				t.Setenv(qemu.TeardownEnv, mode)
+				bin := standIn(t, c.script)
+				start := time.Now()
+				r, err := qemu.ProbeKVM(context.Background(), a, bin, "/dev/null")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Accel != c.accel || !strings.Contains(r.Reason, c.reason) {
+					t.Errorf("got %s (%s), want %s with %q", r.Accel, r.Reason, c.accel, c.reason)
+				}
+				if c.expires != !r.Expires.IsZero() {
+					t.Errorf("expires = %v, want an expiry: %v", r.Expires, c.expires)
+				}
+				if c.expires && r.Expires.Sub(r.When) != qemu.HangRecheck {
+					t.Errorf("a hang is believed for %s, want %s", r.Expires.Sub(r.When), qemu.HangRecheck)
+				}
+				if d := time.Since(start); d > qemu.ProbeDeadline+time.Second {
+					t.Errorf("probe took %s", d)
+				}
+			})
+		}
+	}
+	for _, mode := range teardownModes() {
+		t.Run(mode+"/cancelled", func(t *testing.T) {
+			t.Setenv(qemu.TeardownEnv, mode)
+			bin := standIn(t, "exec sleep 60")
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			if r, err := qemu.ProbeKVM(ctx, a, bin, "/dev/null"); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("a probe cut short by its caller must be no answer, got %+v, %v", r, err)
 			}
 		})
 	}
-	t.Run("cancelled", func(t *testing.T) {
-		bin := standIn(t, "exec sleep 60")
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		if r, err := qemu.ProbeKVM(ctx, a, bin, "/dev/null"); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("a probe cut short by its caller must be no answer, got %+v, %v", r, err)
-		}
-	})
+}
+
+// teardownModes are the ways QEMU can be kept from outliving kitrun here:
+// the OS default and the portable watchdog.
+func teardownModes() []string {
+	if runtime.GOOS == "linux" {
+		return []string{qemu.TeardownPdeathsig, qemu.TeardownWatchdog}
+	}
+	return []string{qemu.TeardownWatchdog}
 }
 
 func standIn(t *testing.T, script string) string {
@@ -176,50 +189,5 @@ func TestTSCHint(t *testing.T) {
 	}
 	if got := qemu.TSCHint(a, "microvm", "tcg"); strings.Join(got, " ") != fmt.Sprintf("tsc_early_khz=%d", khz) {
 		t.Errorf("microvm under tcg got %q", got)
-	}
-}
-
-// TestParentDeathNeedsAKeptThread: Linux sends the parent-death signal when
-// the thread that forked the child exits. A child started the plain way
-// from a goroutine whose thread then goes away (a locked goroutine that
-// returns) dies with that thread; one started through StartLocked lives on.
-func TestParentDeathNeedsAKeptThread(t *testing.T) {
-	start := func(viaStartLocked bool) *exec.Cmd {
-		cmd := exec.Command("sleep", "30")
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-		done := make(chan error, 1)
-		go func() {
-			runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
-			if viaStartLocked {
-				_, err := qemu.StartLocked(cmd)
-				done <- err
-				return
-			}
-			err := cmd.Start()
-			done <- err
-			if err == nil {
-				go cmd.Wait()
-			}
-		}()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
-		return cmd
-	}
-	alive := func(cmd *exec.Cmd) bool {
-		time.Sleep(500 * time.Millisecond) // the thread's exit, and the signal, are asynchronous
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
-		if err != nil {
-			return false
-		}
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		return len(f) > 0 && f[0] != "Z" && f[0] != "X"
-	}
-	if alive(start(false)) {
-		t.Log("a child started from a retired thread survived: the hazard did not show here (the runtime kept the thread, or the kernel does not signal per thread)")
-	}
-	if !alive(start(true)) {
-		t.Fatal("a child started through StartLocked died when the caller's thread went away")
 	}
 }

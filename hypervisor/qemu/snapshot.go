@@ -96,7 +96,13 @@ func (b *Backend) SnapshotKey(ctx context.Context, spec hypervisor.Spec) (string
 	bm := *p.boot
 	bm.initrd = "INITRD" // per run: the image's initramfs with this run's seed
 	p.boot = &bm
-	args := b.args(p, spec.Image.Networked(), nil, "QMP", p.mt.hw.Channel != "")
+	// Where QMP, the console and the channel connect differs per run
+	// (socket paths, fd numbers, TCP ports) and is no part of the state.
+	channel := ""
+	if p.mt.hw.Channel != "" {
+		channel = "CHANNEL"
+	}
+	args := b.args(p, spec.Image.Networked(), nil, "QMP", "CONSOLE", channel)
 	key, _ := json.Marshal(struct {
 		Format, Binary, Version, Image string
 		Size                           int64

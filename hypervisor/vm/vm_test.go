@@ -9,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/kitrun/kitrun/boot/initproto"
+	"github.com/kitrun/kitrun/boot/procid"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/qemu"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
@@ -291,7 +291,7 @@ func assertGone(t *testing.T, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+		if !(procid.ID{PID: pid}).Running() {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -100,7 +100,7 @@ func WithTimeout(d time.Duration) Option { return func(c *config) { c.timeout = 
 // entropy and clock all the same.
 func WithSnapshot() Option { return func(c *config) { c.snapshot = true } }
 
-// WithAccel picks the accelerator: auto (default), kvm or tcg.
+// WithAccel picks the accelerator: auto (default), kvm, hvf, whpx or tcg.
 func WithAccel(name string) Option { return func(c *config) { c.res.Accel = name } }
 
 // VM is a booted, ready guest owned by a test.

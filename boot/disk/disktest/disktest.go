@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/hypervisor/qemu"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
+	"github.com/kitrun/kitrun/internal/childproc"
 )
 
 // Media says how the image is attached.
@@ -156,7 +156,7 @@ func Run(t testing.TB, b Boot) Result {
 	var console qemutest.Buffer
 	cmd.Stdout = &console
 	cmd.Stderr = &console
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = childproc.Attr()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -164,7 +164,7 @@ func Run(t testing.TB, b Boot) Result {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		childproc.KillGroup(cmd.Process)
 		<-exited
 	}()
 	tick := time.NewTicker(50 * time.Millisecond)

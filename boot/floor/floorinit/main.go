@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command floorinit is the boot-time floor's init: the least a userspace can
 // do. It powers the machine off the moment the kernel hands over, so the time
 // from QEMU exec to QEMU exit is the cost of the VMM, the firmware and the

@@ -36,12 +36,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/kitrun/kitrun/internal/childproc"
 )
 
 // Bucket is the bucket the fake S3 starts with.
@@ -200,7 +201,7 @@ func (f *Fake) Close() {
 	f.mu.Unlock()
 	for _, in := range insts {
 		if in.cmd != nil && in.cmd.Process != nil {
-			syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
+			childproc.KillGroup(in.cmd.Process)
 			<-in.exited
 		}
 	}
@@ -1070,7 +1071,7 @@ func (f *Fake) powerdown(in *instance, grace time.Duration) {
 	case <-in.exited:
 	case <-time.After(grace):
 		if in.cmd != nil && in.cmd.Process != nil {
-			syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
+			childproc.KillGroup(in.cmd.Process)
 		}
 	}
 }
@@ -1161,7 +1162,7 @@ func (f *Fake) startQEMU(in *instance, snap *snapshot, ports []int) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	// QEMU dies with the test process, and is killed as a group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childproc.Attr()
 	f.o.Log("awsfake: %s: qemu-system-x86_64 %s", in.id, strings.Join(args, " "))
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting QEMU: %w", err)

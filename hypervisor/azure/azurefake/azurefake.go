@@ -39,9 +39,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kitrun/kitrun/internal/childproc"
 )
 
 // Fixed names of the fake's world.
@@ -153,7 +154,7 @@ func (f *Fake) Close() {
 	f.mu.Unlock()
 	for _, v := range all {
 		if v.cmd != nil && v.cmd.Process != nil {
-			syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+			childproc.KillGroup(v.cmd.Process)
 			<-v.exited
 		}
 	}
@@ -754,7 +755,7 @@ func (f *Fake) delete(id string) *armErr {
 	delete(f.vms, lid)
 	f.mu.Unlock()
 	if v != nil && v.cmd != nil && v.cmd.Process != nil {
-		syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+		childproc.KillGroup(v.cmd.Process)
 		<-v.exited
 	}
 	return nil
@@ -775,7 +776,7 @@ func (f *Fake) powerOff(v *vm, skip bool) {
 		return
 	}
 	if skip {
-		syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+		childproc.KillGroup(v.cmd.Process)
 		<-v.exited
 		return
 	}
@@ -786,7 +787,7 @@ func (f *Fake) powerOff(v *vm, skip bool) {
 		select {
 		case <-v.exited:
 		case <-time.After(60 * time.Second):
-			syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+			childproc.KillGroup(v.cmd.Process)
 		}
 	}()
 }
@@ -864,7 +865,7 @@ func (f *Fake) startQEMU(v *vm, disk string, ports []int) error {
 	cmd := exec.Command("qemu-system-x86_64", args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childproc.Attr()
 	f.o.Log("azurefake: %s: qemu-system-x86_64 %s", v.name, strings.Join(args, " "))
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting QEMU: %w", err)

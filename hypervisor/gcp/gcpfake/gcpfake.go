@@ -38,12 +38,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	compute "google.golang.org/api/compute/v1"
+
+	"github.com/kitrun/kitrun/internal/childproc"
 )
 
 // Bucket is the bucket the fake Cloud Storage starts with.
@@ -760,7 +761,7 @@ func (f *Fake) startQEMU(in *instance, addr string) error {
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	// QEMU dies with the test process, and is killed as a group.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childproc.Attr()
 	f.o.Log("gcpfake: %s: qemu-system-x86_64 %s", in.Name, strings.Join(args, " "))
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting QEMU: %w", err)
@@ -795,7 +796,7 @@ func (f *Fake) exited(in *instance, err error) {
 
 func (f *Fake) kill(in *instance) {
 	if in.cmd != nil && in.cmd.Process != nil {
-		syscall.Kill(-in.cmd.Process.Pid, syscall.SIGKILL)
+		childproc.KillGroup(in.cmd.Process)
 		select {
 		case <-in.exited:
 		case <-time.After(10 * time.Second):

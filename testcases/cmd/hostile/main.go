@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command hostile is a guest program that behaves as a hostile or broken
 // service would, for the shipped cases under cases/080_hostile: it floods
 // the console, writes without newlines, prints terminal escape sequences,

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command powerctl ends the guest by itself, the way a program that decides
 // the machine is done would: `powerctl off` powers it off and `powerctl
 // reboot` restarts it, with reboot(2) after an optional delay. kitinit is

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command kitinit is the guest's init (PID 1); see package kitinit.
 package main
 

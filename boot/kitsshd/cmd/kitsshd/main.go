@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command kitsshd is kitrun's guest SSH server (see package kitsshd). The
 // assembler installs it at /usr/sbin/kitsshd and kitinit supervises it as
 // the service "sshd"; the host delivers the keys at each boot.

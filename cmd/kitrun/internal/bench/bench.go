@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/sys/unix"
 
 	kbench "github.com/kitrun/kitrun/bench"
 	khistory "github.com/kitrun/kitrun/bench/history"
@@ -28,6 +27,7 @@ import (
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/vm"
+	"github.com/kitrun/kitrun/internal/statedir"
 	"github.com/kitrun/kitrun/testcases/executor"
 )
 
@@ -95,7 +95,7 @@ Ctrl-C finishes the run in progress and reports what was measured.`,
 	f.BoolVar(&o.FromSnapshot, "from-snapshot", false, "also bench each direct-boot configuration restored from its snapshot taken at all-ready (ID suffix /snapshot; built in the warm-up, kept in the cache): boot.restored, boot.reseeded, and ratio.all_ready_cold, each run's restore over its cold twin's boot")
 	f.StringSliceVar(&o.Machines, "machine", nil, "machine types, comma separated (default: each arch's default)")
 	f.StringSliceVar(&o.Mems, "mem", []string{hypervisor.FormatMemory(hypervisor.DefaultMemoryMiB)}, "guest memory sizes, comma separated")
-	f.StringSliceVar(&o.Accels, "accel", []string{hypervisor.DefaultAccel}, "accelerators, comma separated: auto, kvm, tcg")
+	f.StringSliceVar(&o.Accels, "accel", []string{hypervisor.DefaultAccel}, "accelerators, comma separated: auto, kvm, hvf, whpx, tcg")
 	f.StringSliceVar(&o.Arches, "arch", nil, "architectures, comma separated (default: the host's)")
 	f.StringVar(&o.Format, "format", kbench.FormatTable, "output format: "+strings.Join(kbench.Formats, ", "))
 	f.StringVarP(&o.Output, "output", "o", "", "write the results to this file (atomically) instead of stdout")
@@ -116,16 +116,7 @@ Ctrl-C finishes the run in progress and reports what was measured.`,
 	return cmd
 }
 
-func defaultResultsDir() string {
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "kitrun", "bench")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return filepath.Join(os.TempDir(), "kitrun-bench")
-	}
-	return filepath.Join(home, ".local", "state", "kitrun", "bench")
-}
+func defaultResultsDir() string { return filepath.Join(statedir.Dir(), "bench") }
 
 // Run benches the targets.
 func Run(ctx context.Context, o *Options, stdout, stderr io.Writer) error {
@@ -354,8 +345,7 @@ type progress struct {
 func newProgress(w io.Writer) *progress {
 	p := &progress{w: w}
 	if f, ok := w.(*os.File); ok {
-		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-		p.tty = err == nil
+		p.tty = cmdutil.IsTerminal(f)
 	}
 	return p
 }

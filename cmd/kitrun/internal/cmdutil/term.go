@@ -4,7 +4,6 @@ import (
 	"io"
 	"os"
 
-	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/kitrun/kitrun/hypervisor/vm/termsafe"
@@ -29,20 +28,12 @@ func GuestText(w io.Writer, p termsafe.Policy) io.Writer {
 }
 
 // MakeRaw puts a terminal in raw mode; it fails on anything else.
+// golang.org/x/term does it on every OS kitrun runs on (termios on Linux
+// and macOS, console modes on Windows).
 func MakeRaw(fd int) (func(), error) {
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	old, err := term.MakeRaw(fd)
 	if err != nil {
 		return nil, err
 	}
-	old := *t
-	t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
-	t.Oflag &^= unix.OPOST
-	t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-	t.Cflag &^= unix.CSIZE | unix.PARENB
-	t.Cflag |= unix.CS8
-	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
-		return nil, err
-	}
-	return func() { unix.IoctlSetTermios(fd, unix.TCSETS, &old) }, nil
+	return func() { term.Restore(fd, old) }, nil
 }

@@ -72,7 +72,7 @@ resume, stop, kill, rm, inspect and prune.`,
 	f.DurationVar(&o.Timeout, "timeout", 2*time.Minute, "deadline for reaching all-ready")
 	f.StringVar(&o.Memory, "mem", hypervisor.FormatMemory(hypervisor.DefaultMemoryMiB), "guest memory (e.g. 128M, 1G)")
 	f.IntVar(&o.CPUs, "cpus", hypervisor.DefaultCPUs, "virtual CPUs")
-	f.StringVar(&o.Accel, "accel", hypervisor.DefaultAccel, "accelerator: auto (probe KVM, else TCG), kvm or tcg")
+	f.StringVar(&o.Accel, "accel", hypervisor.DefaultAccel, "accelerator: auto (probe the host's: KVM, hvf on macOS, whpx on Windows; else TCG), kvm, hvf, whpx or tcg")
 	f.StringVar(&o.Machine, "machine", "", "machine type (QEMU x86_64: q35, microvm; aarch64: virt)")
 	f.StringVar(&o.Format, "format", "", "boot a disk format of the image (built if needed), e.g. raw-efi, iso-bios, qcow2")
 	f.StringArrayVar(&o.Publish, "publish", nil, "forward a host port to a guest port: [ADDR:]HOSTPORT:GUESTPORT (ADDR defaults to 127.0.0.1)")

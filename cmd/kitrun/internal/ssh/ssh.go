@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 	xssh "golang.org/x/crypto/ssh"
-	"golang.org/x/sys/unix"
+	xterm "golang.org/x/term"
 
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/supervise"
@@ -109,8 +109,8 @@ func Run(ctx context.Context, o *Options, stdin io.Reader, stdout, stderr io.Wri
 func shell(sess *xssh.Session, stdin io.Reader) error {
 	term, width, height := "dumb", 80, 24
 	if f, ok := stdin.(*os.File); ok {
-		if ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ); err == nil {
-			width, height = int(ws.Col), int(ws.Row)
+		if w, h, err := xterm.GetSize(int(f.Fd())); err == nil {
+			width, height = w, h
 			if t := os.Getenv("TERM"); t != "" {
 				term = t
 			}

@@ -1,3 +1,5 @@
+//go:build linux
+
 package supervise_test
 
 // The VM lifecycle end to end, on real VMs, through the real kitrun binary:

@@ -83,7 +83,7 @@ assertions) go to --results; --junit and --json write reports.`,
 	f.StringVar(&o.ResultsDir, "results", "", "directory for logs and reports (default out/test-results/TIMESTAMP)")
 	f.StringArrayVar(&o.Arch, "arch", nil, "architectures to run on: x86_64, aarch64 (repeatable, comma-separated; default the host's)")
 	f.StringVar(&o.MemBudget, "mem-budget", "", "cap on the sum of running guests' memory, e.g. 2G (default half the host's available memory)")
-	f.StringVar(&o.Accel, "accel", hypervisor.DefaultAccel, "accelerator: auto (probe KVM, else TCG), kvm or tcg")
+	f.StringVar(&o.Accel, "accel", hypervisor.DefaultAccel, "accelerator: auto (probe the host's: KVM, hvf on macOS, whpx on Windows; else TCG), kvm, hvf, whpx or tcg")
 	f.StringVar(&o.Machine, "machine", "", "machine type (QEMU x86_64: q35, microvm; aarch64: virt)")
 	f.StringVar(&o.Format, "format", "", "boot each image in a disk format (built if needed), e.g. raw-efi, iso-bios, qcow2")
 	f.StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")

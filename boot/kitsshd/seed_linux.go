@@ -7,10 +7,6 @@ import (
 	"github.com/kitrun/kitrun/boot/entropy"
 )
 
-// DefaultRandomSeed is where the host puts a per-boot random seed for the
-// guest's kernel, next to the keys.
-const DefaultRandomSeed = "/etc/kitrun/ssh/random_seed"
-
 // CreditSeed feeds the seed file at path to the kernel's random pool,
 // crediting it as entropy (RNDADDENTROPY; needs CAP_SYS_ADMIN), and removes
 // the file: a seed is used once.

@@ -1,0 +1,3 @@
+package qemu
+
+var StartLocked = startLocked

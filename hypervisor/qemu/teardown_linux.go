@@ -1,0 +1,32 @@
+package qemu
+
+import (
+	"errors"
+	"os/exec"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	havePdeathsig   = true
+	defaultTeardown = TeardownPdeathsig
+)
+
+// startPdeathsig starts QEMU with a parent-death signal, from a thread
+// kept for it (startLocked), in a group of its own.
+func startPdeathsig(cmd *exec.Cmd) (*proc, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	waited, err := startLocked(cmd)
+	if err != nil {
+		return nil, err
+	}
+	pid := cmd.Process.Pid
+	return &proc{pid: pid, waited: waited, kill: func() error {
+		// The whole group: QEMU may have helpers.
+		if err := unix.Kill(-pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+			return err
+		}
+		return nil
+	}}, nil
+}
