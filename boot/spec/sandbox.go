@@ -63,20 +63,22 @@ func (p *parser) image(f *fields) (ociimage.Source, bool) {
 }
 
 // sandbox parses the sandbox keys of a program: image programs are
-// sandboxed unless `sandbox: false`; others only with `sandbox: true`.
+// always sandboxed, others with `sandbox: true`.
 func (p *parser) sandbox(f *fields, image bool) *Sandbox {
 	on := image
 	if v, ok := f.boolean("sandbox"); ok {
 		on = v
+		if image && !v {
+			// Its root exists only as a directory of the initramfs: only
+			// the sandbox makes it the program's root.
+			f.errorf("sandbox", "an image program always runs in its sandbox; relax it with capabilities:, binds: or seccomp: unconfined instead")
+			on = true
+		}
 	}
 	if !on {
 		for _, k := range sandboxKeys {
 			if f.has(k) {
-				what := "sandbox: true"
-				if image {
-					what = "remove sandbox: false"
-				}
-				p.errorf(f.keyPos(k), "%s configures the sandbox, which is off for this program; %s or remove %s", f.label(k), what, k)
+				p.errorf(f.keyPos(k), "%s configures the sandbox, which is off for this program; set sandbox: true or remove %s", f.label(k), k)
 			}
 		}
 		return nil

@@ -525,7 +525,7 @@ x.yml:8:10: net: "bridge" is not valid; valid values: host, new
 x.yml:9:25: resources.memory: bad memory size "64X"; use e.g. 128M or 1G
 x.yml:9:35: resources.cpu: "0" is not valid; use a number of CPUs from 0.001 to 1024, like 0.5
 x.yml:10:12: ready: an exec probe would run outside the sandbox of web; use a log, file, unix or tcp probe
-x.yml:13:5: readonly configures the sandbox, which is off for this program; sandbox: true or remove readonly
+x.yml:13:5: readonly configures the sandbox, which is off for this program; set sandbox: true or remove readonly
 x.yml:17:15: readonly: a read-only root needs an image: this program shares the image's root; use image: or remove readonly
 x.yml:19:12: image: "oci-layout:./img@" has an empty tag or digest after '@'; use a registry reference (registry.example.com/acme/web:1.0 or …@sha256:<64 hex>), oci-layout:DIR[@sha256:<digest>|@TAG] or docker-archive:FILE.tar
 x.yml:21:12: ready: a tcp probe cannot reach local in its own network namespace (net: new); use a log, file or unix probe, or net: host`,
