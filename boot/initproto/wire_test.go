@@ -67,7 +67,7 @@ func TestParseConfigMatchesEncodingJSON(t *testing.T) {
 				{Name: "l", Ready: &Ready{Log: `^listening on .*:\d+$`, Exec: []string{"/probe", "-x"}, Unix: "/run/s.sock", File: "/run/ok"}},
 				{Name: "n"},
 				{Name: "box", Exec: Exec{Path: "/usr/bin/web", Sandbox: &Sandbox{Root: "/containers/box/rootfs", Caps: []int{0, 10}, Readonly: true,
-					Binds: []Bind{{Source: "/var/lib/web", Target: "/data", Writable: true}, {Source: "/etc/x", Target: "/x"}},
+					Binds:  []Bind{{Source: "/var/lib/web", Target: "/data", Writable: true}, {Source: "/etc/x", Target: "/x"}},
 					NewNet: true, Unconfined: true, MemoryMax: 64 << 20, CPUMax: 500}}},
 				{Name: "nocaps", Exec: Exec{Sandbox: &Sandbox{Caps: []int{}}}},
 			},
