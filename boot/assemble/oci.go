@@ -38,7 +38,7 @@ func (b *builder) imageProgram(p spec.Program, kind, name, origin string) (initp
 	var x initproto.Exec
 	img, err := ociimage.Pull(b.ctx, *p.Image, b.platformOf(), ociimage.Options{CacheDir: b.opts.CacheDir, Offline: b.opts.Offline})
 	if err != nil {
-		return x, posErr(p.Pos, err)
+		return x, posErr(p.ImagePos, err)
 	}
 	root := path.Join(ContainersDir, kind, name, "rootfs")
 	files := map[string]ociimage.File{}
@@ -46,7 +46,7 @@ func (b *builder) imageProgram(p spec.Program, kind, name, origin string) (initp
 		files[f.Path] = f
 		rec, ok := imageRecord(root, f)
 		if !ok {
-			return x, posErr(p.Pos, fmt.Errorf("image %s: %s has a file type kitrun cannot put in an initramfs (%q)", p.Image, f.Path, f.Type))
+			return x, posErr(p.ImagePos, fmt.Errorf("image %s: %s has a file type kitrun cannot put in an initramfs (%q)", p.Image, f.Path, f.Type))
 		}
 		e := &entry{rec: rec, origin: origin + " (" + img.Digest + ")"}
 		if rec.IsRegular() {
@@ -64,7 +64,7 @@ func (b *builder) imageProgram(p spec.Program, kind, name, origin string) (initp
 	}
 	for _, d := range need {
 		if f, ok := files[d]; ok && f.Type != tar.TypeDir {
-			return x, posErr(p.Pos, fmt.Errorf("image %s: %s is not a directory in the image; kitinit mounts on it", p.Image, d))
+			return x, posErr(p.ImagePos, fmt.Errorf("image %s: %s is not a directory in the image; kitinit mounts on it", p.Image, d))
 		}
 		if _, ok := b.files[root+d]; !ok {
 			mode := uint32(0o755)
@@ -83,7 +83,7 @@ func (b *builder) imageProgram(p spec.Program, kind, name, origin string) (initp
 		argv = append(argv, cfg.Cmd...)
 	}
 	if len(argv) == 0 {
-		return x, posErr(p.Pos, fmt.Errorf("image %s has neither an entrypoint nor a cmd; give args: with the program to run", p.Image))
+		return x, posErr(p.ImagePos, fmt.Errorf("image %s has neither an entrypoint nor a cmd; give args: with the program to run", p.Image))
 	}
 	env := map[string]string{}
 	for _, kv := range cfg.Env {
@@ -95,7 +95,7 @@ func (b *builder) imageProgram(p spec.Program, kind, name, origin string) (initp
 	}
 	exe, err := lookInImage(files, argv[0], env["PATH"])
 	if err != nil {
-		return x, posErr(p.Pos, fmt.Errorf("image %s: %w", p.Image, err))
+		return x, posErr(p.ImagePos, fmt.Errorf("image %s: %w", p.Image, err))
 	}
 	x.Path, x.Args, x.Env = exe, argv[1:], env
 	x.Dir = cmpOr(p.Dir, cfg.WorkingDir, "/")
@@ -108,7 +108,7 @@ func (b *builder) imageProgram(p spec.Program, kind, name, origin string) (initp
 	}
 	x.UID, x.GID, err = imageIDs(files, cmpOr(user, "root"), group)
 	if err != nil {
-		return x, posErr(p.Pos, fmt.Errorf("image %s: %w", p.Image, err))
+		return x, posErr(p.ImagePos, fmt.Errorf("image %s: %w", p.Image, err))
 	}
 	b.images = append(b.images, image.OCIImage{
 		Program: kind + "/" + name, Source: p.Image.String(), Digest: img.Digest,

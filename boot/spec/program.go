@@ -127,7 +127,7 @@ func (p *parser) program(f *fields) Program {
 	switch kind {
 	case "image":
 		if src, ok := p.image(f); ok {
-			prog.Image = &src
+			prog.Image, prog.ImagePos = &src, f.pos("image")
 		}
 		// The image's config says these unless the spec does.
 		prog.Dir, prog.User = "", ""

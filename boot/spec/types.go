@@ -99,7 +99,8 @@ type Program struct {
 	// entrypoint and cmd, env, user and working directory come from the
 	// image's config unless Args, Env, User and Dir say otherwise (Dir and
 	// User are "" when the spec leaves them to the image).
-	Image *ociimage.Source
+	Image    *ociimage.Source
+	ImagePos Pos // of the image: value, where pull errors point
 	// Install is where Go/Binary programs land in the image; defaults to
 	// /usr/bin/<base name>.
 	Install string
