@@ -1,8 +1,11 @@
 package assemble
 
 import (
+	"context"
+
 	"archive/tar"
 	"fmt"
+	"github.com/kitrun/kitrun/boot/kernel"
 	"path"
 	"slices"
 	"sort"
@@ -254,4 +257,34 @@ func sandboxConfig(sb *spec.Sandbox, root string) *initproto.Sandbox {
 		out.Binds = append(out.Binds, initproto.Bind{Source: bd.Source, Target: bd.Target, Writable: bd.Writable})
 	}
 	return out
+}
+
+// Contents is what an image built from a spec holds, found without
+// writing the image (`kitrun audit` reads it).
+type Contents struct {
+	Arch   string
+	Config initproto.Config // kitinit's configuration: services, tasks, sandboxes
+	Kernel *kernel.Kernel
+	Files  []image.Entry // every initramfs entry, by path
+	Images []image.OCIImage
+}
+
+// Inspect collects everything s's image would hold, as Build would, and
+// describes it.
+func Inspect(ctx context.Context, s *spec.Spec, opts Options) (*Contents, error) {
+	b, err := prepare(ctx, s, opts)
+	if err != nil {
+		return nil, err
+	}
+	b.addParents()
+	names := make([]string, 0, len(b.files))
+	for n := range b.files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	c := &Contents{Arch: b.arch.Name, Config: b.config, Kernel: b.kernel, Images: b.images}
+	for _, n := range names {
+		c.Files = append(c.Files, manifestEntry(b.files[n]))
+	}
+	return c, nil
 }

@@ -283,3 +283,13 @@ func LoadImage(ctx context.Context, arg string, o BuildOptions, log io.Writer) (
 	}
 	return res.Image, nil
 }
+
+// AssembleOptions are the assembler's options for the target these flags
+// name (for commands that inspect a spec's image without building it).
+func (o BuildOptions) AssembleOptions() (assemble.Options, error) {
+	_, plat, err := o.Target()
+	if err != nil {
+		return assemble.Options{}, err
+	}
+	return o.assembleOptions(plat), nil
+}
