@@ -35,6 +35,23 @@ const cgroupRoot = "/sys/fs/cgroup"
 // closes after the start.
 func sandboxSpawn(e initproto.Exec, argv []string, name string) (string, []string, *syscall.SysProcAttr, int, error) {
 	sb := e.Sandbox
+	h := helperArgv(e, argv)
+	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS)
+	if sb.NewNet {
+		flags |= unix.CLONE_NEWNET
+	}
+	sys := &syscall.SysProcAttr{Setsid: true, Cloneflags: flags}
+	fd, err := serviceCgroup(name, sb)
+	if err != nil {
+		return "", nil, nil, -1, err
+	}
+	sys.UseCgroupFD, sys.CgroupFD = true, fd
+	return "/proc/self/exe", h, sys, fd, nil
+}
+
+// helperArgv is the helper's argv for e (argv: the program's own).
+func helperArgv(e initproto.Exec, argv []string) []string {
+	sb := e.Sandbox
 	dir := e.Dir
 	if dir == "" {
 		dir = "/"
@@ -61,22 +78,12 @@ func sandboxSpawn(e initproto.Exec, argv []string, name string) (string, []strin
 		if b.Writable {
 			mode = "rw"
 		}
-		h = append(h, "bind", b.Source+"\x00"+b.Target+"\x00"+mode)
+		// Three arguments: a path may hold any byte but NUL, which no
+		// argument may.
+		h = append(h, "bind", mode, b.Source, b.Target)
 	}
 	h = append(h, "--", e.Path)
-	h = append(h, argv[1:]...)
-
-	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS)
-	if sb.NewNet {
-		flags |= unix.CLONE_NEWNET
-	}
-	sys := &syscall.SysProcAttr{Setsid: true, Cloneflags: flags}
-	fd, err := serviceCgroup(name, sb)
-	if err != nil {
-		return "", nil, nil, -1, err
-	}
-	sys.UseCgroupFD, sys.CgroupFD = true, fd
-	return "/proc/self/exe", h, sys, fd, nil
+	return append(h, argv[1:]...)
 }
 
 // serviceCgroup makes (once) the cgroup of a sandboxed program,
@@ -134,6 +141,14 @@ func parseHelperArgs(args []string) (*helperConfig, error) {
 		if len(args) < 2 {
 			return nil, errors.New("bad arguments")
 		}
+		if args[0] == "bind" {
+			if len(args) < 4 {
+				return nil, errors.New("bad bind")
+			}
+			c.binds = append(c.binds, initproto.Bind{Source: args[2], Target: args[3], Writable: args[1] == "rw"})
+			args = args[4:]
+			continue
+		}
 		k, v := args[0], args[1]
 		args = args[2:]
 		var err error
@@ -163,12 +178,6 @@ func parseHelperArgs(args []string) (*helperConfig, error) {
 			c.newNet = true
 		case "unconfined":
 			c.unconfined = true
-		case "bind":
-			f := strings.Split(v, "\x00")
-			if len(f) != 3 {
-				return nil, errors.New("bad bind " + strconv.Quote(v))
-			}
-			c.binds = append(c.binds, initproto.Bind{Source: f[0], Target: f[1], Writable: f[2] == "rw"})
 		default:
 			return nil, errors.New("unknown argument " + k)
 		}

@@ -3,8 +3,10 @@ package kitinit
 import (
 	"encoding/binary"
 	"runtime"
+	"strings"
 	"testing"
 
+	"github.com/kitrun/kitrun/boot/initproto"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -71,13 +73,27 @@ func TestSeccompFilter(t *testing.T) {
 
 func TestParseHelperArgs(t *testing.T) {
 	c, err := parseHelperArgs([]string{"root", "/containers/services/web/rootfs", "dir", "/app", "uid", "65534", "gid", "65534",
-		"caps", "0,10", "readonly", "1", "newnet", "1", "bind", "/var/lib/web\x00/data\x00rw", "--", "/usr/bin/web", "-x"})
+		"caps", "0,10", "readonly", "1", "newnet", "1", "bind", "rw", "/var/lib/web", "/data", "caps", "0,10", "--", "/usr/bin/web", "-x"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.root != "/containers/services/web/rootfs" || c.dir != "/app" || c.uid != 65534 || !c.caps[10] || !c.caps[0] || len(c.caps) != 2 ||
 		!c.readonly || !c.newNet || c.unconfined || len(c.binds) != 1 || !c.binds[0].Writable || len(c.argv) != 2 {
 		t.Errorf("parsed %+v", c)
+	}
+	// What the spawn side writes, the helper reads; no argument may hold
+	// a NUL (exec refuses it).
+	h := helperArgv(initproto.Exec{Path: "/usr/bin/web", Dir: "/app", UID: 7, GID: 8, Sandbox: &initproto.Sandbox{
+		Root: "/r", Caps: []int{}, Binds: []initproto.Bind{{Source: "/a b", Target: "/c", Writable: true}, {Source: "/d", Target: "/e"}}}}, []string{"/usr/bin/web", "x"})
+	for _, a := range h {
+		if strings.ContainsRune(a, 0) {
+			t.Errorf("argument %q holds a NUL", a)
+		}
+	}
+	c, err = parseHelperArgs(h[1:])
+	if err != nil || c.root != "/r" || c.dir != "/app" || c.uid != 7 || c.gid != 8 || len(c.caps) != 0 || len(c.binds) != 2 ||
+		c.binds[0] != (initproto.Bind{Source: "/a b", Target: "/c", Writable: true}) || c.binds[1].Writable || strings.Join(c.argv, " ") != "/usr/bin/web x" {
+		t.Errorf("round trip: %+v, %v", c, err)
 	}
 	if _, err := parseHelperArgs([]string{"root", "/x"}); err == nil {
 		t.Error("no program: no error")
