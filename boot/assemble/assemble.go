@@ -608,14 +608,11 @@ func (b *builder) service(ctx context.Context, s spec.Service) (initproto.Servic
 		svc.Ready = &initproto.Ready{TCP: tcp, Unix: r.Unix, File: r.File, Exec: r.Exec, Log: r.Log,
 			Timeout: initproto.Duration(r.Timeout), Interval: initproto.Duration(r.Interval)}
 		// kitinit probes from its own root; an image program's paths are
-		// in the image's root (as built: not the sandbox's own mounts).
+		// in its binds or the image's root (as built: not the sandbox's
+		// tmpfs mounts).
 		if sb := x.Sandbox; sb != nil && sb.Root != "" {
-			if svc.Ready.Unix != "" {
-				svc.Ready.Unix = sb.Root + svc.Ready.Unix
-			}
-			if svc.Ready.File != "" {
-				svc.Ready.File = sb.Root + svc.Ready.File
-			}
+			svc.Ready.Unix = probePath(sb, svc.Ready.Unix)
+			svc.Ready.File = probePath(sb, svc.Ready.File)
 		}
 	}
 	return svc, err

@@ -288,3 +288,21 @@ func Inspect(ctx context.Context, s *spec.Spec, opts Options) (*Contents, error)
 	}
 	return c, nil
 }
+
+// probePath is where kitinit finds a path of a sandboxed image program:
+// under the source of the bind that holds it, or under the image root.
+func probePath(sb *initproto.Sandbox, p string) string {
+	if p == "" {
+		return ""
+	}
+	for i := len(sb.Binds) - 1; i >= 0; i-- { // a later bind covers an earlier one
+		b := sb.Binds[i]
+		if p == b.Target {
+			return b.Source
+		}
+		if rest, ok := strings.CutPrefix(p, b.Target+"/"); ok {
+			return path.Join(b.Source, rest)
+		}
+	}
+	return sb.Root + p
+}

@@ -20,6 +20,7 @@ import (
 var images = []struct{ name, pkg string }{
 	{"hello", "examples/cmd/hello"},
 	{"escape", "testcases/cmd/escape"},
+	{"demo", "examples/cmd/demo"},
 }
 
 func main() {
