@@ -78,6 +78,7 @@ type Report struct {
 	KernelChecks  []KernelCheck `json:"kernel_checks"`
 	KernelPassed  int           `json:"kernel_passed"`
 	Findings      []Finding     `json:"findings"`
+	Ports         []Port        `json:"ports,omitempty"` // nil: not looked for
 	NotChecked    []string      `json:"not_checked,omitempty"`
 	WorstFinding  Level         `json:"worst"`
 	FindingCounts map[Level]int `json:"counts"`
@@ -91,9 +92,9 @@ func Run(ctx context.Context, s *spec.Spec, opts assemble.Options) (*Report, err
 	}
 	r := &Report{Spec: s.File, Arch: c.Arch, Kernel: c.Kernel.Version, KernelConfig: c.Kernel.Config,
 		KSPPSource: KSPPSource, FindingCounts: map[Level]int{},
-		// Ports a service opens are known only once it runs; an audit that
-		// boots the image to read /proc/net is not implemented yet.
-		NotChecked: []string{"listening ports (need the guest running)"}}
+		// Ports a service opens are known only once it runs: AddPorts,
+		// after booting the image, fills them in.
+		NotChecked: []string{"listening ports (boot the image: --boot)"}}
 	if c.Kernel.Config == "" {
 		r.add(Finding{Level: Medium, Kind: "kernel", Subject: c.Kernel.Version, Detail: "the kernel has no config file to check against KSPP"})
 	} else {

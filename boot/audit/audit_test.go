@@ -5,9 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/boot/spec"
+	"github.com/kitrun/kitrun/hypervisor/qemu"
 	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 )
 
@@ -100,5 +102,49 @@ services:
 	var b strings.Builder
 	if err := r.WriteTable(&b); err != nil || !strings.Contains(b.String(), "CONFIG_SLAB_FREELIST_HARDENED") {
 		t.Errorf("table: %v\n%s", err, b.String())
+	}
+}
+
+func TestParseProcNet(t *testing.T) {
+	tcp := `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0
+   1: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 2 1 0 100 0 0 10 0
+   2: 0F02000A:0016 0202000A:C350 01 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0
+`
+	got, err := parseProcNet("tcp", []byte(tcp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Port{{"tcp", "0.0.0.0", 8080}, {"tcp", "127.0.0.1", 22}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("got %+v, want %+v (an established connection is not listening)", got, want)
+	}
+	tcp6 := "  sl  local_address                         remote_address                        st\n   0: 00000000000000000000000001000000:1F90 00000000000000000000000000000000:0000 0A\n"
+	got, err = parseProcNet("tcp6", []byte(tcp6))
+	if err != nil || len(got) != 1 || got[0].Addr != "::1" || got[0].Port != 8080 {
+		t.Errorf("tcp6: %+v %v", got, err)
+	}
+	r := &Report{FindingCounts: map[Level]int{}}
+	r.AddPorts([]Port{{"tcp", "0.0.0.0", 8080}, {"tcp", "127.0.0.1", 9090}, {"tcp", "0.0.0.0", 22}}, 22)
+	if len(r.Ports) != 2 || r.Findings[0].Level != Low || r.Findings[0].Subject != "tcp 0.0.0.0:8080" || r.Findings[1].Level != Info {
+		t.Errorf("findings %+v", r.Findings)
+	}
+}
+
+// TestBootPorts boots a spec whose service listens on 8080 and finds the
+// port in the guest, and not the SSH server the audit brought along.
+func TestBootPorts(t *testing.T) {
+	a := qemutest.Require(t, "x86_64")
+	hello, _ := filepath.Abs("../../examples/cmd/hello")
+	p := qemutest.WriteSpec(t, "ports", "version: 1\nkernel: {package: linux-image-cloud, cmdline: quiet}\nservices:\n  - name: hello\n    go: "+hello+"\n    args: [-addr, \":8080\"]\n    ready: {tcp: 8080}\n")
+	backend := &qemu.Backend{}
+	ports, ssh, err := BootPorts(t.Context(), p, backend, assemble.Options{Platform: qemutest.Platform(t, a)}, 2*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Report{FindingCounts: map[Level]int{}}
+	r.AddPorts(ports, ssh)
+	if len(r.Ports) != 1 || r.Ports[0].Port != 8080 {
+		t.Errorf("ports %+v (ssh %d), want only 8080", r.Ports, ssh)
 	}
 }

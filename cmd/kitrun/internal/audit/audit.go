@@ -4,7 +4,9 @@ package audit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,6 +20,7 @@ type Options struct {
 	Spec   string
 	JSON   bool
 	FailOn string
+	Boot   bool
 	cmdutil.BuildOptions
 }
 
@@ -40,6 +43,7 @@ Nothing is written. --fail-on LEVEL exits 1 when a finding is at least LEVEL
 		},
 	}
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "write the report as JSON")
+	cmd.Flags().BoolVar(&o.Boot, "boot", false, "also boot the image (with kitrun's SSH server) and report the ports listening in the guest")
 	cmd.Flags().StringVar(&o.FailOn, "fail-on", "", "exit 1 when a finding is at least this level: info, low, medium, high")
 	cmdutil.AddBuildFlags(cmd, &o.BuildOptions)
 	return cmd
@@ -65,6 +69,17 @@ func Run(ctx context.Context, o *Options, stdout io.Writer) error {
 	r, err := audit.Run(ctx, s, aopts)
 	if err != nil {
 		return cmdutil.WithCode(cmdutil.ExitBuild, err)
+	}
+	if o.Boot {
+		backend, _, err := o.Target()
+		if err != nil {
+			return cmdutil.WithCode(cmdutil.ExitFailure, err)
+		}
+		ports, sshPort, err := audit.BootPorts(ctx, o.Spec, backend, aopts, 3*time.Minute)
+		if err != nil {
+			return cmdutil.WithCode(cmdutil.ExitFailure, fmt.Errorf("audit --boot: %w", err))
+		}
+		r.AddPorts(ports, sshPort)
 	}
 	if o.JSON {
 		err = r.WriteJSON(stdout)
