@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"path"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
@@ -282,13 +284,24 @@ func fetchRegistry(ctx context.Context, st *store, src Source, plat Platform, op
 	return h, st.setRef(refKey, refRecord{image: h, index: out.IndexDigest})
 }
 
-// describeRemote turns transport errors into what the user can act on.
+// describeRemote turns registry and transport errors into what the user
+// can act on.
 func describeRemote(err error) error {
-	var te interface{ Temporary() bool }
-	switch {
-	case strings.Contains(err.Error(), "MANIFEST_UNKNOWN") || strings.Contains(err.Error(), "NAME_UNKNOWN"):
-		return fmt.Errorf("unknown image: the registry has no such repository, tag or digest (%w)", err)
-	case strings.Contains(err.Error(), "connection refused") || strings.Contains(err.Error(), "no such host") || errors.As(err, &te):
+	var terr *transport.Error
+	if errors.As(err, &terr) {
+		for _, d := range terr.Errors {
+			if d.Code == transport.ManifestUnknownErrorCode || d.Code == transport.NameUnknownErrorCode {
+				return fmt.Errorf("unknown image: the registry has no such repository, tag or digest (%w)", err)
+			}
+		}
+		if terr.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("unknown image: the registry answered 404 (%w)", err)
+		}
+		return err
+	}
+	var nerr net.Error
+	var oerr *net.OpError
+	if errors.As(err, &oerr) || errors.As(err, &nerr) {
 		return fmt.Errorf("registry unreachable: %w", err)
 	}
 	return err
