@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/kitrun/kitrun/boot/assemble"
@@ -86,5 +87,60 @@ func TestImageServiceErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v\nwant %s", c.image, err, c.want)
 		}
+	}
+}
+
+// TestImageConfig: the image's entrypoint, cmd, env, user (by name, from
+// its /etc/passwd) and working directory apply unless the spec overrides
+// them.
+func TestImageConfig(t *testing.T) {
+	a := qemutest.Require(t, "x86_64")
+	dir := t.TempDir()
+	l, err := ocibuild.Layer(
+		ocibuild.Entry{Name: "bin/", Type: '5'},
+		ocibuild.Entry{Name: "bin/app", Mode: 0o755, Data: []byte("#!app")},
+		ocibuild.Entry{Name: "etc/", Type: '5'},
+		ocibuild.Entry{Name: "etc/passwd", Data: []byte("root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n")},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := ocibuild.Image("amd64", v1.Config{Entrypoint: []string{"app", "--serve"}, Cmd: []string{"--port", "80"},
+		Env: []string{"PATH=/bin", "MODE=image"}, User: "app", WorkingDir: "/srv"}, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tarball.WriteToFile(filepath.Join(dir, "app.tar"), nil, img)
+	p := filepath.Join(dir, "app.yml")
+	os.WriteFile(p, []byte(`version: 1
+kernel: {package: linux-image-cloud}
+services:
+  - name: image
+    image: docker-archive:app.tar
+  - name: override
+    image: docker-archive:app.tar
+    args: [--port, "8080"]
+    env: {MODE: spec}
+    user: nobody
+    dir: /
+`), 0o644)
+	s, err := spec.Parse(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := assemble.Inspect(t.Context(), s, assemble.Options{Platform: qemutest.Platform(t, a), CacheDir: freshCache(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := c.Config.Services[0].Exec
+	if x.Path != "/bin/app" || strings.Join(x.Args, " ") != "--serve --port 80" || x.Env["MODE"] != "image" || x.UID != 1000 || x.GID != 1001 || x.Dir != "/srv" {
+		t.Errorf("from the image: %+v", x)
+	}
+	if x.Sandbox == nil || x.Sandbox.Root != "/containers/services/image/rootfs" || len(x.Sandbox.Caps) != 14 {
+		t.Errorf("sandbox: %+v", x.Sandbox)
+	}
+	y := c.Config.Services[1].Exec
+	if strings.Join(y.Args, " ") != "--serve --port 8080" || y.Env["MODE"] != "spec" || y.Env["PATH"] != "/bin" || y.UID != 65534 || y.Dir != "/" {
+		t.Errorf("overridden: %+v", y)
 	}
 }
