@@ -35,7 +35,7 @@ NIGHTLY_MAX_REGRESSION ?= 5%
 
 export KITRUN_CACHE
 
-.PHONY: all build deps qemu kernels packages test run bench clean generate check-generated nightly nightly-test \
+.PHONY: all build deps qemu kernels packages test run bench clean generate check-generated testimages nightly nightly-test \
 	slurm-up slurm-down slurm-test cross-check
 
 all: build
@@ -73,9 +73,14 @@ generate:
 check-generated:
 	$(GO) run ./boot/guestbin/gen -check
 
+# The OCI images the image-service test cases run (testcases/cases/090_images):
+# multi-arch OCI layouts built from this repository's Go programs.
+testimages:
+	$(GO) run ./testcases/cmd/mkimages . testcases/images
+
 # The suite starts its runtime-only cases from snapshots (README,
 # "Snapshots"); the --no-snapshot line keeps their cold boots tested.
-test: deps build check-generated cross-check
+test: deps build check-generated testimages cross-check
 	$(GO) vet ./...
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 	bin/kitrun test testcases/ -j 2 --junit out/junit.xml --results out/test-results

@@ -83,6 +83,8 @@ type Options struct {
 	// PackageDir holds the Debian packages boot loaders come from;
 	// CacheDir/packages when empty.
 	PackageDir string
+	// Offline takes OCI images from the blob store only (ociimage).
+	Offline bool
 }
 
 // ExtraFile is a file the caller adds to the image.
@@ -293,6 +295,8 @@ type builder struct {
 	// network is the guest's NIC configuration, nil without one: the
 	// spec's over the platform's (forced on by SSH).
 	network *initproto.Network
+	// images are the OCI images of image programs, for the manifest.
+	images []image.OCIImage
 }
 
 // collect gathers every entry of the initramfs and kitinit's configuration.
@@ -319,14 +323,14 @@ func (b *builder) collect(ctx context.Context) error {
 		b.put(&entry{rec: cpio.File(e.Path, e.Data, e.Mode), sum: sum(e.Data), origin: e.Origin})
 	}
 	for _, t := range s.Onboot {
-		task, err := b.task(ctx, t, "onboot task "+t.Name)
+		task, err := b.task(ctx, t, "onboot", "onboot task "+t.Name)
 		if err != nil {
 			return err
 		}
 		b.config.Onboot = append(b.config.Onboot, task)
 	}
 	for _, t := range s.Onshut {
-		task, err := b.task(ctx, t, "onshutdown task "+t.Name)
+		task, err := b.task(ctx, t, "onshutdown", "onshutdown task "+t.Name)
 		if err != nil {
 			return err
 		}
@@ -540,8 +544,11 @@ func (b *builder) put(e *entry) {
 
 // program puts a task's or service's program in the image and says how to
 // run it.
-func (b *builder) program(ctx context.Context, p spec.Program, origin string) (initproto.Exec, error) {
-	x := initproto.Exec{Args: p.Args, Env: p.Env, Dir: p.Dir}
+func (b *builder) program(ctx context.Context, p spec.Program, kind, name, origin string) (initproto.Exec, error) {
+	if p.Image != nil {
+		return b.imageProgram(p, kind, name, origin)
+	}
+	x := initproto.Exec{Args: p.Args, Env: p.Env, Dir: p.Dir, Sandbox: sandboxConfig(p.Sandbox, "")}
 	uid, gid, err := ids(p.User, p.Group)
 	if err != nil {
 		return x, posErr(p.Pos, err)
@@ -579,13 +586,13 @@ func (b *builder) program(ctx context.Context, p spec.Program, origin string) (i
 	return x, nil
 }
 
-func (b *builder) task(ctx context.Context, t spec.Task, origin string) (initproto.Task, error) {
-	x, err := b.program(ctx, t.Program, origin)
+func (b *builder) task(ctx context.Context, t spec.Task, kind, origin string) (initproto.Task, error) {
+	x, err := b.program(ctx, t.Program, kind, t.Name, origin)
 	return initproto.Task{Name: t.Name, Exec: x, Timeout: initproto.Duration(t.Timeout)}, err
 }
 
 func (b *builder) service(ctx context.Context, s spec.Service) (initproto.Service, error) {
-	x, err := b.program(ctx, s.Program, "service "+s.Name)
+	x, err := b.program(ctx, s.Program, "services", s.Name, "service "+s.Name)
 	svc := initproto.Service{
 		Name: s.Name, Exec: x,
 		Restart: initproto.Restart{
@@ -600,6 +607,13 @@ func (b *builder) service(ctx context.Context, s spec.Service) (initproto.Servic
 		}
 		svc.Ready = &initproto.Ready{TCP: tcp, Unix: r.Unix, File: r.File, Exec: r.Exec, Log: r.Log,
 			Timeout: initproto.Duration(r.Timeout), Interval: initproto.Duration(r.Interval)}
+		// kitinit probes from its own root; an image program's paths are
+		// in its binds or the image's root (as built: not the sandbox's
+		// tmpfs mounts).
+		if sb := x.Sandbox; sb != nil && sb.Root != "" {
+			svc.Ready.Unix = probePath(sb, svc.Ready.Unix)
+			svc.Ready.File = probePath(sb, svc.Ready.File)
+		}
 	}
 	return svc, err
 }
@@ -753,6 +767,7 @@ func (b *builder) imageFiles() (*imageFiles, error) {
 		Network:  image.NetworkNone,
 		Modules:  b.mods,
 		Guest:    b.guest,
+		Images:   b.images,
 	}
 	if b.network != nil {
 		m.Network = image.NetworkAuto

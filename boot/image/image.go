@@ -64,10 +64,26 @@ type Manifest struct {
 	// Guest lists kitrun's own programs in the image and where each came
 	// from.
 	Guest []GuestProgram `json:"guest,omitempty"`
-	Files []Entry        `json:"files"`
+	// Images are the OCI images of image programs (boot/ociimage).
+	Images []OCIImage `json:"images,omitempty"`
+	Files  []Entry    `json:"files"`
 	// Disks are the disk images built from the image (boot/disk), by
 	// format name.
 	Disks map[string]Disk `json:"disks,omitempty"`
+}
+
+// OCIImage is an image program's OCI image, as pulled for the image's arch.
+type OCIImage struct {
+	Program  string `json:"program"` // "services/NAME", "onboot/NAME", "onshutdown/NAME"
+	Source   string `json:"source"`
+	Digest   string `json:"digest"`          // the manifest digest of the image used
+	Index    string `json:"index,omitempty"` // the multi-arch index it came from
+	Platform string `json:"platform"`
+	Root     string `json:"root"` // its unpacked root in the initramfs
+	// Compressed is the size of its layer blobs, Bytes that of the file
+	// contents of its root.
+	Compressed int64 `json:"compressed"`
+	Bytes      int64 `json:"bytes"`
 }
 
 // GuestProgram is one of kitrun's own programs in the image (kitinit,

@@ -475,9 +475,87 @@ func (d *decoder) exec(e *Exec) error {
 			return d.uint32(&e.UID)
 		case "gid":
 			return d.uint32(&e.GID)
+		case "sandbox":
+			if d.null() {
+				return nil
+			}
+			e.Sandbox = &Sandbox{}
+			return d.sandbox(e.Sandbox)
 		}
 		return d.skip()
 	})
+}
+
+func (d *decoder) sandbox(s *Sandbox) error {
+	return d.object(func(key string) error {
+		switch foldKey(key) {
+		case "root":
+			return d.str(&s.Root)
+		case "caps":
+			if d.null() {
+				s.Caps = nil
+				return nil
+			}
+			s.Caps = []int{}
+			return d.array(func() error {
+				var c int
+				err := d.int(&c)
+				s.Caps = append(s.Caps, c)
+				return err
+			})
+		case "readonly":
+			return d.bool(&s.Readonly)
+		case "binds":
+			if d.null() {
+				s.Binds = nil
+				return nil
+			}
+			return d.array(func() error {
+				var b Bind
+				err := d.object(func(key string) error {
+					switch foldKey(key) {
+					case "source":
+						return d.str(&b.Source)
+					case "target":
+						return d.str(&b.Target)
+					case "writable":
+						return d.bool(&b.Writable)
+					}
+					return d.skip()
+				})
+				s.Binds = append(s.Binds, b)
+				return err
+			})
+		case "new_net":
+			return d.bool(&s.NewNet)
+		case "unconfined":
+			return d.bool(&s.Unconfined)
+		case "memory_max":
+			var v int
+			err := d.int(&v)
+			s.MemoryMax = int64(v)
+			return err
+		case "cpu_max":
+			return d.int(&s.CPUMax)
+		}
+		return d.skip()
+	})
+}
+
+func (d *decoder) bool(out *bool) error {
+	switch {
+	case d.null():
+		return nil
+	case d.peek() == 't' && d.i+4 <= len(d.s) && string(d.s[d.i:d.i+4]) == "true":
+		d.i += 4
+		*out = true
+		return nil
+	case d.peek() == 'f' && d.i+5 <= len(d.s) && string(d.s[d.i:d.i+5]) == "false":
+		d.i += 5
+		*out = false
+		return nil
+	}
+	return d.errorf("expected true or false")
 }
 
 func (d *decoder) tasks(out *[]Task) error {

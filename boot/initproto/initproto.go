@@ -95,6 +95,8 @@ type Exec struct {
 	Dir  string            `json:"dir,omitempty"`
 	UID  uint32            `json:"uid"`
 	GID  uint32            `json:"gid"`
+	// Sandbox confines the program; nil runs it as a plain process.
+	Sandbox *Sandbox `json:"sandbox,omitempty"`
 }
 
 // Task is an onboot or onshutdown step, run to completion.

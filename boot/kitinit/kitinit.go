@@ -83,6 +83,9 @@ type kitinit struct {
 // Main is kitinit's entry point as the guest's PID 1. It never returns.
 func Main() {
 	start := BootUptime()
+	if len(os.Args) > 0 && os.Args[0] == SandboxArg0 {
+		SandboxMain(os.Args[1:]) // does not return
+	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "kitinit: refusing to run: this is the guest's init and must be PID 1 (tests drive the kitinit package instead)")
 		os.Exit(2)

@@ -198,6 +198,21 @@ func (k *kitinit) spawn(e initproto.Exec, argv []string, out *output, w *logWatc
 	if e.UID != 0 || e.GID != 0 {
 		sys.Credential = &syscall.Credential{Uid: e.UID, Gid: e.GID, Groups: []uint32{}}
 	}
+	path := lookPath(e.Path)
+	if e.Sandbox != nil {
+		name := e.Path
+		if out != nil {
+			name = out.name
+		}
+		var cgroup int
+		var err error
+		path, argv, sys, cgroup, err = sandboxSpawn(e, argv, name)
+		if err != nil {
+			return nil, err
+		}
+		defer unix.Close(cgroup)
+		dir = "/" // the helper changes to e.Dir inside the sandbox's root
+	}
 	attr := &syscall.ProcAttr{Dir: dir, Env: environ(e), Sys: sys}
 
 	var rf *os.File
@@ -224,7 +239,7 @@ func (k *kitinit) spawn(e initproto.Exec, argv []string, out *output, w *logWatc
 			return nil, errStopping
 		}
 	}
-	pid, exit, err := k.reaper.Start(lookPath(e.Path), argv, attr)
+	pid, exit, err := k.reaper.Start(path, argv, attr)
 	if err != nil {
 		if rf != nil {
 			rf.Close()

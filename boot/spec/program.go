@@ -15,15 +15,15 @@ import (
 )
 
 var taskKeys = keySet{in: "task", valid: []string{
-	"name", "go", "binary", "command", "install", "args", "env", "dir", "user", "group",
-	"timeout",
+	"name", "go", "binary", "command", "image", "install", "args", "env", "dir", "user", "group",
+	"timeout", "sandbox", "capabilities", "readonly", "binds", "net", "resources", "seccomp",
 }}
 
 var serviceKeys = keySet{
 	in: "service",
 	valid: []string{
-		"name", "go", "binary", "command", "install", "args", "env", "dir", "user", "group",
-		"restart", "ready",
+		"name", "go", "binary", "command", "image", "install", "args", "env", "dir", "user", "group",
+		"restart", "ready", "sandbox", "capabilities", "readonly", "binds", "net", "resources", "seccomp",
 	},
 	// A service runs until stopped; the only deadline is for becoming ready.
 	hints: map[string]string{"timeout": "ready.timeout"},
@@ -85,13 +85,15 @@ func (p *parser) services(top *fields) []Service {
 	var services []Service
 	for _, item := range p.items(n, "services", true) {
 		f := p.fields(item, serviceKeys, "")
-		services = append(services, Service{
+		svc := Service{
 			Name:    p.unitName(f, names),
 			Program: p.program(f),
 			Restart: p.restart(f),
 			Ready:   p.ready(f),
 			Pos:     p.at(item),
-		})
+		}
+		p.sandboxedProbe(f, svc)
+		services = append(services, svc)
 	}
 	return services
 }
@@ -121,8 +123,14 @@ func (p *parser) unitName(f *fields, seen map[string]Pos) string {
 // program parses the keys tasks and services share.
 func (p *parser) program(f *fields) Program {
 	prog := Program{Dir: "/", User: "root", Pos: p.at(f.node)}
-	kind := f.exactlyOne("program", "go", "binary", "command")
+	kind := f.exactlyOne("program", "go", "binary", "command", "image")
 	switch kind {
+	case "image":
+		if src, ok := p.image(f); ok {
+			prog.Image, prog.ImagePos = &src, f.pos("image")
+		}
+		// The image's config says these unless the spec does.
+		prog.Dir, prog.User = "", ""
 	case "go":
 		prog.Go = p.goPackage(f)
 	case "binary":
@@ -144,6 +152,7 @@ func (p *parser) program(f *fields) Program {
 	if g, ok := f.account("group", groupNames); ok {
 		prog.Group = g
 	}
+	prog.Sandbox = p.sandbox(f, kind == "image")
 	return prog
 }
 
@@ -261,4 +270,20 @@ func (f *fields) account(key string, names []string) (string, bool) {
 	}
 	f.errorf(key, "%s valid values: %s", msg, expected)
 	return "", false
+}
+
+// sandboxedProbe refuses probes kitinit cannot run against a sandboxed
+// service: an exec probe would run outside the sandbox, and a tcp probe
+// cannot reach a service in its own network namespace.
+func (p *parser) sandboxedProbe(f *fields, s Service) {
+	sb, r := s.Program.Sandbox, s.Ready
+	if sb == nil || r == nil {
+		return
+	}
+	switch {
+	case len(r.Exec) > 0:
+		p.errorf(r.Pos, "ready: an exec probe would run outside the sandbox of %s; use a log, file, unix or tcp probe", s.Name)
+	case r.TCP != "" && sb.Net == NetNew:
+		p.errorf(r.Pos, "ready: a tcp probe cannot reach %s in its own network namespace (net: new); use a log, file or unix probe, or net: host", s.Name)
+	}
 }

@@ -78,7 +78,7 @@ services:
     command: /usr/bin/web
     restrat: always
 `,
-			want: `x.yml:6:5: unknown key "restrat" in service; did you mean "restart"? valid keys: name, go, binary, command, install, args, env, dir, user, group, restart, ready`,
+			want: `x.yml:6:5: unknown key "restrat" in service; did you mean "restart"? valid keys: name, go, binary, command, image, install, args, env, dir, user, group, restart, ready, sandbox, capabilities, readonly, binds, net, resources, seccomp`,
 		},
 		{
 			name: "unknown key without suggestion",
@@ -98,7 +98,7 @@ services:
     command: /usr/bin/web
     timeout: 5s
 `,
-			want: `x.yml:6:5: unknown key "timeout" in service; did you mean "ready.timeout"? valid keys: name, go, binary, command, install, args, env, dir, user, group, restart, ready`,
+			want: `x.yml:6:5: unknown key "timeout" in service; did you mean "ready.timeout"? valid keys: name, go, binary, command, image, install, args, env, dir, user, group, restart, ready, sandbox, capabilities, readonly, binds, net, resources, seccomp`,
 		},
 		{
 			name: "misspelt key that belongs elsewhere",
@@ -109,7 +109,7 @@ services:
     command: /usr/bin/web
     timout: 5s
 `,
-			want: `x.yml:6:5: unknown key "timout" in service; did you mean "ready.timeout"? valid keys: name, go, binary, command, install, args, env, dir, user, group, restart, ready`,
+			want: `x.yml:6:5: unknown key "timout" in service; did you mean "ready.timeout"? valid keys: name, go, binary, command, image, install, args, env, dir, user, group, restart, ready, sandbox, capabilities, readonly, binds, net, resources, seccomp`,
 		},
 		{
 			name: "merge keys",
@@ -123,7 +123,7 @@ services:
     name: api
 `,
 			want: `x.yml:7:5: merge keys (<<) are not supported in service; write the keys out
-x.yml:7:5: service has no program; set exactly one of go, binary, command`,
+x.yml:7:5: service has no program; set exactly one of go, binary, command, image`,
 		},
 		{
 			name: "scalar where a list of mappings is expected",
@@ -489,9 +489,46 @@ services:
   - name: web
     args: [--port, 8080]
 `,
-			want: `x.yml:6:5: go and command are mutually exclusive; set exactly one of go, binary, command
-x.yml:7:5: go and binary are mutually exclusive; set exactly one of go, binary, command
-x.yml:9:5: service has no program; set exactly one of go, binary, command`,
+			want: `x.yml:6:5: go and command are mutually exclusive; set exactly one of go, binary, command, image
+x.yml:7:5: go and binary are mutually exclusive; set exactly one of go, binary, command, image
+x.yml:9:5: service has no program; set exactly one of go, binary, command, image`,
+		},
+		{
+			name: "image services and sandboxes",
+			src: `version: 1
+kernel: {package: linux-image-cloud}
+services:
+  - name: web
+    image: registry.example.com/acme/web
+    capabilities: [CAP_NET_BIND_SERVICE, CAP_NET_BIN]
+    binds: ["/var/lib/web:/data:rx", "data:/data"]
+    net: bridge
+    resources: {memory: 64X, cpu: 0}
+    ready: {exec: [/bin/true]}
+  - name: plain
+    binary: /bin/true
+    readonly: true
+  - name: boxed
+    binary: /bin/true
+    sandbox: true
+    readonly: true
+  - name: local
+    image: "oci-layout:./img@"
+    net: new
+    ready: {tcp: 8080}
+`,
+			want: `x.yml:5:12: image: "registry.example.com/acme/web" has no tag or digest; pin it (…:1.0 or …@sha256:<digest>) so builds are reproducible
+x.yml:6:42: capabilities: "CAP_NET_BIN" is not a capability; did you mean "CAP_NET_ADMIN"? valid names are CAP_CHOWN … CAP_CHECKPOINT_RESTORE (capabilities(7)); [] keeps none
+x.yml:7:13: binds: "/var/lib/web:/data:rx": mode "rx" is not valid; use "SOURCE:TARGET" or "SOURCE:TARGET:rw" (read-only unless :rw), both absolute guest paths
+x.yml:7:38: binds source: "data" is not an absolute path; use "/data"
+x.yml:8:10: net: "bridge" is not valid; valid values: host, new
+x.yml:9:25: resources.memory: bad memory size "64X"; use e.g. 128M or 1G
+x.yml:9:35: resources.cpu: "0" is not valid; use a number of CPUs from 0.001 to 1024, like 0.5
+x.yml:10:12: ready: an exec probe would run outside the sandbox of web; use a log, file, unix or tcp probe
+x.yml:13:5: readonly configures the sandbox, which is off for this program; set sandbox: true or remove readonly
+x.yml:17:15: readonly: a read-only root needs an image: this program shares the image's root; use image: or remove readonly
+x.yml:19:12: image: "oci-layout:./img@" has an empty tag or digest after '@'; use a registry reference (registry.example.com/acme/web:1.0 or …@sha256:<64 hex>), oci-layout:DIR[@sha256:<digest>|@TAG] or docker-archive:FILE.tar
+x.yml:21:12: ready: a tcp probe cannot reach local in its own network namespace (net: new); use a log, file or unix probe, or net: host`,
 		},
 		{
 			name: "unknown disk format",
@@ -1038,5 +1075,47 @@ func TestEditDistance(t *testing.T) {
 		if got := editDistance(tt.b, tt.a); got != tt.want {
 			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.b, tt.a, got, tt.want)
 		}
+	}
+}
+
+func TestParseImageSandbox(t *testing.T) {
+	s, err, dir := parseIn(t, "x.yml", `version: 1
+kernel: {package: linux-image-cloud}
+services:
+  - name: web
+    image: docker-archive:web.tar
+    capabilities: [net_bind_service]
+    readonly: true
+    binds: ["/var/lib/web:/data:rw", "/etc/web:/etc/web"]
+    net: new
+    resources: {memory: 64M, cpu: 0.5}
+    seccomp: unconfined
+  - name: plain
+    binary: /bin/true
+  - name: boxed
+    binary: /bin/true
+    sandbox: true
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := s.Services[0].Program
+	if web.Image == nil || web.Image.Kind != "docker-archive" || web.Image.Path != filepath.Join(dir, "web.tar") {
+		t.Errorf("image: %+v", web.Image)
+	}
+	if web.User != "" || web.Dir != "" {
+		t.Errorf("user %q dir %q: an image's config decides them", web.User, web.Dir)
+	}
+	want := &Sandbox{Capabilities: []string{"CAP_NET_BIND_SERVICE"}, Readonly: true,
+		Binds: []Bind{{"/var/lib/web", "/data", true}, {"/etc/web", "/etc/web", false}},
+		Net:   NetNew, MemoryMiB: 64, CPUMilli: 500, Seccomp: SeccompUnconfined, Pos: web.Sandbox.Pos}
+	if !reflect.DeepEqual(web.Sandbox, want) {
+		t.Errorf("sandbox:\n got %+v\nwant %+v", web.Sandbox, want)
+	}
+	if s.Services[1].Program.Sandbox != nil {
+		t.Errorf("a binary is sandboxed without asking")
+	}
+	if b := s.Services[2].Program.Sandbox; b == nil || len(b.Capabilities) != 14 || b.Net != NetHost || b.Seccomp != SeccompDefault {
+		t.Errorf("sandbox: true: %+v", b)
 	}
 }

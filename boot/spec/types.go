@@ -4,7 +4,11 @@
 // been valid. Nothing downstream re-validates user input.
 package spec
 
-import "time"
+import (
+	"time"
+
+	"github.com/kitrun/kitrun/boot/ociimage"
+)
 
 // Pos is a position in a spec file, 1-based.
 type Pos struct {
@@ -79,7 +83,7 @@ const (
 
 // Program is something kitrun puts in the image and runs: built from a Go
 // package, copied from a host binary, or already in the image.
-// Exactly one of Go, Binary or Command is set.
+// Exactly one of Go, Binary, Command or Image is set.
 type Program struct {
 	// Go is a Go package to build for the target arch with CGO_ENABLED=0: a
 	// directory relative to the spec file ("./cmd/server"), resolved to an
@@ -91,6 +95,12 @@ type Program struct {
 	// Command is an absolute path inside the image (a file from `files:`, or
 	// another program's install path).
 	Command string
+	// Image is an OCI image whose root the program runs in: its
+	// entrypoint and cmd, env, user and working directory come from the
+	// image's config unless Args, Env, User and Dir say otherwise (Dir and
+	// User are "" when the spec leaves them to the image).
+	Image    *ociimage.Source
+	ImagePos Pos // of the image: value, where pull errors point
 	// Install is where Go/Binary programs land in the image; defaults to
 	// /usr/bin/<base name>.
 	Install string
@@ -99,6 +109,9 @@ type Program struct {
 	Dir     string // working directory in the guest, default "/"
 	User    string // user name or numeric uid; default "root"
 	Group   string // group name or numeric gid; default the user's group
+	// Sandbox confines the program; nil for none (the default except for
+	// images).
+	Sandbox *Sandbox
 	Pos     Pos
 }
 

@@ -161,6 +161,8 @@ type BuildOptions struct {
 	// a disk image carries its command line, wired for one machine.
 	Formats    []string
 	ForMachine string
+	// Offline takes OCI images from kitrun's blob cache only.
+	Offline bool
 	BackendOptions
 }
 
@@ -169,6 +171,7 @@ func AddBuildFlags(cmd *cobra.Command, o *BuildOptions) {
 	cmd.Flags().StringVar(&o.Arch, "arch", "", "target architecture: "+strings.Join(arch.Names(), ", ")+" (default: the host's)")
 	cmd.Flags().StringVar(&o.Compression, "compression", "", "initramfs compression: zstd (default), gzip, xz, lz4, none")
 	cmd.Flags().StringVar(&o.CacheDir, "cache-dir", "", "kitrun's cache (default $KITRUN_CACHE or ~/.cache/kitrun)")
+	cmd.Flags().BoolVar(&o.Offline, "offline", false, "take OCI images (image:) from the cache only; a registry image must have been pulled before")
 	AddBackendFlags(cmd, &o.BackendOptions)
 }
 
@@ -196,6 +199,7 @@ func (o BuildOptions) Target() (hypervisor.Backend, platform.Platform, error) {
 func (o BuildOptions) assembleOptions(plat platform.Platform) assemble.Options {
 	return assemble.Options{
 		Platform: plat, Compression: o.Compression, CacheDir: o.CacheDir, Formats: o.Formats, Machine: o.ForMachine,
+		Offline: o.Offline,
 	}
 }
 
@@ -278,4 +282,14 @@ func LoadImage(ctx context.Context, arg string, o BuildOptions, log io.Writer) (
 		}
 	}
 	return res.Image, nil
+}
+
+// AssembleOptions are the assembler's options for the target these flags
+// name (for commands that inspect a spec's image without building it).
+func (o BuildOptions) AssembleOptions() (assemble.Options, error) {
+	_, plat, err := o.Target()
+	if err != nil {
+		return assemble.Options{}, err
+	}
+	return o.assembleOptions(plat), nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/kitrun/kitrun/boot/runtimedir"
 	"github.com/kitrun/kitrun/hypervisor/vm/termsafe"
 
+	"github.com/kitrun/kitrun/cmd/kitrun/internal/audit"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/bench"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/build"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cloud"
@@ -56,7 +57,7 @@ func New(stdout, stderr io.Writer) *cobra.Command {
 	}
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	cmd.AddCommand(build.New(), run.New(), bench.New(), history.New(), dashboard.New())
+	cmd.AddCommand(build.New(), audit.New(), run.New(), bench.New(), history.New(), dashboard.New())
 	cmd.AddCommand(ps.New(), logs.New(), console.New(), pause.New(), resume.New(), stop.New(), kill.New(), rm.New(), inspect.New(), prune.New(), supervise.New())
 	cmd.AddCommand(test.New(), ssh.New(), cloud.New())
 	cmd.AddCommand(newVersion())
