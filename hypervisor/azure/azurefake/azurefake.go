@@ -23,25 +23,23 @@ package azurefake
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kitrun/kitrun/hypervisor/cloud/cloudfake"
 )
 
 // Fixed names of the fake's world.
@@ -100,8 +98,7 @@ type vm struct {
 	id, name, addr string
 	state          string // starting, running, stopping, stopped
 	dir, console   string
-	cmd            *exec.Cmd
-	qmp            string
+	qemu           *cloudfake.QEMU
 	exited         chan struct{}
 	polls          int
 }
@@ -152,8 +149,8 @@ func (f *Fake) Close() {
 	}
 	f.mu.Unlock()
 	for _, v := range all {
-		if v.cmd != nil && v.cmd.Process != nil {
-			syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+		if v.qemu != nil {
+			v.qemu.Kill()
 			<-v.exited
 		}
 	}
@@ -753,8 +750,8 @@ func (f *Fake) delete(id string) *armErr {
 	v := f.vms[lid]
 	delete(f.vms, lid)
 	f.mu.Unlock()
-	if v != nil && v.cmd != nil && v.cmd.Process != nil {
-		syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+	if v != nil && v.qemu != nil {
+		v.qemu.Kill()
 		<-v.exited
 	}
 	return nil
@@ -770,23 +767,23 @@ func (f *Fake) powerOff(v *vm, skip bool) {
 		v.state = "stopping"
 	}
 	f.mu.Unlock()
-	if v.cmd == nil {
+	if v.qemu == nil {
 		f.exited(v, nil)
 		return
 	}
 	if skip {
-		syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+		v.qemu.Kill()
 		<-v.exited
 		return
 	}
 	go func() {
-		if err := qmpCommand(v.qmp, "system_powerdown"); err != nil {
+		if err := v.qemu.Powerdown(); err != nil {
 			f.o.Log("azurefake: %s: power button: %v", v.name, err)
 		}
 		select {
 		case <-v.exited:
 		case <-time.After(60 * time.Second):
-			syscall.Kill(-v.cmd.Process.Pid, syscall.SIGKILL)
+			v.qemu.Kill()
 		}
 	}()
 }
@@ -828,89 +825,18 @@ func (f *Fake) boot(v *vm, disk string, ports []int) {
 	}
 }
 
-// OVMF is the firmware the fake boots disks with.
-var (
-	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
-	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
-)
-
 func (f *Fake) startQEMU(v *vm, disk string, ports []int) error {
-	vars, err := os.ReadFile(OVMFVars)
-	if err != nil {
-		return fmt.Errorf("OVMF variables (install Debian's ovmf): %w", err)
-	}
-	varsPath := filepath.Join(v.dir, "efivars.fd")
-	if err := os.WriteFile(varsPath, vars, 0o600); err != nil {
-		return err
-	}
-	v.qmp = filepath.Join(v.dir, "qmp.sock")
-	netdev := "user,id=n0"
-	for _, p := range ports {
-		netdev += fmt.Sprintf(",hostfwd=tcp:%s:%d-:%d", v.addr, p, p)
-	}
-	args := []string{
-		"-M", "q35", "-accel", "tcg", "-cpu", "qemu64", "-m", "512M", "-smp", "1",
-		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + OVMFCode,
-		"-drive", "if=pflash,format=raw,unit=1,file=" + varsPath,
-		// The managed disk: the uploaded VHD, read as QEMU's vpc; writes
-		// stay in the VM (snapshot=on).
-		"-drive", "file=" + disk + ",format=vpc,if=virtio,snapshot=on",
-		"-chardev", "file,id=con,path=" + v.console,
-		"-serial", "chardev:con",
-		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
-		"-qmp", "unix:" + v.qmp + ",server=on,wait=off",
-	}
-	cmd := exec.Command("qemu-system-x86_64", args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	f.o.Log("azurefake: %s: qemu-system-x86_64 %s", v.name, strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting QEMU: %w", err)
-	}
-	v.cmd = cmd
-	go func() {
-		err := cmd.Wait()
-		if err != nil && stderr.Len() > 0 {
-			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
-		}
-		f.exited(v, err)
-	}()
-	return nil
-}
-
-func qmpCommand(sock, command string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", sock)
+	q, err := cloudfake.Start(cloudfake.Spec{Name: "azurefake: " + v.name, Dir: v.dir, Console: v.console,
+		Args: []string{
+			// The managed disk: the uploaded VHD, read as QEMU's vpc;
+			// writes stay in the VM (snapshot=on).
+			"-drive", "file=" + disk + ",format=vpc,if=virtio,snapshot=on",
+		},
+		Net: &cloudfake.Net{Addr: v.addr, Forwards: ports}, Log: f.o.Log,
+	}, func(err error) { f.exited(v, err) })
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	dec := json.NewDecoder(c)
-	var greeting map[string]any
-	if err := dec.Decode(&greeting); err != nil {
-		return err
-	}
-	for _, cmd := range []string{"qmp_capabilities", command} {
-		if _, err := fmt.Fprintf(c, `{"execute":%q}`+"\n", cmd); err != nil {
-			return err
-		}
-		for {
-			var reply map[string]any
-			if err := dec.Decode(&reply); err != nil {
-				return err
-			}
-			if e, ok := reply["error"]; ok {
-				return fmt.Errorf("%s: %v", cmd, e)
-			}
-			if _, ok := reply["return"]; ok {
-				break
-			}
-		}
-	}
+	v.qemu = q
 	return nil
 }
