@@ -134,6 +134,28 @@ func TestBootEndToEnd(t *testing.T) {
 	}
 }
 
+// TestSSHEndToEnd boots an image whose boot needs per-boot files (SSH
+// keys): the seed travels as the instance's user data, kitinit reads it
+// over IMDSv2 from the fake's metadata service, and vm's SSH client pins
+// the host key it delivered.
+func TestSSHEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM under QEMU")
+	}
+	f := awsfake.Start(t, awsfake.Options{Boot: true})
+	f.Env(t)
+	b := backend(t, f)
+	a := qemutest.Require(t, "x86_64")
+	plat, err := b.Platform(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := qemutest.BuildSpec(t, a, qemutest.WriteSpec(t, "sshguest", hypervisortest.SSHSpec), func(o *assemble.Options) {
+		o.Platform, o.Formats = plat, []string{aws.Format}
+	})
+	hypervisortest.RunSSH(t, b, img, aws.Format, 4*time.Minute)
+}
+
 func greet(t *testing.T, addr string) string {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)

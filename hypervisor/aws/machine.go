@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kitrun/kitrun/boot/initproto"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -29,6 +31,9 @@ var _ hypervisor.DiskBooter = (*Backend)(nil)
 // DefaultFormat implements hypervisor.DiskBooter: commands boot the aws
 // format when none is asked for.
 func (b *Backend) DefaultFormat() string { return Format }
+
+// maxUserData is EC2's limit on an instance's user data (decoded).
+const maxUserData = 16 << 10
 
 // launchMu makes this process's count of running instances and its launch
 // one step, so that parallel starts respect max-instances.
@@ -83,16 +88,16 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if spec.ExtraCmdline != "" {
 		return nil, errors.New("aws: an AMI carries its kernel command line; extra kernel arguments need direct kernel boot")
 	}
-	if len(spec.Seed) > 0 {
-		return nil, &hypervisor.UnsupportedError{Backend: Name, What: "deliver per-boot files (SSH keys) to an instance",
-			Hint: "EC2 has no fw_cfg and kitinit has no instance-metadata (user-data) client yet"}
-	}
 	manifestPath, err := img.Disk(Format)
 	if err != nil {
 		return nil, err
 	}
-	if d := img.Manifest.Disks[Format]; d.Machine != "" && d.Machine != machineName {
+	d := img.Manifest.Disks[Format]
+	if d.Machine != "" && d.Machine != machineName {
 		return nil, fmt.Errorf("aws: the aws image of %s is wired for machine %s, not %s", img.Manifest.Name, d.Machine, machineName)
+	}
+	if err := cloud.CheckSeed(Name, spec.Seed, d.Cmdline, initproto.SeedAWS, maxUserData); err != nil {
+		return nil, err
 	}
 	manifest, err := awsimport.Read(manifestPath)
 	if err != nil {
@@ -242,6 +247,11 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, ami, it, nam
 		TagSpecifications: []types.TagSpecification{
 			tagSpec(types.ResourceTypeInstance, tags), tagSpec(types.ResourceTypeVolume, tags),
 		},
+	}
+	if len(spec.Seed) > 0 {
+		// The seed is the user data: kitinit reads it over IMDSv2
+		// (see boot/kitinit/metaseed.go).
+		in.UserData = aws.String(base64.StdEncoding.EncodeToString(spec.Seed))
 	}
 	if b.cfg.Subnet != "" {
 		in.SubnetId = aws.String(b.cfg.Subnet)

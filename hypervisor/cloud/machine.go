@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/hypervisor"
 )
 
@@ -352,4 +353,23 @@ func (u *ImageUsers) Use(image string, d int) int {
 		delete(u.n, image)
 	}
 	return n
+}
+
+// CheckSeed says whether a machine can get this boot's seed (per-boot
+// files: SSH keys) from the platform's metadata service: the image's disk
+// must have been built to fetch it from source (its kernel command line,
+// cmdline, names it; an image without network does not), and the platform
+// takes at most limit bytes.
+func CheckSeed(backend string, seed []byte, cmdline, source string, limit int) error {
+	if len(seed) == 0 {
+		return nil
+	}
+	if got := initproto.CmdlineSeed(cmdline); got != source {
+		return &hypervisor.UnsupportedError{Backend: backend, What: "deliver per-boot files (SSH keys) to this image",
+			Hint: fmt.Sprintf("its disk does not fetch them from the instance metadata service (kernel command line has %s=%q, want %q): the image needs network (network: in the spec), and an image built before kitrun delivered seeds on %s must be rebuilt", initproto.ParamSeed, got, source, backend)}
+	}
+	if len(seed) > limit {
+		return fmt.Errorf("%s: this boot's per-boot files take %d bytes; the platform's instance metadata takes at most %d", backend, len(seed), limit)
+	}
+	return nil
 }

@@ -127,6 +127,7 @@ type instance struct {
 	vm                      *cloudfake.QEMU
 	exited                  chan struct{}
 	console                 string // the console file
+	userData                []byte // nil: launched without
 }
 
 // Start starts the fake; it stops (and its QEMUs die) when the test ends.
@@ -892,8 +893,19 @@ func (f *Fake) runInstances(q query) (string, *apiError) {
 			return "", errf(400, "InvalidGroup.NotFound", "The security group '%s' does not exist", g)
 		}
 	}
+	var userData []byte
+	if ud, ok := q["UserData"]; ok {
+		// EC2 takes user data base64-encoded and serves it decoded.
+		var err error
+		if userData, err = base64.StdEncoding.DecodeString(ud[0]); err != nil {
+			return "", errf(400, "InvalidParameterValue", "Invalid BASE64 encoding of user data.")
+		}
+		if len(userData) > 16<<10 {
+			return "", errf(400, "InvalidParameterValue", "User data is limited to 16384 bytes")
+		}
+	}
 	f.nextAddr++
-	in := &instance{
+	in := &instance{userData: userData,
 		id: newID("i-"), image: im.id, itype: it, token: q.get("ClientToken"), groups: groups,
 		addr:     fmt.Sprintf("127.0.0.%d", 1+f.nextAddr%250),
 		launched: time.Now(), state: "pending",
@@ -1125,7 +1137,7 @@ func (f *Fake) startQEMU(in *instance, snap *snapshot, ports []int) error {
 			"-drive", "file=" + snap.path + ",format=raw,if=none,id=ebs0,snapshot=on",
 			"-device", "nvme,drive=ebs0,serial=vol" + in.id[2:12],
 		},
-		Net: &cloudfake.Net{Addr: in.addr, Forwards: ports}, Log: f.o.Log,
+		Net: &cloudfake.Net{Addr: in.addr, Forwards: ports, Metadata: cloudfake.AWSMetadata(in.userData)}, Log: f.o.Log,
 	}, func(err error) { f.exited(in, err) })
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,13 +60,30 @@ type Net struct {
 	Addr string
 	// Forwards are the guest ports reached at Addr, on the same port.
 	Forwards []int
+	// Metadata, if set, is the instance metadata service the guest
+	// reaches at 169.254.169.254:80, as on the clouds. The fake serves
+	// it on a loopback port of its own, and QEMU's user network forwards
+	// each guest connection there (guestfwd, which wants its address
+	// inside the virtual network: the guest's network is then the
+	// link-local 169.254.0.0/16, its address 169.254.0.15).
+	Metadata http.Handler
 }
+
+// metadataAddr is where the clouds serve instance metadata.
+const metadataAddr = "169.254.169.254:80"
 
 // QEMU is a running machine.
 type QEMU struct {
-	cmd  *exec.Cmd
-	qmp  string
-	done chan struct{}
+	cmd     *exec.Cmd
+	qmp     string
+	done    chan struct{}
+	closers []func() error // what goes with the machine
+}
+
+func (q *QEMU) close() {
+	for _, c := range q.closers {
+		c()
+	}
 }
 
 // Start boots the machine; exited is called once when QEMU exits, with
@@ -104,6 +122,20 @@ func Start(s Spec, exited func(error)) (*QEMU, error) {
 			id = "n0"
 		}
 		netdev := "user,id=" + id
+		if n.Metadata != nil {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, fmt.Errorf("the metadata service: %w", err)
+			}
+			srv := &http.Server{Handler: n.Metadata, ReadHeaderTimeout: 10 * time.Second}
+			go srv.Serve(l)
+			q.closers = append(q.closers, srv.Close)
+			// guestfwd's cmd: runs a program per guest connection with
+			// the connection on its stdin and stdout (parsed like a
+			// shell's words, no shell); bash relays it to the server.
+			relay := fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d; cat <&3 & cat >&3; wait", l.Addr().(*net.TCPAddr).Port)
+			netdev += ",net=169.254.0.0/16,guestfwd=tcp:" + metadataAddr + "-cmd:bash -c '" + relay + "'"
+		}
 		for _, p := range n.Forwards {
 			netdev += fmt.Sprintf(",hostfwd=tcp:%s:%d-:%d", n.Addr, p, p)
 		}
@@ -121,6 +153,7 @@ func Start(s Spec, exited func(error)) (*QEMU, error) {
 	}
 	waited, err := start(cmd)
 	if err != nil {
+		q.close()
 		return nil, fmt.Errorf("starting QEMU: %w", err)
 	}
 	q.cmd = cmd
@@ -129,6 +162,7 @@ func Start(s Spec, exited func(error)) (*QEMU, error) {
 		if err != nil && out.Len() > 0 {
 			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(out.String()))
 		}
+		q.close()
 		if exited != nil {
 			exited(err)
 		}
