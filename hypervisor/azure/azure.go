@@ -37,6 +37,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
@@ -336,7 +337,9 @@ const (
 // Hyper-V one: the console is COM1 (ttyS0, what boot diagnostics logs),
 // which kitinit's events share (only COM1 is logged); the NIC is
 // hv_netvsc on hv_vmbus; DHCP from the virtual network. Under the fake
-// (hardware=qemu) the NIC is virtio-net.
+// (hardware=qemu) the NIC is virtio-net. Azure has no fw_cfg: a boot's
+// per-boot files (SSH keys) are the VM's userData, which kitinit reads
+// from Azure IMDS.
 func (b *Backend) Platform(a arch.Arch) (platform.Platform, error) {
 	if a.Name != "x86_64" {
 		return platform.Platform{}, fmt.Errorf("the azure backend has no machines for %s; valid: x86_64", a.Name)
@@ -346,14 +349,14 @@ func (b *Backend) Platform(a arch.Arch) (platform.Platform, error) {
 		p.DefaultMachine = MachineGen2QEMU
 		p.Machines = map[string]platform.Hardware{MachineGen2QEMU: {
 			Console: "ttyS0,115200n8", NICModules: []string{"virtio_pci", "virtio_net"},
-			KernelArgs: []string{"no_timer_check", "nosoftlockup"},
+			KernelArgs: []string{"no_timer_check", "nosoftlockup"}, DiskSeed: initproto.SeedAzure,
 		}}
 		return p, nil
 	}
 	p.Machines = map[string]platform.Hardware{MachineGen2: {
 		Console: "ttyS0,115200n8", PanicModules: []string{"hv_vmbus"},
 		NICModules: []string{"hv_vmbus", "hv_netvsc"},
-		KernelArgs: []string{"no_timer_check", "nosoftlockup"},
+		KernelArgs: []string{"no_timer_check", "nosoftlockup"}, DiskSeed: initproto.SeedAzure,
 	}}
 	return p, nil
 }

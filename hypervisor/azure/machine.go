@@ -3,6 +3,7 @@ package azure
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
 
 	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
 )
@@ -88,10 +90,6 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if spec.ExtraCmdline != "" {
 		return nil, errors.New("azure: a VHD carries its kernel command line; extra kernel arguments need direct kernel boot")
 	}
-	if len(spec.Seed) > 0 {
-		return nil, &hypervisor.UnsupportedError{Backend: Name, What: "deliver per-boot files (SSH keys) to a VM",
-			Hint: "Azure has no fw_cfg and kitinit has no instance-metadata (custom data) client yet"}
-	}
 	path, err := img.Disk(Format)
 	if err != nil {
 		return nil, err
@@ -99,6 +97,11 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	disk := img.Manifest.Disks[Format]
 	if disk.Machine != "" && disk.Machine != machineName {
 		return nil, fmt.Errorf("azure: the vhd image of %s is wired for machine %s, not %s", img.Manifest.Name, disk.Machine, machineName)
+	}
+	// userData travels base64-encoded; kitinit takes initproto.MaxSeed
+	// bytes of it (Azure itself takes 64 KiB).
+	if err := cloud.CheckSeed(Name, spec.Seed, disk.Cmdline, initproto.SeedAzure, initproto.MaxSeed/4*3); err != nil {
+		return nil, err
 	}
 	for _, p := range spec.Publish {
 		if p.HostPort != 0 && p.HostPort != p.GuestPort {
@@ -289,10 +292,16 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, name string)
 		launchMu.Unlock()
 		return err
 	}
+	var userData *string
+	if len(spec.Seed) > 0 {
+		// kitinit reads it from IMDS (see boot/kitinit/metaseed.go).
+		userData = to.Ptr(base64.StdEncoding.EncodeToString(spec.Seed))
+	}
 	m.MarkStarted()
 	vmp, err := c.vms.BeginCreateOrUpdate(ctx, rg, m.name, armcompute.VirtualMachine{
 		Location: loc, Tags: tags,
 		Properties: &armcompute.VirtualMachineProperties{
+			UserData:        userData,
 			HardwareProfile: &armcompute.HardwareProfile{VMSize: to.Ptr(armcompute.VirtualMachineSizeTypes(b.cfg.VMSize))},
 			StorageProfile: &armcompute.StorageProfile{OSDisk: &armcompute.OSDisk{
 				CreateOption: to.Ptr(armcompute.DiskCreateOptionTypesAttach), OSType: to.Ptr(armcompute.OperatingSystemTypesLinux),

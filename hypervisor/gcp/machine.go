@@ -3,6 +3,7 @@ package gcp
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	compute "google.golang.org/api/compute/v1"
 
 	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
 )
@@ -82,10 +84,6 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if spec.ExtraCmdline != "" {
 		return nil, errors.New("gcp: an image carries its kernel command line; extra kernel arguments need direct kernel boot")
 	}
-	if len(spec.Seed) > 0 {
-		return nil, &hypervisor.UnsupportedError{Backend: Name, What: "deliver per-boot files (SSH keys) to an instance",
-			Hint: "Compute Engine has no fw_cfg and kitinit has no metadata-server client yet"}
-	}
 	path, err := img.Disk(Format)
 	if err != nil {
 		return nil, err
@@ -93,6 +91,11 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	d := img.Manifest.Disks[Format]
 	if d.Machine != "" && d.Machine != machineName {
 		return nil, fmt.Errorf("gcp: the gcp image of %s is wired for machine %s, not %s", img.Manifest.Name, d.Machine, machineName)
+	}
+	// The seed travels base64-encoded (metadata values are text), and
+	// kitinit takes initproto.MaxSeed bytes of it.
+	if err := cloud.CheckSeed(Name, spec.Seed, d.Cmdline, initproto.SeedGCE, initproto.MaxSeed/4*3); err != nil {
+		return nil, err
 	}
 	if d.SHA256 == "" {
 		return nil, fmt.Errorf("gcp: the image's manifest has no digest of its gcp disk: rebuild it")
@@ -205,6 +208,12 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, mt, name str
 	}
 	if b.cfg.GVNIC {
 		inst.NetworkInterfaces[0].NicType = "GVNIC"
+	}
+	if len(spec.Seed) > 0 {
+		// kitinit reads it from the metadata server (see
+		// boot/kitinit/metaseed.go).
+		v := base64.StdEncoding.EncodeToString(spec.Seed)
+		inst.Metadata = &compute.Metadata{Items: []*compute.MetadataItems{{Key: initproto.SeedGCEKey, Value: &v}}}
 	}
 	if len(spec.Publish) > 0 {
 		if err := m.createFirewall(ctx, spec.Publish, network, tags); err != nil {

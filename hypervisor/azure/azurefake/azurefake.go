@@ -23,6 +23,7 @@ package azurefake
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -99,6 +100,7 @@ type vm struct {
 	state          string // starting, running, stopping, stopped
 	dir, console   string
 	qemu           *cloudfake.QEMU
+	userData       string // base64, as created
 	exited         chan struct{}
 	polls          int
 }
@@ -706,9 +708,16 @@ func (f *Fake) put(typ, id, name string, body map[string]any) (int, map[string]a
 		if addr == "" {
 			addr = "127.0.0.1"
 		}
+		// userData: base64, at most 64 KiB; IMDS serves it, and ARM
+		// shows it only with $expand=userData (which the fake lacks).
+		userData := str(body, "properties", "userData")
+		if _, err := base64.StdEncoding.DecodeString(userData); err != nil || len(userData) > 64<<10 {
+			return 0, nil, errf(400, "InvalidParameter", "The value of parameter userData is invalid: it must be base64 and at most 64 KB.")
+		}
+		delete(p, "userData")
 		dir := filepath.Join(f.dir, name)
 		os.MkdirAll(dir, 0o755)
-		v := &vm{id: lid, name: name, addr: addr, state: "starting", dir: dir, console: filepath.Join(dir, "serial.log"), exited: make(chan struct{})}
+		v := &vm{id: lid, name: name, addr: addr, state: "starting", dir: dir, console: filepath.Join(dir, "serial.log"), exited: make(chan struct{}), userData: userData}
 		os.WriteFile(v.console, nil, 0o644)
 		f.vms[lid] = v
 		p["provisioningState"] = "Creating"
@@ -832,7 +841,7 @@ func (f *Fake) startQEMU(v *vm, disk string, ports []int) error {
 			// writes stay in the VM (snapshot=on).
 			"-drive", "file=" + disk + ",format=vpc,if=virtio,snapshot=on",
 		},
-		Net: &cloudfake.Net{Addr: v.addr, Forwards: ports}, Log: f.o.Log,
+		Net: &cloudfake.Net{Addr: v.addr, Forwards: ports, Metadata: cloudfake.AzureMetadata(v.userData)}, Log: f.o.Log,
 	}, func(err error) { f.exited(v, err) })
 	if err != nil {
 		return err

@@ -655,6 +655,13 @@ func (f *Fake) insertInstance(ci *compute.Instance, reqID string) (any, *apiErro
 	if op.Error != nil {
 		return op, nil // refused: no instance
 	}
+	if ci.Metadata != nil {
+		for _, it := range ci.Metadata.Items {
+			if it.Value != nil && len(*it.Value) > 256<<10 {
+				return nil, errf(400, "invalid", "Invalid value for field 'resource.metadata': the value of metadata key '%s' exceeds 256 KB", it.Key)
+			}
+		}
+	}
 	f.nextAddr++
 	in := &instance{Instance: ci, exited: make(chan struct{})}
 	ci.Status = "PROVISIONING"
@@ -729,7 +736,7 @@ func (f *Fake) startQEMU(in *instance, addr string) error {
 			"-drive", "file=" + in.disk + ",format=raw,if=none,id=pd0,snapshot=on",
 			"-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-hd,drive=pd0,bus=scsi0.0",
 		},
-		Net: &cloudfake.Net{Addr: addr, Forwards: in.ports}, Log: f.o.Log,
+		Net: &cloudfake.Net{Addr: addr, Forwards: in.ports, Metadata: cloudfake.GCEMetadata(metadataItems(in.Instance))}, Log: f.o.Log,
 	}, func(err error) { f.exited(in, err) })
 	if err != nil {
 		return err
@@ -855,4 +862,18 @@ func (f *Fake) serialPort(name, startStr string) (any, *apiError) {
 		return nil, errf(500, "backendError", "%v", err)
 	}
 	return &compute.SerialPortOutput{Contents: string(b), Start: start, Next: size}, nil
+}
+
+// metadataItems are an instance's metadata as its metadata server serves
+// them.
+func metadataItems(ci *compute.Instance) map[string]string {
+	items := map[string]string{}
+	if ci.Metadata != nil {
+		for _, it := range ci.Metadata.Items {
+			if it.Value != nil {
+				items[it.Key] = *it.Value
+			}
+		}
+	}
+	return items
 }
