@@ -3,17 +3,16 @@ package kitinit
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/kitrun/kitrun/boot/initproto"
+	"golang.org/x/sys/unix"
 )
 
 // The seed over a cloud's instance metadata service.
@@ -28,9 +27,9 @@ import (
 // initproto.MaxSeed, accepts only a newc archive, and never puts the
 // seed's bytes in an event or error.
 //
-// The client is a few lines of HTTP/1.1 over net rather than net/http:
-// kitinit is embedded in every image, and net/http (with TLS) would add
-// megabytes to it for three requests.
+// The client is a few lines of HTTP/1.1 over a raw socket rather than
+// net/http: kitinit is embedded in every image, and net/http (even net
+// alone) would add megabytes (half a megabyte) to it for three requests.
 
 // metaseedWithin bounds the whole fetch: DHCP has already finished (kitinit
 // waits for the network), so this covers a metadata service that is slow
@@ -38,52 +37,53 @@ import (
 const metaseedWithin = 30 * time.Second
 
 // fetchSeed returns this boot's seed archive from the metadata service at
-// addr (host:port), nil if the platform holds none for this boot.
-func fetchSeed(ctx context.Context, source, addr string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, metaseedWithin)
-	defer cancel()
+// addr (ip:port), nil if the platform holds none for this boot.
+func fetchSeed(source, addr string, within time.Duration) ([]byte, error) {
+	deadline := time.Now().Add(within)
 	var (
 		data []byte
 		err  error
 	)
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
-		data, err = fetchSeedOnce(ctx, source, addr)
-		var perm permanentError
-		if err == nil || errors.As(err, &perm) {
+		data, err = fetchSeedOnce(source, addr, deadline)
+		if err == nil || isPermanent(err) {
 			break
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%w (the metadata service at %s did not answer within %s)", err, addr, metaseedWithin)
-		case <-time.After(delay):
+		if time.Now().Add(delay).After(deadline) {
+			return nil, fmt.Errorf("%w (the metadata service at %s did not answer within %s)", err, addr, within)
 		}
+		time.Sleep(delay)
 	}
 	if err != nil || data == nil {
 		return nil, err
 	}
 	if !bytes.HasPrefix(data, []byte("070701")) {
-		return nil, permanentError{fmt.Errorf("%s: the seed is not a newc archive (%d bytes)", source, len(data))}
+		return nil, fmt.Errorf("%s: the seed is not a newc archive (%d bytes)", source, len(data))
 	}
 	return data, nil
 }
 
-// permanentError is an answer that asking again will not change.
+// permanentError is an answer that asking again will not change. (A type
+// switch, not errors.As: that would link reflection into kitinit.)
 type permanentError struct{ error }
 
-func (e permanentError) Unwrap() error { return e.error }
+func isPermanent(err error) bool {
+	_, ok := err.(permanentError)
+	return ok
+}
 
-func fetchSeedOnce(ctx context.Context, source, addr string) ([]byte, error) {
+func fetchSeedOnce(source, addr string, deadline time.Time) ([]byte, error) {
 	switch source {
 	case initproto.SeedAWS:
 		// IMDSv2: a session token first (PUT), then the user data.
-		st, _, tok, err := metaGet(ctx, addr, "PUT", "/latest/api/token", [][2]string{{"X-aws-ec2-metadata-token-ttl-seconds", "60"}}, 512)
+		st, _, tok, err := metaGet(deadline, addr, "PUT", "/latest/api/token", [][2]string{{"X-aws-ec2-metadata-token-ttl-seconds", "60"}}, 512)
 		if err != nil {
 			return nil, err
 		}
 		if st != 200 {
 			return nil, statusError("IMDSv2 token", st)
 		}
-		st, _, body, err := metaGet(ctx, addr, "GET", "/latest/user-data", [][2]string{{"X-aws-ec2-metadata-token", strings.TrimSpace(string(tok))}}, initproto.MaxSeed)
+		st, _, body, err := metaGet(deadline, addr, "GET", "/latest/user-data", [][2]string{{"X-aws-ec2-metadata-token", strings.TrimSpace(string(tok))}}, initproto.MaxSeed)
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +95,7 @@ func fetchSeedOnce(ctx context.Context, source, addr string) ([]byte, error) {
 		}
 		return nil, statusError("IMDS user-data", st)
 	case initproto.SeedGCE:
-		st, hdr, body, err := metaGet(ctx, addr, "GET", "/computeMetadata/v1/instance/attributes/"+initproto.SeedGCEKey, [][2]string{{"Metadata-Flavor", "Google"}}, initproto.MaxSeed)
+		st, hdr, body, err := metaGet(deadline, addr, "GET", "/computeMetadata/v1/instance/attributes/"+initproto.SeedGCEKey, [][2]string{{"Metadata-Flavor", "Google"}}, initproto.MaxSeed)
 		if err != nil {
 			return nil, err
 		}
@@ -110,7 +110,7 @@ func fetchSeedOnce(ctx context.Context, source, addr string) ([]byte, error) {
 		}
 		return nil, statusError("metadata attribute "+initproto.SeedGCEKey, st)
 	case initproto.SeedAzure:
-		st, _, body, err := metaGet(ctx, addr, "GET", "/metadata/instance/compute/userData?api-version=2021-01-01&format=text", [][2]string{{"Metadata", "true"}}, initproto.MaxSeed)
+		st, _, body, err := metaGet(deadline, addr, "GET", "/metadata/instance/compute/userData?api-version=2021-01-01&format=text", [][2]string{{"Metadata", "true"}}, initproto.MaxSeed)
 		if err != nil {
 			return nil, err
 		}
@@ -149,17 +149,13 @@ func decodeSeed(source string, body []byte) ([]byte, error) {
 // metaGet makes one HTTP/1.1 request without a body and reads the answer,
 // whose body may not exceed limit bytes. Header names come back in lower
 // case.
-func metaGet(ctx context.Context, addr, method, target string, header [][2]string, limit int) (status int, hdr map[string]string, body []byte, err error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", addr)
+func metaGet(deadline time.Time, addr, method, target string, header [][2]string, limit int) (status int, hdr map[string]string, body []byte, err error) {
+	c, err := dialTCP(addr, deadline)
 	if err != nil {
 		return 0, nil, nil, err
 	}
 	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		c.SetDeadline(dl)
-	}
-	host, _, _ := net.SplitHostPort(addr)
+	host := addr[:strings.LastIndexByte(addr, ':')]
 	var req strings.Builder
 	fmt.Fprintf(&req, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: 0\r\n", method, target, host)
 	for _, h := range header {
@@ -217,6 +213,85 @@ func metaGet(ctx context.Context, addr, method, target string, header [][2]strin
 	}
 	return status, hdr, body, nil
 }
+
+var errTimeout = errors.New("timed out")
+
+// sockConn is a blocking TCP socket whose reads and writes time out at
+// a deadline (SO_RCVTIMEO, SO_SNDTIMEO). kitinit dials with the raw
+// socket calls, as its probes do: the net package (its resolver, its
+// poller) would add about half a megabyte to kitinit.
+type sockConn struct{ fd int }
+
+// dialTCP connects to addr (ip:port) before deadline.
+func dialTCP(addr string, deadline time.Time) (*sockConn, error) {
+	sa, _, err := parseTCPTarget(addr)
+	if err != nil {
+		return nil, err
+	}
+	family := unix.AF_INET
+	if _, ok := sa.(*unix.SockaddrInet6); ok {
+		family = unix.AF_INET6
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	d := time.Until(deadline)
+	if d < time.Millisecond {
+		unix.Close(fd)
+		return nil, fmt.Errorf("connecting to %s: %w", addr, errTimeout)
+	}
+	tv := unix.NsecToTimeval(d.Nanoseconds())
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv)
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	for {
+		err = unix.Connect(fd, sa)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
+	}
+	return &sockConn{fd: fd}, nil
+}
+
+func (c *sockConn) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(c.fd, p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return 0, fmt.Errorf("reading: %w", errTimeout)
+		case err != nil:
+			return 0, err
+		case n == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+func (c *sockConn) Write(p []byte) (int, error) {
+	done := 0
+	for done < len(p) {
+		n, err := unix.Write(c.fd, p[done:])
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return done, fmt.Errorf("writing: %w", errTimeout)
+		case err != nil:
+			return done, err
+		}
+		done += n
+	}
+	return done, nil
+}
+
+func (c *sockConn) Close() error { return unix.Close(c.fd) }
 
 // chunked reads an HTTP/1.1 chunked body.
 type chunked struct {

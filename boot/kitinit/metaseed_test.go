@@ -1,7 +1,6 @@
 package kitinit
 
 import (
-	"context"
 	"encoding/base64"
 	"net"
 	"net/http"
@@ -37,11 +36,11 @@ func TestFetchSeedFromEachCloud(t *testing.T) {
 		{initproto.SeedAzure, cloudfake.AzureMetadata(b64), cloudfake.AzureMetadata("")},
 	} {
 		t.Run(c.source, func(t *testing.T) {
-			got, err := fetchSeed(context.Background(), c.source, serve(t, c.with))
+			got, err := fetchSeed(c.source, serve(t, c.with), 10*time.Second)
 			if err != nil || string(got) != seedArchive {
 				t.Fatalf("fetchSeed = %q, %v; want the archive", got, err)
 			}
-			got, err = fetchSeed(context.Background(), c.source, serve(t, c.none))
+			got, err = fetchSeed(c.source, serve(t, c.none), 10*time.Second)
 			if err != nil || got != nil {
 				t.Fatalf("with no seed: fetchSeed = %q, %v; want nil, nil", got, err)
 			}
@@ -54,18 +53,18 @@ func TestFetchSeedFromEachCloud(t *testing.T) {
 // taken for Compute Engine's, and the seed itself never appears in an error.
 func TestFetchSeedRefuses(t *testing.T) {
 	plain := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("secret-" + seedArchive)) }))
-	if _, err := fetchSeed(context.Background(), initproto.SeedGCE, plain); err == nil || !strings.Contains(err.Error(), "Metadata-Flavor") {
+	if _, err := fetchSeed(initproto.SeedGCE, plain, 10*time.Second); err == nil || !strings.Contains(err.Error(), "Metadata-Flavor") {
 		t.Errorf("GCE seed from a server without Metadata-Flavor: err = %v", err)
 	}
-	_, err := fetchSeed(context.Background(), initproto.SeedAzure, plain)
+	_, err := fetchSeed(initproto.SeedAzure, plain, 10*time.Second)
 	if err == nil || strings.Contains(err.Error(), "secret") {
 		t.Errorf("a body that is not base64: err = %v (must fail, without the body)", err)
 	}
 	big := strings.Repeat("A", initproto.MaxSeed+4)
-	if _, err := fetchSeed(context.Background(), initproto.SeedAzure, serve(t, cloudfake.AzureMetadata(big))); err == nil || !strings.Contains(err.Error(), "exceeds") {
+	if _, err := fetchSeed(initproto.SeedAzure, serve(t, cloudfake.AzureMetadata(big)), 10*time.Second); err == nil || !strings.Contains(err.Error(), "exceeds") {
 		t.Errorf("an oversized seed: err = %v", err)
 	}
-	if _, err := fetchSeed(context.Background(), initproto.SeedAWS, serve(t, cloudfake.AWSMetadata([]byte("#!/bin/sh\necho hi\n")))); err == nil || !strings.Contains(err.Error(), "not a newc archive") {
+	if _, err := fetchSeed(initproto.SeedAWS, serve(t, cloudfake.AWSMetadata([]byte("#!/bin/sh\necho hi\n"))), 10*time.Second); err == nil || !strings.Contains(err.Error(), "not a newc archive") {
 		t.Errorf("user data that is not a seed: err = %v", err)
 	}
 }
@@ -74,11 +73,11 @@ func TestFetchSeedRefuses(t *testing.T) {
 // must do the PUT first, as the fake insists.
 func TestAWSMetadataNeedsToken(t *testing.T) {
 	addr := serve(t, cloudfake.AWSMetadata([]byte(seedArchive)))
-	st, _, _, err := metaGet(context.Background(), addr, "GET", "/latest/user-data", nil, 1024)
+	st, _, _, err := metaGet(time.Now().Add(10*time.Second), addr, "GET", "/latest/user-data", nil, 1024)
 	if err != nil || st != 401 {
 		t.Fatalf("GET without a token: %d, %v; want 401", st, err)
 	}
-	st, hdr, tok, err := metaGet(context.Background(), addr, "PUT", "/latest/api/token", [][2]string{{"X-aws-ec2-metadata-token-ttl-seconds", "60"}}, 512)
+	st, hdr, tok, err := metaGet(time.Now().Add(10*time.Second), addr, "PUT", "/latest/api/token", [][2]string{{"X-aws-ec2-metadata-token-ttl-seconds", "60"}}, 512)
 	if err != nil || st != 200 || len(tok) == 0 || hdr["x-aws-ec2-metadata-token-ttl-seconds"] != "60" {
 		t.Fatalf("PUT token: %d %v %q, %v", st, hdr, tok, err)
 	}
@@ -113,7 +112,7 @@ func TestFetchSeedRetries(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		s.Serve(l)
 	}()
-	got, err := fetchSeed(context.Background(), initproto.SeedGCE, addr)
+	got, err := fetchSeed(initproto.SeedGCE, addr, 10*time.Second)
 	if err != nil || string(got) != seedArchive {
 		t.Fatalf("fetchSeed = %q, %v", got, err)
 	}

@@ -2,7 +2,6 @@ package kitinit
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -261,7 +260,7 @@ func (LinuxSystem) UnpackSeed(source string) error {
 	if initproto.SeedOverNetwork(source) {
 		// A cloud's metadata service (see metaseed.go); kitinit calls
 		// this once the network is configured.
-		data, err := fetchSeed(context.Background(), source, initproto.MetadataAddr)
+		data, err := fetchSeed(source, initproto.MetadataAddr, metaseedWithin)
 		if err != nil || data == nil {
 			return err
 		}
