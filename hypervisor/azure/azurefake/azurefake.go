@@ -1,8 +1,6 @@
 // Package azurefake is a local stand-in for the Azure services kitrun's
-// Azure backend calls, for tests only: an in-process page-blob store
-// speaking the subset of the Blob REST API the SDK's page blob client uses
-// (Put Blob for a page blob, Put Page, Delete Blob, Get Blob), and a small
-// Azure Resource Manager (JSON over HTTP, ARM's error format, a
+// Azure backend calls, for tests only: Blob Storage is Azurite (see
+// azurite.go), and a small Azure Resource Manager (JSON over HTTP, ARM's error format, a
 // long-running VM creation polled through its provisioningState, a VM's
 // deletion through an Azure-AsyncOperation) for
 // managed disks, public IPs, network security groups, NICs and VMs, which
@@ -11,23 +9,17 @@
 // hardware=qemu) on user networking whose DHCP server kitinit leases its
 // address from, with host forwards, from the public IP's own loopback
 // address, for the ports the NIC's security group allows — and serves the
-// serial console as the boot diagnostics log: a blob holding everything
-// the guest wrote so far.
-//
-// Azurite (the npm package) was not used: it needs a shared key or SAS
-// (and HTTPS for OAuth), while the backend authenticates with bearer
-// tokens; the page-blob subset here takes the SDK's fake token over HTTP.
+// serial console as the boot diagnostics log (a SAS-style URI that the
+// fake ARM itself serves): everything the guest wrote so far. A managed
+// disk imported from a blob is read from Azurite.
 //
 // Only tests import this package.
 package azurefake
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -68,15 +60,14 @@ type Options struct {
 type Fake struct {
 	ARMURL, BlobURL string
 
-	o       Options
-	dir     string
-	arm     *httptest.Server
-	blobsrv *httptest.Server
+	o    Options
+	dir  string
+	arm  *httptest.Server
+	blob *azurite
 
 	mu        sync.Mutex
-	blobs     map[string][]byte // container/name → content
-	puts      int               // page blobs created
-	pages     int               // Put Page calls
+	puts      int // page blobs created
+	pages     int // Put Page calls
 	res       map[string]map[string]any
 	files     map[string]string // disk ID → file
 	vms       map[string]*vm
@@ -86,7 +77,6 @@ type Fake struct {
 	nextAddr  int
 	createdAt map[string]int
 	ops       map[string]int // long-running operation → polls so far
-	modified  map[string]time.Time
 }
 
 type failure struct {
@@ -114,12 +104,12 @@ func Start(t testing.TB, o Options) *Fake {
 	if o.Log == nil {
 		o.Log = t.Logf
 	}
-	f := &Fake{o: o, dir: t.TempDir(), blobs: map[string][]byte{}, res: map[string]map[string]any{},
+	f := &Fake{o: o, dir: t.TempDir(), res: map[string]map[string]any{},
 		files: map[string]string{}, vms: map[string]*vm{}, calls: map[string]int{}, throttle: map[string]int{},
-		fail: map[string]failure{}, nextAddr: 1, createdAt: map[string]int{}, ops: map[string]int{}, modified: map[string]time.Time{}}
-	f.blobsrv = httptest.NewServer(http.HandlerFunc(f.serveBlob))
+		fail: map[string]failure{}, nextAddr: 1, createdAt: map[string]int{}, ops: map[string]int{}}
+	f.blob = startAzurite(t, f)
 	f.arm = httptest.NewServer(http.HandlerFunc(f.serveARM))
-	f.ARMURL, f.BlobURL = f.arm.URL, f.blobsrv.URL+"/"
+	f.ARMURL, f.BlobURL = f.arm.URL, f.blob.url
 	t.Cleanup(f.Close)
 	return f
 }
@@ -137,7 +127,7 @@ func (f *Fake) Env(t testing.TB) {
 func (f *Fake) BackendOptions() map[string]string {
 	return map[string]string{
 		"subscription": Subscription, "resource-group": ResourceGroup, "location": Location,
-		"arm-endpoint": f.ARMURL, "blob-endpoint": f.BlobURL, "fake-credential": "true", "subnet": Subnet,
+		"arm-endpoint": f.ARMURL, "blob-endpoint": f.BlobURL, "blob-ca": f.blob.caPath, "fake-credential": "true", "subnet": Subnet,
 		"hardware": "qemu", "poll": "200ms", "ingress-cidr": "127.0.0.1/32",
 	}
 }
@@ -157,7 +147,6 @@ func (f *Fake) Close() {
 		}
 	}
 	f.arm.Close()
-	f.blobsrv.Close()
 }
 
 // Throttle answers the next n calls of op ("PUT virtualMachines", "GET
@@ -197,11 +186,15 @@ func (f *Fake) Resources() []string {
 	for _, r := range f.res {
 		out = append(out, fmt.Sprint(r["type"], "/", r["name"]))
 	}
-	for k := range f.blobs {
-		if !strings.HasPrefix(k, "bootdiagnostics/") {
-			out = append(out, "blob "+k)
-		}
+	f.mu.Unlock()
+	names, err := f.blob.list()
+	if err != nil {
+		out = append(out, "blob listing failed: "+err.Error())
 	}
+	for _, n := range names {
+		out = append(out, "blob "+Container+"/"+n)
+	}
+	f.mu.Lock()
 	sort.Strings(out)
 	return out
 }
@@ -222,143 +215,6 @@ func (f *Fake) SetTag(prefix, key, value string) {
 	}
 }
 
-// --- Blob ---
-
-func blobHeaders(w http.ResponseWriter) {
-	w.Header().Set("ETag", fmt.Sprintf("\"0x%X\"", time.Now().UnixNano()))
-	w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
-	w.Header().Set("x-ms-request-id", strconv.FormatInt(time.Now().UnixNano(), 10))
-	w.Header().Set("x-ms-version", "2025-01-05")
-}
-
-func blobError(w http.ResponseWriter, status int, code string) {
-	w.Header().Set("x-ms-error-code", code)
-	w.Header().Set("Content-Type", "application/xml")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `<?xml version="1.0" encoding="utf-8"?><Error><Code>%s</Code><Message>%s</Message></Error>`, code, code)
-}
-
-func (f *Fake) serveBlob(w http.ResponseWriter, r *http.Request) {
-	key := strings.TrimPrefix(r.URL.Path, "/")
-	if strings.HasPrefix(key, "bootdiagnostics/") {
-		f.serveSerial(w, r, strings.TrimPrefix(key, "bootdiagnostics/"))
-		return
-	}
-	q := r.URL.Query()
-	if key == Container && r.Method == http.MethodGet && q.Get("comp") == "list" {
-		f.listBlobs(w, q.Get("prefix"))
-		return
-	}
-	if !strings.HasPrefix(key, Container+"/") {
-		blobError(w, 404, "ContainerNotFound")
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	switch {
-	case r.Method == http.MethodPut && q.Get("comp") == "":
-		if r.Header.Get("x-ms-blob-type") != "PageBlob" {
-			blobError(w, 400, "UnsupportedBlobType")
-			return
-		}
-		n, err := strconv.ParseInt(r.Header.Get("x-ms-blob-content-length"), 10, 64)
-		if err != nil || n%512 != 0 || n > 8<<30 {
-			blobError(w, 400, "InvalidHeaderValue")
-			return
-		}
-		f.blobs[key] = make([]byte, n)
-		f.modified[key] = time.Now()
-		f.puts++
-		blobHeaders(w)
-		w.WriteHeader(201)
-	case r.Method == http.MethodPut && q.Get("comp") == "page":
-		b, ok := f.blobs[key]
-		if !ok {
-			blobError(w, 404, "BlobNotFound")
-			return
-		}
-		rng := r.Header.Get("x-ms-range")
-		if rng == "" {
-			rng = r.Header.Get("Range")
-		}
-		var start, end int64
-		if _, err := fmt.Sscanf(rng, "bytes=%d-%d", &start, &end); err != nil || start%512 != 0 || (end+1)%512 != 0 || end-start+1 > 4<<20 || end >= int64(len(b)) {
-			blobError(w, 416, "InvalidPageRange")
-			return
-		}
-		if r.Header.Get("x-ms-page-write") != "update" {
-			blobError(w, 400, "InvalidHeaderValue")
-			return
-		}
-		data, err := io.ReadAll(r.Body)
-		if err != nil || int64(len(data)) != end-start+1 {
-			blobError(w, 400, "InvalidInput")
-			return
-		}
-		copy(b[start:], data)
-		f.pages++
-		blobHeaders(w)
-		w.WriteHeader(201)
-	case r.Method == http.MethodDelete:
-		if _, ok := f.blobs[key]; !ok {
-			blobError(w, 404, "BlobNotFound")
-			return
-		}
-		delete(f.blobs, key)
-		blobHeaders(w)
-		w.WriteHeader(202)
-	case r.Method == http.MethodGet:
-		b, ok := f.blobs[key]
-		if !ok {
-			blobError(w, 404, "BlobNotFound")
-			return
-		}
-		blobHeaders(w)
-		w.Write(b)
-	default:
-		blobError(w, 400, "UnsupportedHttpVerb")
-	}
-}
-
-// listBlobs is List Blobs (flat) of the container, one page.
-func (f *Fake) listBlobs(w http.ResponseWriter, prefix string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var names []string
-	for k := range f.blobs {
-		if name, ok := strings.CutPrefix(k, Container+"/"); ok && strings.HasPrefix(name, prefix) {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
-	blobHeaders(w)
-	w.Header().Set("Content-Type", "application/xml")
-	var b strings.Builder
-	fmt.Fprintf(&b, `<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="%s" ContainerName="%s"><Prefix>%s</Prefix><Blobs>`, f.BlobURL, Container, xmlEsc(prefix))
-	for _, n := range names {
-		k := Container + "/" + n
-		fmt.Fprintf(&b, `<Blob><Name>%s</Name><Properties><Last-Modified>%s</Last-Modified><Content-Length>%d</Content-Length><BlobType>PageBlob</BlobType></Properties></Blob>`,
-			xmlEsc(n), f.modified[k].UTC().Format(http.TimeFormat), len(f.blobs[k]))
-	}
-	b.WriteString(`</Blobs><NextMarker/></EnumerationResults>`)
-	io.WriteString(w, b.String())
-}
-
-func xmlEsc(s string) string {
-	var b bytes.Buffer
-	xml.EscapeText(&b, []byte(s))
-	return b.String()
-}
-
-// LeaveBlob makes a page blob of size bytes under name in the container,
-// as a kitrun killed mid-upload leaves one, modified at mod.
-func (f *Fake) LeaveBlob(name string, size int, mod time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.blobs[Container+"/"+name] = make([]byte, size)
-	f.modified[Container+"/"+name] = mod
-}
-
 // serveSerial serves a VM's serial log (the boot diagnostics blob).
 func (f *Fake) serveSerial(w http.ResponseWriter, r *http.Request, name string) {
 	f.mu.Lock()
@@ -369,16 +225,16 @@ func (f *Fake) serveSerial(w http.ResponseWriter, r *http.Request, name string) 
 		}
 	}
 	f.mu.Unlock()
-	if v == nil {
-		blobError(w, 404, "BlobNotFound")
+	if v == nil || r.URL.Query().Get("sig") == "" {
+		http.Error(w, "BlobNotFound", 404)
 		return
 	}
 	b, err := os.ReadFile(v.console)
 	if err != nil {
-		blobError(w, 404, "BlobNotFound")
+		http.Error(w, "BlobNotFound", 404)
 		return
 	}
-	blobHeaders(w)
+	w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
 	w.Write(b)
 }
 
@@ -407,6 +263,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (f *Fake) serveARM(w http.ResponseWriter, r *http.Request) {
+	if name, ok := strings.CutPrefix(r.URL.Path, "/bootdiagnostics/"); ok {
+		// A SAS URI: no bearer token.
+		f.serveSerial(w, r, name)
+		return
+	}
 	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
 		armError(w, errf(401, "AuthenticationFailed", "no bearer token"))
 		return
@@ -563,7 +424,7 @@ func (f *Fake) serveARM(w http.ResponseWriter, r *http.Request) {
 			f.powerOff(v, r.URL.Query().Get("skipShutdown") == "true")
 			w.WriteHeader(200)
 		case "retrieveBootDiagnosticsData":
-			u := strings.TrimSuffix(f.BlobURL, "/") + "/bootdiagnostics/" + url.PathEscape(v.name) + ".serialconsole.log?sig=fake"
+			u := f.ARMURL + "/bootdiagnostics/" + url.PathEscape(v.name) + ".serialconsole.log?sig=fake"
 			writeJSON(w, 200, map[string]any{"serialConsoleLogBlobUri": u, "consoleScreenshotBlobUri": ""})
 		default:
 			armError(w, errf(404, "InvalidResourceType", "no action %s", parts[8]))
@@ -628,11 +489,11 @@ func (f *Fake) put(typ, id, name string, body map[string]any) (int, map[string]a
 			u, err := url.Parse(str(cd, "sourceUri"))
 			key := ""
 			if err == nil {
-				key = strings.TrimPrefix(u.Path, "/")
+				key = strings.TrimPrefix(u.Path, "/"+AzuriteAccount+"/")
 			}
-			b, ok := f.blobs[key]
-			if !ok {
-				return 0, nil, errf(400, "InvalidParameter", "the source blob %s does not exist", str(cd, "sourceUri"))
+			b, err := f.blob.read(key)
+			if err != nil {
+				return 0, nil, errf(400, "InvalidParameter", "the source blob %s cannot be read: %v", str(cd, "sourceUri"), err)
 			}
 			if len(b) < 512 || string(b[len(b)-512:len(b)-504]) != "conectix" {
 				return 0, nil, errf(400, "InvalidParameter", "the source blob is not a fixed VHD (no footer)")
