@@ -13,7 +13,6 @@ import (
 	"github.com/kitrun/kitrun/hypervisor/azure/azurefake"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
 	"github.com/kitrun/kitrun/hypervisor/hypervisortest"
-	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
@@ -33,18 +32,8 @@ func TestBootEndToEnd(t *testing.T) {
 	b := backend(t, f)
 	img := hypervisortest.ServiceImage(t, b, azure.Format)
 
-	var console qemutest.Buffer
-	v, err := vm.Boot(context.Background(), b, img, vm.Options{Format: azure.Format, Console: &console,
+	v, console := hypervisortest.Boot(t, b, img, vm.Options{Format: azure.Format,
 		Publish: []hypervisor.PortForward{{HostAddr: "127.0.0.1", GuestPort: 8080}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		v.Kill()
-		if t.Failed() {
-			t.Logf("console:\n%s", console.String())
-		}
-	})
 	if err := v.WaitReady(context.Background(), 4*time.Minute); err != nil {
 		t.Fatal(err)
 	}

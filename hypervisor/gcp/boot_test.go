@@ -13,7 +13,6 @@ import (
 	"github.com/kitrun/kitrun/hypervisor/gcp"
 	"github.com/kitrun/kitrun/hypervisor/gcp/gcpfake"
 	"github.com/kitrun/kitrun/hypervisor/hypervisortest"
-	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
@@ -32,18 +31,8 @@ func TestBootEndToEnd(t *testing.T) {
 	b := backend(t, f)
 	img := hypervisortest.ServiceImage(t, b, gcp.Format)
 
-	var console qemutest.Buffer
-	v, err := vm.Boot(context.Background(), b, img, vm.Options{Format: gcp.Format, Console: &console,
+	v, console := hypervisortest.Boot(t, b, img, vm.Options{Format: gcp.Format,
 		Publish: []hypervisor.PortForward{{HostAddr: "127.0.0.1", GuestPort: 8080}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		v.Kill()
-		if t.Failed() {
-			t.Logf("console:\n%s", console.String())
-		}
-	})
 	if err := v.WaitReady(context.Background(), 4*time.Minute); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package hypervisortest
 
 import (
+	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -57,4 +58,23 @@ func AssertOrder(t *testing.T, got, want []string) {
 	if i < len(want) {
 		t.Errorf("stages %v: want %v in this order", got, want)
 	}
+}
+
+// Boot boots img on b with opts and ties the machine to t: killed at
+// cleanup, its console (returned) logged if t failed.
+func Boot(t *testing.T, b hypervisor.Backend, img *image.Image, opts vm.Options) (*vm.VM, *qemutest.Buffer) {
+	t.Helper()
+	console := &qemutest.Buffer{}
+	opts.Console = console
+	v, err := vm.Boot(context.Background(), b, img, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		v.Kill()
+		if t.Failed() {
+			t.Logf("console:\n%s", console.String())
+		}
+	})
+	return v, console
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/hypervisor"
-	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
@@ -29,17 +28,7 @@ ssh: true
 // any other key (an image's, a previous boot's) fails the handshake.
 func RunSSH(t *testing.T, b hypervisor.Backend, img *image.Image, format string, bootTimeout time.Duration) {
 	t.Helper()
-	var console qemutest.Buffer
-	v, err := vm.Boot(context.Background(), b, img, vm.Options{Format: format, SSH: true, Console: &console})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		v.Kill()
-		if t.Failed() {
-			t.Logf("console:\n%s", console.String())
-		}
-	})
+	v, _ := Boot(t, b, img, vm.Options{Format: format, SSH: true})
 	if err := v.WaitReady(context.Background(), bootTimeout); err != nil {
 		t.Fatal(err)
 	}
