@@ -17,7 +17,7 @@ HOST_DEPS   := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-syste
                /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/AAVMF/AAVMF_CODE.fd:qemu-efi-aarch64 \
                sgdisk:gdisk fsck.vfat:dosfstools mdir:mtools xorriso:xorriso isoinfo:genisoimage \
                /usr/share/doc/python3-libvhdi:python3-libvhdi /usr/share/doc/python3-libvmdk:python3-libvmdk \
-               chromium:chromium sbatch:slurm-wlm munged:munge
+               chromium:chromium sbatch:slurm-wlm munged:munge npm:npm
 # Debian packages kitrun takes boot loaders and EFI stubs from, as
 # PACKAGE:DEBIAN_ARCH, downloaded into $(PACKAGE_DIR) (never installed).
 BOOT_PKGS   := systemd-boot-efi:amd64 systemd-boot-efi:arm64 isolinux:all syslinux-common:all
@@ -33,9 +33,13 @@ NIGHTLY_DB     ?= $(NIGHTLY_OUT)/history.db
 NIGHTLY_SITE   ?= $(NIGHTLY_OUT)/site
 NIGHTLY_MAX_REGRESSION ?= 5%
 
+# Azurite, Azure Blob Storage's emulator, which the azure backend's tests
+# start (with OAuth over HTTPS): an npm package, installed under the cache.
+AZURITE_VERSION := 3.37.0
+AZURITE     := $(KITRUN_CACHE)/npm/node_modules/.bin/azurite-blob
 export KITRUN_CACHE
 
-.PHONY: all build deps qemu kernels packages test run bench clean generate check-generated testimages nightly nightly-test \
+.PHONY: all build deps qemu kernels packages azurite test run bench clean generate check-generated testimages nightly nightly-test \
 	slurm-up slurm-down slurm-test cross-check
 
 all: build
@@ -47,7 +51,7 @@ VERSION     := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 bin/kitrun: $(shell find . -name '*.go' -not -path './out/*') $(wildcard boot/guestbin/embedded/*) go.mod go.sum
 	$(GO) build -ldflags "-X github.com/kitrun/kitrun/internal/version.version=$(VERSION)" -o $@ ./cmd/kitrun
 
-deps: qemu kernels packages
+deps: qemu kernels packages azurite
 
 qemu:
 	@missing=""; for d in $(HOST_DEPS); do f=$${d%%:*}; p=$${d##*:}; \
@@ -63,6 +67,9 @@ kernels:
 
 packages:
 	@scripts/fetch-packages.sh "$(PACKAGE_DIR)" $(BOOT_PKGS)
+
+azurite: qemu
+	@[ -x "$(AZURITE)" ] || npm install --no-audit --no-fund --prefix "$(KITRUN_CACHE)/npm" azurite@$(AZURITE_VERSION)
 
 # kitinit, kitsshd and floorinit for every arch, prebuilt and embedded in
 # kitrun (boot/guestbin): regenerate after changing them, and commit.

@@ -46,7 +46,46 @@ const (
 	SeedFwCfg     = "fwcfg"
 	SeedFwCfgName = "opt/org.kitrun/seed"
 	SeedFwCfgPath = "/sys/firmware/qemu_fw_cfg/by_name/" + SeedFwCfgName + "/raw"
+
+	// The clouds have no fw_cfg: kitinit fetches the seed from the
+	// platform's instance metadata service at MetadataAddr once the
+	// network is up. SeedAWS: EC2's IMDSv2 user data (the archive
+	// itself); SeedGCE: the instance metadata attribute SeedGCEKey
+	// (base64); SeedAzure: the VM's userData from Azure IMDS (base64).
+	SeedAWS   = "aws-imds"
+	SeedGCE   = "gce-metadata"
+	SeedAzure = "azure-imds"
+	// SeedGCEKey is the instance metadata key the seed travels under on
+	// Compute Engine.
+	SeedGCEKey = "kitrun-seed"
+	// MetadataAddr is where the clouds serve instance metadata, on the
+	// link-local network.
+	MetadataAddr = "169.254.169.254:80"
+	// MaxSeed bounds a seed fetched over the network (as received, before
+	// any base64 decoding). EC2 takes at most 16 KiB of user data.
+	MaxSeed = 64 << 10
 )
+
+// SeedOverNetwork says whether a seed source is reached over the guest's
+// network (so an image without network cannot use it).
+func SeedOverNetwork(source string) bool {
+	switch source {
+	case SeedAWS, SeedGCE, SeedAzure:
+		return true
+	}
+	return false
+}
+
+// CmdlineSeed returns the seed source a kernel command line names, "" if
+// none.
+func CmdlineSeed(cmdline string) string {
+	for _, f := range strings.Fields(cmdline) {
+		if v, ok := strings.CutPrefix(f, ParamSeed+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
 
 // Config is kitinit's whole configuration. It is derived from the spec by the
 // assembler; kitinit never sees YAML.

@@ -78,6 +78,9 @@ type kitinit struct {
 	// private is closed once the event channel and the console are
 	// kitinit's alone; no task or service starts before.
 	private chan struct{}
+	// netDone is closed once boot has configured the network (or found
+	// none to configure): a seed fetched over it waits for this.
+	netDone chan struct{}
 }
 
 // Main is kitinit's entry point as the guest's PID 1. It never returns.
@@ -124,6 +127,7 @@ func Run(o Options) error {
 		reaper:      SharedReaper(),
 		devnull:     -1,
 		private:     make(chan struct{}),
+		netDone:     make(chan struct{}),
 	}
 	if k.con.w == nil {
 		k.con.w = os.Stdout
@@ -203,6 +207,7 @@ func Run(o Options) error {
 	// wait, then answers EEXIST).
 	if cfgErr != nil {
 		k.ev.errorf("%v", cfgErr)
+		close(k.netDone) // no boot: no network to wait for
 	} else {
 		go k.boot(cfg.Modules)
 	}
@@ -230,6 +235,11 @@ func Run(o Options) error {
 		k.ev.errorf("locking the console: %v", err)
 	}
 	if seed != "" {
+		if initproto.SeedOverNetwork(seed) {
+			// Fetched over the network: wait until boot has configured it
+			// (DHCP has its own deadline).
+			<-k.netDone
+		}
 		if err := k.sys.UnpackSeed(seed); err != nil {
 			k.ev.errorf("this boot's own files (%s=%s): %v", initproto.ParamSeed, seed, err)
 		}
@@ -271,6 +281,7 @@ func (k *kitinit) boot(modules []string) {
 			k.ev.emit(initproto.Event{Kind: initproto.EvNetworkUp, Detail: desc})
 		}
 	}
+	close(k.netDone)
 	// No guest program runs before the channel is private (see Run).
 	<-k.private
 	for _, t := range k.cfg.Onboot {

@@ -166,7 +166,9 @@ func (h Hardware) Cmdline(image string, w Wiring) string {
 	if w.Network {
 		extra = append(extra, h.NICModules...)
 	}
-	if w.Disk && h.DiskSeed != "" {
+	// A seed fetched over the network needs one: without it the boot
+	// would only wait for a seed it cannot get.
+	if w.Disk && h.DiskSeed != "" && (w.Network || !initproto.SeedOverNetwork(h.DiskSeed)) {
 		extra = append(extra, h.SeedModules...)
 		parts = append(parts, initproto.ParamSeed+"="+h.DiskSeed)
 	}

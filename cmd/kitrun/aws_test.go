@@ -76,6 +76,16 @@ func TestAWSBackendCommands(t *testing.T) {
 		t.Errorf("%d imports, want 2 (one per disk digest)", n)
 	}
 
+	// A case whose boot needs per-boot files (SSH keys): the seed reaches
+	// the guest through the platform's instance metadata, and the
+	// harness's SSH client pins the host key it delivered.
+	out, err = kitrun(append([]string{"test", filepath.Join(root, "testcases", "cases", "040_ssh", "010_exec"),
+		"--backend", "aws", "--format", "aws", "--results", filepath.Join(dir, "ssh-results")}, opts...)...)
+	t.Logf("kitrun test (ssh):\n%s", out)
+	if err != nil {
+		t.Fatalf("kitrun test --backend aws of an SSH case: %v", err)
+	}
+
 	// Detached: the supervisor reopens the backend with the recorded
 	// options; ps and stop reach the instance through it.
 	state := t.TempDir()

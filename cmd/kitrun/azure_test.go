@@ -73,6 +73,16 @@ func TestAzureBackendCommands(t *testing.T) {
 		t.Errorf("%d uploads, want 2 (one per disk digest)", blobs)
 	}
 
+	// A case whose boot needs per-boot files (SSH keys): the seed reaches
+	// the guest through the platform's instance metadata, and the
+	// harness's SSH client pins the host key it delivered.
+	out, err = kitrun(append([]string{"test", filepath.Join(root, "testcases", "cases", "040_ssh", "010_exec"),
+		"--backend", "azure", "--format", "vhd", "--results", filepath.Join(dir, "ssh-results")}, opts...)...)
+	t.Logf("kitrun test (ssh):\n%s", out)
+	if err != nil {
+		t.Fatalf("kitrun test --backend azure of an SSH case: %v", err)
+	}
+
 	// Detached: the supervisor reopens the backend with the recorded
 	// options; ps and stop reach the VM through it.
 	state := t.TempDir()

@@ -77,6 +77,16 @@ func TestGCPBackendCommands(t *testing.T) {
 		// minimal.yml's gcp disk once for run and bench; the test case's once.
 		t.Errorf("%d images made, want 2 (one per disk digest)", n)
 	}
+
+	// A case whose boot needs per-boot files (SSH keys): the seed reaches
+	// the guest through the platform's instance metadata, and the
+	// harness's SSH client pins the host key it delivered.
+	out, err = kitrun(append([]string{"test", filepath.Join(root, "testcases", "cases", "040_ssh", "010_exec"),
+		"--backend", "gcp", "--format", "gcp", "--results", filepath.Join(dir, "ssh-results")}, opts...)...)
+	t.Logf("kitrun test (ssh):\n%s", out)
+	if err != nil {
+		t.Fatalf("kitrun test --backend gcp of an SSH case: %v", err)
+	}
 	if r := f.Transient(); len(r) != 0 {
 		t.Errorf("left after run, bench and test: %v", r)
 	}

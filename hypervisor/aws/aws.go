@@ -33,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
@@ -319,9 +320,8 @@ const Machine = "nitro"
 // shows (kitinit's events share it: there is no second port), the NIC is
 // ENA (a module in Debian's cloud kernel) and the EBS root volume is NVMe
 // (built in; kitinit runs from the initramfs and does not mount it
-// anyway). EC2 has no fw_cfg and kitinit has no instance-metadata client,
-// so a disk boot gets no per-boot files (DiskSeed ""): SSH keys cannot be
-// seeded per boot.
+// anyway). EC2 has no fw_cfg: a disk boot's per-boot files (SSH keys) are
+// the instance's user data, which kitinit reads over IMDSv2.
 func (b *Backend) Platform(a arch.Arch) (platform.Platform, error) {
 	if _, err := awsArch(a); err != nil {
 		return platform.Platform{}, err
@@ -329,6 +329,7 @@ func (b *Backend) Platform(a arch.Arch) (platform.Platform, error) {
 	hw := platform.Hardware{
 		Console:    "ttyS0,115200n8",
 		NICModules: []string{"ena"},
+		DiskSeed:   initproto.SeedAWS,
 		// As cloud images do: the timer check fails on busy hosts.
 		KernelArgs: []string{"no_timer_check", "nosoftlockup"},
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/aws"
@@ -39,7 +40,7 @@ func TestPlatform(t *testing.T) {
 		t.Fatal(err)
 	}
 	name, hw, err := p.Machine("")
-	if err != nil || name != aws.Machine || hw.Channel != "" || hw.DiskSeed != "" || strings.Join(hw.NICModules, ",") != "ena" || p.Network.Address != "" {
+	if err != nil || name != aws.Machine || hw.Channel != "" || hw.DiskSeed != initproto.SeedAWS || strings.Join(hw.NICModules, ",") != "ena" || p.Network.Address != "" {
 		t.Errorf("platform %+v %+v: %v", p, hw, err)
 	}
 	cmd := hw.Cmdline("quiet", hypervisorWiring())

@@ -5,12 +5,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/kitrun/kitrun/boot/initproto"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -31,6 +31,9 @@ var _ hypervisor.DiskBooter = (*Backend)(nil)
 // DefaultFormat implements hypervisor.DiskBooter: commands boot the aws
 // format when none is asked for.
 func (b *Backend) DefaultFormat() string { return Format }
+
+// maxUserData is EC2's limit on an instance's user data (decoded).
+const maxUserData = 16 << 10
 
 // launchMu makes this process's count of running instances and its launch
 // one step, so that parallel starts respect max-instances.
@@ -85,16 +88,16 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if spec.ExtraCmdline != "" {
 		return nil, errors.New("aws: an AMI carries its kernel command line; extra kernel arguments need direct kernel boot")
 	}
-	if len(spec.Seed) > 0 {
-		return nil, &hypervisor.UnsupportedError{Backend: Name, What: "deliver per-boot files (SSH keys) to an instance",
-			Hint: "EC2 has no fw_cfg and kitinit has no instance-metadata (user-data) client yet"}
-	}
 	manifestPath, err := img.Disk(Format)
 	if err != nil {
 		return nil, err
 	}
-	if d := img.Manifest.Disks[Format]; d.Machine != "" && d.Machine != machineName {
+	d := img.Manifest.Disks[Format]
+	if d.Machine != "" && d.Machine != machineName {
 		return nil, fmt.Errorf("aws: the aws image of %s is wired for machine %s, not %s", img.Manifest.Name, d.Machine, machineName)
+	}
+	if err := cloud.CheckSeed(Name, spec.Seed, d.Cmdline, initproto.SeedAWS, maxUserData); err != nil {
+		return nil, err
 	}
 	manifest, err := awsimport.Read(manifestPath)
 	if err != nil {
@@ -127,40 +130,26 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if err != nil {
 		return nil, err
 	}
-	m := &machine{b: b, c: c, ami: ami, events: make(chan hypervisor.BackendEvent, 64), done: make(chan struct{}), running: make(chan struct{})}
-	imageUse(ami, +1)
-	m.info = hypervisor.Info{Backend: Name, Arch: img.Arch.Name, Machine: machineName, Format: Format,
+	info := hypervisor.Info{Backend: Name, Arch: img.Arch.Name, Machine: machineName, Format: Format,
 		Accel: "ec2 " + it, AccelReason: "the instance type", Version: "ec2 " + c.region + " " + it}
 	if reused {
-		m.info.AccelReason += "; AMI " + ami + " reused"
+		info.AccelReason += "; AMI " + ami + " reused"
 	} else {
-		m.info.AccelReason += "; AMI " + ami + " uploaded"
+		info.AccelReason += "; AMI " + ami + " uploaded"
 	}
+	m := &machine{Machine: cloud.NewMachine(Name, "instance", info), b: b, c: c, ami: ami}
+	imageUsers.Use(ami, +1)
 	if err := m.launch(ctx, spec, ami, it, img.Manifest.Name); err != nil {
-		if m.info.ID == "" { // no instance: end() will not release it
-			imageUse(ami, -1)
+		if m.ID() == "" { // no instance: end() will not release it
+			imageUsers.Use(ami, -1)
 		}
 		return nil, err
 	}
 	return m, nil
 }
 
-var (
-	imageUsersMu sync.Mutex
-	imageUsers   = map[string]int{} // AMI → this process's live machines
-)
-
-// imageUse counts this process's machines on an AMI; it returns the count.
-func imageUse(ami string, d int) int {
-	imageUsersMu.Lock()
-	defer imageUsersMu.Unlock()
-	imageUsers[ami] += d
-	n := imageUsers[ami]
-	if n <= 0 {
-		delete(imageUsers, ami)
-	}
-	return n
-}
+// imageUsers counts this process's machines per AMI.
+var imageUsers cloud.ImageUsers
 
 // deleteImage deregisters an AMI and deletes its snapshots (keep-image=false).
 func (m *machine) deleteImage(ctx context.Context) (left []string, err error) {
@@ -231,37 +220,14 @@ func (b *Backend) countInstances(ctx context.Context, c *clients) (int, error) {
 
 // machine is one instance.
 type machine struct {
-	b       *Backend
-	c       *clients
-	ami     string
-	console *cloud.ConsoleStream
-	events  chan hypervisor.BackendEvent
-	done    chan struct{}
-	running chan struct{}
+	*cloud.Machine
+	b     *Backend
+	c     *clients
+	ami   string
+	group string // the security group made for this machine
 
-	mu      sync.Mutex
-	info    hypervisor.Info
-	publish []hypervisor.PortForward
-	addr    string
-	state   string
-	err     error
-	pressed bool // the power button was pressed (StopInstances)
-	forced  string
-	group   string // the security group made for this machine
-
-	evMu     sync.Mutex // held while sending and closing events
-	evClosed bool
-}
-
-// emit delivers an event (the consumer drains Events, as the boundary
-// requires); none after Events is closed.
-func (m *machine) emit(kind, detail string) {
-	ev := hypervisor.BackendEvent{Host: time.Since(m.info.Started), Kind: kind, Detail: detail}
-	m.evMu.Lock()
-	defer m.evMu.Unlock()
-	if !m.evClosed {
-		m.events <- ev
-	}
+	mu    sync.Mutex
+	state string
 }
 
 // launch creates the security group (if ports are published), runs the
@@ -282,6 +248,11 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, ami, it, nam
 			tagSpec(types.ResourceTypeInstance, tags), tagSpec(types.ResourceTypeVolume, tags),
 		},
 	}
+	if len(spec.Seed) > 0 {
+		// The seed is the user data: kitinit reads it over IMDSv2
+		// (see boot/kitinit/metaseed.go).
+		in.UserData = aws.String(base64.StdEncoding.EncodeToString(spec.Seed))
+	}
 	if b.cfg.Subnet != "" {
 		in.SubnetId = aws.String(b.cfg.Subnet)
 	}
@@ -301,7 +272,7 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, ami, it, nam
 		}()
 	}
 	for _, p := range spec.Publish {
-		m.publish = append(m.publish, hypervisor.PortForward{HostPort: p.GuestPort, GuestPort: p.GuestPort})
+		m.Publish(p.GuestPort)
 	}
 	launchMu.Lock()
 	n, err := b.countInstances(ctx, c)
@@ -312,7 +283,7 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, ami, it, nam
 		launchMu.Unlock()
 		return err
 	}
-	m.info.Started = time.Now()
+	m.MarkStarted()
 	out, err := c.ec2.RunInstances(ctx, in)
 	launchMu.Unlock()
 	if err != nil {
@@ -329,39 +300,11 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, ami, it, nam
 	if len(out.Instances) != 1 {
 		return fmt.Errorf("aws: RunInstances started %d instances", len(out.Instances))
 	}
-	id := aws.ToString(out.Instances[0].InstanceId)
-	m.info.ID = id
-	m.emit(hypervisor.EvAPIAccepted, id)
-	m.console = cloud.PollConsole(m.snapshot, cloud.PollOptions{Interval: b.cfg.Poll})
+	m.Accepted(aws.ToString(out.Instances[0].InstanceId))
+	m.Follow(cloud.PollConsole(m.snapshot, cloud.PollOptions{Interval: b.cfg.Poll}))
 	go m.watch()
 	// Start returns once the instance runs.
-	wait := 10 * time.Minute
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-m.running:
-		return nil
-	case <-m.done:
-		return fmt.Errorf("aws: instance %s ended before it ran: %v", id, m.Err())
-	case <-ctx.Done():
-		return errors.Join(fmt.Errorf("aws: waiting for instance %s to leave pending: %w", id, ctx.Err()), m.abandon())
-	case <-t.C:
-		return errors.Join(fmt.Errorf("aws: instance %s still pending %s after RunInstances", id, wait), m.abandon())
-	}
-}
-
-// abandon ends an instance that Start will not return.
-func (m *machine) abandon() error {
-	go func() {
-		for range m.events {
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if err := m.ForceOff(ctx); err != nil {
-		return fmt.Errorf("%w; it is left for `kitrun cloud sweep --backend aws`", err)
-	}
-	return nil
+	return m.WaitRunning(ctx, 10*time.Minute, func() error { return m.Abandon(m.ForceOff) })
 }
 
 func (m *machine) createGroup(ctx context.Context, publish []hypervisor.PortForward, tags map[string]string) (string, error) {
@@ -419,7 +362,7 @@ func (m *machine) deleteGroup(within time.Duration) error {
 // snapshot is the console's latest output (GetConsoleOutput, Latest: the
 // last 64 KiB on Nitro), decoded.
 func (m *machine) snapshot(ctx context.Context) ([]byte, error) {
-	out, err := m.c.ec2.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(m.info.ID), Latest: aws.Bool(true)})
+	out, err := m.c.ec2.GetConsoleOutput(ctx, &ec2.GetConsoleOutputInput{InstanceId: aws.String(m.ID()), Latest: aws.Bool(true)})
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +395,7 @@ func describe(ctx context.Context, c *clients, id string) (*types.Instance, erro
 // watch follows the instance's state until it is gone, enforces its
 // lifetime, then tears down what was made for it.
 func (m *machine) watch() {
-	id := m.info.ID
+	id := m.ID()
 	lifetime := time.NewTimer(m.b.cfg.Lifetime)
 	defer lifetime.Stop()
 	var reason string
@@ -483,11 +426,8 @@ func (m *machine) watch() {
 				if m.b.cfg.Address == "private" || addr == "" {
 					addr = aws.ToString(inst.PrivateIpAddress)
 				}
-				m.mu.Lock()
-				m.addr = addr
-				m.mu.Unlock()
-				m.emit(hypervisor.EvRunning, addr)
-				close(m.running)
+				m.SetAddr(addr)
+				m.Running()
 			}
 			if st == "terminated" || st == "stopped" {
 				if inst.StateReason != nil {
@@ -502,9 +442,7 @@ func (m *machine) watch() {
 		select {
 		case <-time.After(m.b.cfg.Poll):
 		case <-lifetime.C:
-			m.mu.Lock()
-			m.forced = fmt.Sprintf("its lifetime (%s) passed", m.b.cfg.Lifetime)
-			m.mu.Unlock()
+			m.Force(fmt.Sprintf("its lifetime (%s) passed", m.b.cfg.Lifetime), false)
 			m.terminate(context.Background())
 		}
 	}
@@ -515,7 +453,7 @@ func (m *machine) watch() {
 func (m *machine) terminate(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	_, err := m.c.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{m.info.ID}})
+	_, err := m.c.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{m.ID()}})
 	var ae smithy.APIError
 	if err != nil && errors.As(err, &ae) && ae.ErrorCode() == "InvalidInstanceID.NotFound" {
 		return nil
@@ -527,117 +465,52 @@ func (m *machine) terminate(ctx context.Context) error {
 // machine, and reports how it ended.
 func (m *machine) end(reason string) {
 	m.mu.Lock()
-	state, pressed, forced := m.state, m.pressed, m.forced
+	state := m.state
 	m.mu.Unlock()
 	var ended error
-	switch {
+	switch forced := m.Forced(); {
 	case forced != "":
-		ended = fmt.Errorf("instance %s terminated by the host: %s", m.info.ID, forced)
+		ended = fmt.Errorf("instance %s terminated by the host: %s", m.ID(), forced)
 	case strings.Contains(reason, "InstanceInitiatedShutdown"):
 		// The guest powered off.
-	case pressed && state == "stopped":
+	case m.Pressed() && state == "stopped":
 		// Stopped by the power button: the guest shut down.
 	default:
-		ended = fmt.Errorf("instance %s ended: %s", m.info.ID, reason)
+		ended = fmt.Errorf("instance %s ended: %s", m.ID(), reason)
 	}
-	fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	m.console.Finish(fctx)
-	cancel()
-	var left []string
-	var errs []error
-	if state != "terminated" {
-		// A stopped instance still holds its volume: delete it.
-		if err := m.terminate(context.Background()); err != nil {
-			left = append(left, "instance "+m.info.ID)
-			errs = append(errs, fmt.Errorf("terminating %s: %w", m.info.ID, err))
+	m.End(reason, ended, func(t *cloud.Teardown) {
+		if state != "terminated" {
+			// A stopped instance still holds its volume: delete it.
+			if err := m.terminate(context.Background()); err != nil {
+				t.Add(fmt.Errorf("terminating %s: %w", m.ID(), err), "instance "+m.ID())
+			}
 		}
-	}
-	if m.group != "" {
-		if err := m.deleteGroup(5 * time.Minute); err != nil {
-			left = append(left, "security group "+m.group)
-			errs = append(errs, err)
+		if m.group != "" {
+			t.Add(m.deleteGroup(5*time.Minute), "security group "+m.group)
 		}
-	}
-	if imageUse(m.ami, -1) == 0 && !m.b.cfg.KeepImage {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		l, err := m.deleteImage(ctx)
-		cancel()
-		if err != nil {
-			left = append(left, l...)
-			errs = append(errs, err)
+		if imageUsers.Use(m.ami, -1) == 0 && !m.b.cfg.KeepImage {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			l, err := m.deleteImage(ctx)
+			cancel()
+			t.Add(err, l...)
 		}
-	}
-	if len(errs) > 0 {
-		ce := &hypervisor.CleanupError{Backend: Name, Left: left, Err: errors.Join(errs...), Ended: ended}
-		ended = ce
-		m.emit(hypervisor.EvCleanupFailed, strings.Join(left, ", ")+": "+ce.Err.Error())
-	}
-	m.mu.Lock()
-	m.err = ended
-	m.mu.Unlock()
-	detail := reason
-	if ended != nil {
-		detail = ended.Error()
-	}
-	m.emit(hypervisor.EvExited, detail)
-	close(m.done)
-	m.evMu.Lock()
-	m.evClosed = true
-	close(m.events)
-	m.evMu.Unlock()
-}
-
-// Info implements hypervisor.Machine.
-func (m *machine) Info() hypervisor.Info {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	info := m.info
-	info.Published = nil
-	for _, p := range m.publish {
-		p.HostAddr = m.addr
-		info.Published = append(info.Published, p)
-	}
-	return info
-}
-
-func (m *machine) Console() io.ReadWriter                 { return m.console }
-func (m *machine) Channel() io.ReadWriter                 { return nil }
-func (m *machine) Events() <-chan hypervisor.BackendEvent { return m.events }
-func (m *machine) Done() <-chan struct{}                  { return m.done }
-
-func (m *machine) Err() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.err
-}
-
-func (m *machine) gone() bool {
-	select {
-	case <-m.done:
-		return true
-	default:
-		return false
-	}
+	})
 }
 
 // PowerButton implements hypervisor.Machine: StopInstances without force
 // is EC2's ACPI power button. A guest that shuts down is then stopped, and
 // the backend terminates it.
 func (m *machine) PowerButton(ctx context.Context) error {
-	if m.gone() {
-		return hypervisor.ErrExited
+	if err := m.Press(); err != nil {
+		return err
 	}
-	m.mu.Lock()
-	m.pressed = true
-	m.mu.Unlock()
-	m.emit(hypervisor.EvPowerdown, "")
-	_, err := m.c.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{m.info.ID}})
+	_, err := m.c.ec2.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{m.ID()}})
 	var ae smithy.APIError
 	if err != nil && errors.As(err, &ae) && ae.ErrorCode() == "IncorrectInstanceState" {
 		return nil // already stopping or shutting down
 	}
 	if err != nil {
-		return fmt.Errorf("aws: StopInstances %s: %w", m.info.ID, err)
+		return fmt.Errorf("aws: StopInstances %s: %w", m.ID(), err)
 	}
 	return nil
 }
@@ -645,39 +518,7 @@ func (m *machine) PowerButton(ctx context.Context) error {
 // ForceOff implements hypervisor.Machine: TerminateInstances, then wait
 // until the instance is gone and its leftovers deleted.
 func (m *machine) ForceOff(ctx context.Context) error {
-	if m.gone() {
-		return nil
-	}
-	m.mu.Lock()
-	if m.forced == "" {
-		m.forced = "forced off"
-	}
-	m.mu.Unlock()
-	if err := m.terminate(ctx); err != nil {
-		return fmt.Errorf("aws: TerminateInstances %s: %w", m.info.ID, err)
-	}
-	select {
-	case <-m.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("aws: instance %s terminating, not yet gone: %w", m.info.ID, ctx.Err())
-	}
-}
-
-// Endpoint implements hypervisor.Machine: the instance's address, on the
-// guest's own port.
-func (m *machine) Endpoint(guestPort int) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, p := range m.publish {
-		if p.GuestPort == guestPort {
-			if m.addr == "" {
-				return "", fmt.Errorf("aws: instance %s has no address yet", m.info.ID)
-			}
-			return net.JoinHostPort(m.addr, strconv.Itoa(guestPort)), nil
-		}
-	}
-	return "", fmt.Errorf("guest port %d is not published", guestPort)
+	return m.ForceOffWith(ctx, "TerminateInstances", m.terminate)
 }
 
 // Destroy implements hypervisor.Backend: it terminates the instance. Its

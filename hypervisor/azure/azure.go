@@ -20,9 +20,15 @@ package azure
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -30,13 +36,13 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	azcloud "github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	azfake "github.com/Azure/azure-sdk-for-go/sdk/azcore/fake"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
@@ -57,6 +63,7 @@ const (
 	OptIngressCIDR    = "ingress-cidr"
 	OptARMEndpoint    = "arm-endpoint"
 	OptBlobEndpoint   = "blob-endpoint"
+	OptBlobCA         = "blob-ca"
 	OptFakeCredential = "fake-credential"
 	OptMaxInstances   = "max-instances"
 	OptLifetime       = "lifetime"
@@ -68,7 +75,7 @@ const (
 )
 
 var optionKeys = []string{OptSubscription, OptResourceGroup, OptLocation, OptVMSize, OptStorageAccount, OptContainer,
-	OptSubnet, OptIngressCIDR, OptARMEndpoint, OptBlobEndpoint, OptFakeCredential, OptMaxInstances, OptLifetime,
+	OptSubnet, OptIngressCIDR, OptARMEndpoint, OptBlobEndpoint, OptBlobCA, OptFakeCredential, OptMaxInstances, OptLifetime,
 	OptImageTTL, OptPoll, OptMaxRetries, OptKeepImage, OptHardware}
 
 // Config is the backend's settings, from its options.
@@ -84,9 +91,14 @@ type Config struct {
 	// ARMEndpoint and BlobEndpoint override Azure Resource Manager's URL
 	// and the storage account's blob URL.
 	ARMEndpoint, BlobEndpoint string
-	// FakeCredential uses a static fake token instead of
-	// DefaultAzureCredential: only with both endpoints overridden (the
-	// tests' fakes).
+	// BlobCA is a PEM file of the certificates the blob endpoint's is
+	// checked against instead of the system's (a private endpoint, or
+	// the tests' Azurite with its self-signed certificate).
+	BlobCA string
+	// FakeCredential uses an unsigned token (a JWT with Azure AD's
+	// issuer and the audience asked for, which Azurite's basic OAuth
+	// accepts) instead of DefaultAzureCredential: only with both
+	// endpoints overridden (the tests' fakes).
 	FakeCredential bool
 	MaxInstances   int
 	Lifetime       time.Duration
@@ -108,7 +120,7 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 		Subscription: o[OptSubscription], ResourceGroup: o[OptResourceGroup], Location: o[OptLocation],
 		VMSize: o[OptVMSize], StorageAccount: o[OptStorageAccount], Container: o[OptContainer],
 		Subnet: o[OptSubnet], IngressCIDR: o[OptIngressCIDR], ARMEndpoint: o[OptARMEndpoint],
-		BlobEndpoint: o[OptBlobEndpoint], MaxInstances: 4, Lifetime: time.Hour, ImageTTL: 24 * time.Hour,
+		BlobEndpoint: o[OptBlobEndpoint], BlobCA: o[OptBlobCA], MaxInstances: 4, Lifetime: time.Hour, ImageTTL: 24 * time.Hour,
 		Poll: time.Second, MaxRetries: 6, KeepImage: true, Hardware: o[OptHardware],
 	}
 	if c.VMSize == "" {
@@ -251,7 +263,7 @@ func (b *Backend) connect(ctx context.Context) (*clients, error) {
 	co.Cloud = armCloud
 	var cred azcore.TokenCredential
 	if cfg.FakeCredential {
-		cred = &azfake.TokenCredential{}
+		cred = fakeCredential{}
 	} else {
 		dc, err := azidentity.NewDefaultAzureCredential(nil)
 		if err != nil {
@@ -275,6 +287,18 @@ func (b *Backend) connect(ctx context.Context) (*clients, error) {
 		return nil, fmt.Errorf("azure: %w", err)
 	}
 	bo := policy.ClientOptions{Retry: co.Retry, InsecureAllowCredentialWithHTTP: strings.HasPrefix(cfg.BlobEndpoint, "http:")}
+	if cfg.BlobCA != "" {
+		pem, err := os.ReadFile(cfg.BlobCA)
+		if err != nil {
+			return nil, fmt.Errorf("azure: %s: %w", OptBlobCA, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("azure: %s=%s holds no PEM certificate", OptBlobCA, cfg.BlobCA)
+		}
+		bo.Transport = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment,
+			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	}
 	c := &clients{cred: cred, blobO: bo,
 		vms: cf.NewVirtualMachinesClient(), sizes: cf.NewVirtualMachineSizesClient(), disks: cf.NewDisksClient(),
 		nics: nf.NewInterfacesClient(), ips: nf.NewPublicIPAddressesClient(), nsgs: nf.NewSecurityGroupsClient()}
@@ -336,7 +360,9 @@ const (
 // Hyper-V one: the console is COM1 (ttyS0, what boot diagnostics logs),
 // which kitinit's events share (only COM1 is logged); the NIC is
 // hv_netvsc on hv_vmbus; DHCP from the virtual network. Under the fake
-// (hardware=qemu) the NIC is virtio-net.
+// (hardware=qemu) the NIC is virtio-net. Azure has no fw_cfg: a boot's
+// per-boot files (SSH keys) are the VM's userData, which kitinit reads
+// from Azure IMDS.
 func (b *Backend) Platform(a arch.Arch) (platform.Platform, error) {
 	if a.Name != "x86_64" {
 		return platform.Platform{}, fmt.Errorf("the azure backend has no machines for %s; valid: x86_64", a.Name)
@@ -346,14 +372,38 @@ func (b *Backend) Platform(a arch.Arch) (platform.Platform, error) {
 		p.DefaultMachine = MachineGen2QEMU
 		p.Machines = map[string]platform.Hardware{MachineGen2QEMU: {
 			Console: "ttyS0,115200n8", NICModules: []string{"virtio_pci", "virtio_net"},
-			KernelArgs: []string{"no_timer_check", "nosoftlockup"},
+			KernelArgs: []string{"no_timer_check", "nosoftlockup"}, DiskSeed: initproto.SeedAzure,
 		}}
 		return p, nil
 	}
 	p.Machines = map[string]platform.Hardware{MachineGen2: {
 		Console: "ttyS0,115200n8", PanicModules: []string{"hv_vmbus"},
 		NICModules: []string{"hv_vmbus", "hv_netvsc"},
-		KernelArgs: []string{"no_timer_check", "nosoftlockup"},
+		KernelArgs: []string{"no_timer_check", "nosoftlockup"}, DiskSeed: initproto.SeedAzure,
 	}}
 	return p, nil
+}
+
+// fakeCredential is fake-credential=true: an unsigned token shaped as
+// Azure AD's (a JWT with its issuer, the audience of the scope asked for,
+// and a lifetime). The tests' fake ARM wants a bearer token; Azurite's
+// basic OAuth checks a token's issuer, audience and times, not its
+// signature.
+type fakeCredential struct{}
+
+func (fakeCredential) GetToken(_ context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	aud := "https://management.azure.com/"
+	if len(o.Scopes) > 0 {
+		aud = strings.TrimSuffix(o.Scopes[0], ".default")
+	}
+	now := time.Now()
+	exp := now.Add(time.Hour)
+	enc := base64.RawURLEncoding.EncodeToString
+	claims, _ := json.Marshal(map[string]any{
+		"aud": aud, "iss": "https://sts.windows.net/00000000-0000-0000-0000-000000000000/",
+		"iat": now.Add(-time.Minute).Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": exp.Unix(),
+		"oid": "00000000-0000-0000-0000-00000000cafe", "tid": "00000000-0000-0000-0000-000000000000",
+	})
+	tok := enc([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + enc(claims) + "."
+	return azcore.AccessToken{Token: tok, ExpiresOn: exp}, nil
 }

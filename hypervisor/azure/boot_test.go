@@ -1,40 +1,20 @@
 package azure_test
 
 import (
-	"bufio"
 	"context"
 	"net"
-	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kitrun/kitrun/boot/assemble"
-	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/azure"
 	"github.com/kitrun/kitrun/hypervisor/azure/azurefake"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
 	"github.com/kitrun/kitrun/hypervisor/hypervisortest"
-	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
-
-// buildImage builds hypervisortest's service image (a greeter on port
-// 8080) in the vhd format for the backend's platform.
-func buildImage(t *testing.T, b *azure.Backend) *image.Image {
-	t.Helper()
-	a := qemutest.Require(t, "x86_64")
-	plat, err := b.Platform(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hello := filepath.Join(qemutest.RepoRoot(t), "examples", "cmd", "hello")
-	path := qemutest.WriteSpec(t, "conformance", strings.Replace(hypervisortest.ServiceSpec, "GOPACKAGE", hello, 1))
-	return qemutest.BuildSpec(t, a, path, func(o *assemble.Options) {
-		o.Platform, o.Formats = plat, []string{azure.Format}
-	})
-}
 
 // TestBootEndToEnd boots an image through the whole Azure path against
 // the fakes: page blob upload, managed disk import, the VM's disk copy,
@@ -50,20 +30,10 @@ func TestBootEndToEnd(t *testing.T) {
 	f := azurefake.Start(t, azurefake.Options{Boot: true})
 	f.Env(t)
 	b := backend(t, f)
-	img := buildImage(t, b)
+	img := hypervisortest.ServiceImage(t, b, azure.Format)
 
-	var console qemutest.Buffer
-	v, err := vm.Boot(context.Background(), b, img, vm.Options{Format: azure.Format, Console: &console,
+	v, console := hypervisortest.Boot(t, b, img, vm.Options{Format: azure.Format,
 		Publish: []hypervisor.PortForward{{HostAddr: "127.0.0.1", GuestPort: 8080}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		v.Kill()
-		if t.Failed() {
-			t.Logf("console:\n%s", console.String())
-		}
-	})
 	if err := v.WaitReady(context.Background(), 4*time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +46,7 @@ func TestBootEndToEnd(t *testing.T) {
 		got = append(got, m.Stage.String())
 		t.Logf("%-22s host %6.2fs", m.Stage, m.Host.Seconds())
 	}
-	assertOrder(t, got, []string{hypervisor.EvAPIAccepted, hypervisor.EvRunning, vm.StageFirmware, "init-start", "service-ready hello", "all-ready"})
+	hypervisortest.AssertOrder(t, got, []string{hypervisor.EvAPIAccepted, hypervisor.EvRunning, vm.StageFirmware, "init-start", "service-ready hello", "all-ready"})
 	if !strings.Contains(console.String(), "dhcp from") {
 		t.Error("the guest's network did not come from DHCP")
 	}
@@ -87,7 +57,7 @@ func TestBootEndToEnd(t *testing.T) {
 	if host, _, _ := net.SplitHostPort(addr); host == "127.0.0.1" || !strings.HasPrefix(host, "127.0.0.") {
 		t.Errorf("endpoint %s: want the VM's own (loopback) public address", addr)
 	}
-	if g := greet(t, addr); !strings.HasPrefix(g, "hello from") {
+	if g := hypervisortest.Greet(t, addr); !strings.HasPrefix(g, "hello from") {
 		t.Errorf("port 8080 at %s answered %q", addr, g)
 	}
 	if ok, err := b.Alive(context.Background(), info.ID); !ok || err != nil {
@@ -101,8 +71,8 @@ func TestBootEndToEnd(t *testing.T) {
 	if err := v.Machine.Err(); err != nil {
 		t.Errorf("Err after the power button: %v", err)
 	}
-	if !hasStage(stages(v), "shutdown-done") {
-		t.Errorf("stages %v", stages(v))
+	if !slices.Contains(hypervisortest.Stages(v), "shutdown-done") {
+		t.Errorf("stages %v", hypervisortest.Stages(v))
 	}
 	if r := transient(f); len(r) != 0 {
 		t.Errorf("left after the machine: %v", r)
@@ -143,44 +113,16 @@ func transient(f *azurefake.Fake) []string {
 	return out
 }
 
-func greet(t *testing.T, addr string) string {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
+// TestSSHEndToEnd boots an image whose boot needs per-boot files (SSH
+// keys): the seed travels as the VM's userData, kitinit reads it from the
+// fake's IMDS (Metadata: true), and vm's SSH client pins the host key it
+// delivered.
+func TestSSHEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a VM under QEMU")
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	line, _ := bufio.NewReader(c).ReadString('\n')
-	return strings.TrimSpace(line)
-}
-
-func stages(v *vm.VM) []string {
-	var out []string
-	for _, m := range v.Timeline() {
-		out = append(out, m.Stage.String())
-	}
-	return out
-}
-
-func hasStage(got []string, s string) bool {
-	for _, x := range got {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-func assertOrder(t *testing.T, got, want []string) {
-	t.Helper()
-	i := 0
-	for _, g := range got {
-		if i < len(want) && g == want[i] {
-			i++
-		}
-	}
-	if i < len(want) {
-		t.Errorf("stages %v: want %v in this order", got, want)
-	}
+	f := azurefake.Start(t, azurefake.Options{Boot: true})
+	b := backend(t, f)
+	img := hypervisortest.BuildImage(t, b, "sshguest", hypervisortest.SSHSpec, azure.Format)
+	hypervisortest.RunSSH(t, b, img, azure.Format, 4*time.Minute)
 }

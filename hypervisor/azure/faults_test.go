@@ -237,22 +237,30 @@ func TestTeardownFails(t *testing.T) {
 	}
 }
 
-// TestSweepBlobs: an upload blob left by a killed kitrun is swept once it
-// outlives UploadTTL (or with --older-than); a fresh one of a live run is
-// kept.
+// TestSweepBlobs: an upload blob left by a killed kitrun (in Azurite) is
+// kept while it is younger than UploadTTL, swept once it is older (the
+// sweep's clock moved on: Azurite sets Last-Modified itself), and only
+// the run asked for.
 func TestSweepBlobs(t *testing.T) {
 	f := azurefake.Start(t, azurefake.Options{})
 	b := backend(t, f)
-	f.LeaveBlob(azure.BlobPrefix+"0123456789abcdef-20261203T000000Z-host-1-deadbeef.vhd", 1<<20, time.Now().Add(-3*time.Hour))
-	f.LeaveBlob(azure.BlobPrefix+"0123456789abcdef-20261203T000001Z-host-2-deadbeef.vhd", 1<<20, time.Now())
+	f.LeaveBlob(t, azure.BlobPrefix+"0123456789abcdef-20261203T000000Z-host-1-deadbeef.vhd", 1<<20)
+	f.LeaveBlob(t, azure.BlobPrefix+"0123456789abcdef-20261203T000001Z-host-2-deadbeef.vhd", 1<<20)
 	rep, err := b.Sweep(context.Background(), cloud.SweepOptions{})
+	if err != nil || rep.Err() != nil {
+		t.Fatalf("sweep: %v %v", err, rep.Err())
+	}
+	if len(rep.Removed) != 0 || len(rep.Kept) != 2 {
+		t.Errorf("fresh uploads: removed %v, kept %v; want both kept", rep.Removed, rep.Kept)
+	}
+	rep, err = b.Sweep(context.Background(), cloud.SweepOptions{Now: time.Now().Add(azure.UploadTTL + time.Minute), Run: "20261203T000000Z-host-1-deadbeef"})
 	if err != nil || rep.Err() != nil {
 		t.Fatalf("sweep: %v %v", err, rep.Err())
 	}
 	if len(rep.Removed) != 1 || !strings.Contains(rep.Removed[0].ID, "host-1") || len(rep.Kept) != 1 {
 		t.Errorf("removed %v, kept %v", rep.Removed, rep.Kept)
 	}
-	if r := f.Resources(); len(r) != 1 {
+	if r := f.Resources(); len(r) != 1 || !strings.Contains(r[0], "host-2") {
 		t.Errorf("left: %v", r)
 	}
 }

@@ -3,11 +3,11 @@ package azure
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,6 +21,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
 
 	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
 )
@@ -89,10 +90,6 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if spec.ExtraCmdline != "" {
 		return nil, errors.New("azure: a VHD carries its kernel command line; extra kernel arguments need direct kernel boot")
 	}
-	if len(spec.Seed) > 0 {
-		return nil, &hypervisor.UnsupportedError{Backend: Name, What: "deliver per-boot files (SSH keys) to a VM",
-			Hint: "Azure has no fw_cfg and kitinit has no instance-metadata (custom data) client yet"}
-	}
 	path, err := img.Disk(Format)
 	if err != nil {
 		return nil, err
@@ -100,6 +97,11 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	disk := img.Manifest.Disks[Format]
 	if disk.Machine != "" && disk.Machine != machineName {
 		return nil, fmt.Errorf("azure: the vhd image of %s is wired for machine %s, not %s", img.Manifest.Name, disk.Machine, machineName)
+	}
+	// userData travels base64-encoded; kitinit takes initproto.MaxSeed
+	// bytes of it (Azure itself takes 64 KiB).
+	if err := cloud.CheckSeed(Name, spec.Seed, disk.Cmdline, initproto.SeedAzure, initproto.MaxSeed/4*3); err != nil {
+		return nil, err
 	}
 	for _, p := range spec.Publish {
 		if p.HostPort != 0 && p.HostPort != p.GuestPort {
@@ -130,40 +132,27 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if err != nil {
 		return nil, err
 	}
-	imageUse(imgDisk, +1)
-	m := &machine{b: b, c: c, image: imgDisk, name: VMPrefix + shortID(),
-		events: make(chan hypervisor.BackendEvent, 64), done: make(chan struct{}), running: make(chan struct{})}
-	m.info = hypervisor.Info{Backend: Name, Arch: img.Arch.Name, Machine: machineName, Format: Format, ID: m.name,
+	imageUsers.Use(imgDisk, +1)
+	name := VMPrefix + shortID()
+	info := hypervisor.Info{Backend: Name, Arch: img.Arch.Name, Machine: machineName, Format: Format, ID: name,
 		Accel: "azure " + b.cfg.VMSize, AccelReason: "the VM size", Version: "azure " + b.cfg.Location + " " + b.cfg.VMSize}
 	if reused {
-		m.info.AccelReason += "; image disk " + imgDisk + " reused"
+		info.AccelReason += "; image disk " + imgDisk + " reused"
 	} else {
-		m.info.AccelReason += "; image disk " + imgDisk + " uploaded"
+		info.AccelReason += "; image disk " + imgDisk + " uploaded"
 	}
+	m := &machine{Machine: cloud.NewMachine(Name, "VM", info), b: b, c: c, image: imgDisk, name: name}
 	if err := m.launch(ctx, spec, img.Manifest.Name); err != nil {
 		if !m.launched {
-			imageUse(imgDisk, -1)
+			imageUsers.Use(imgDisk, -1)
 		}
 		return nil, err
 	}
 	return m, nil
 }
 
-var (
-	imageUsersMu sync.Mutex
-	imageUsers   = map[string]int{}
-)
-
-func imageUse(id string, d int) int {
-	imageUsersMu.Lock()
-	defer imageUsersMu.Unlock()
-	imageUsers[id] += d
-	n := imageUsers[id]
-	if n <= 0 {
-		delete(imageUsers, id)
-	}
-	return n
-}
+// imageUsers counts this process's machines per image disk.
+var imageUsers cloud.ImageUsers
 
 // countVMs counts kitrun's VMs (of any run) in the resource group.
 func (b *Backend) countVMs(ctx context.Context, c *clients) (int, error) {
@@ -184,38 +173,17 @@ func (b *Backend) countVMs(ctx context.Context, c *clients) (int, error) {
 }
 
 type machine struct {
-	b       *Backend
-	c       *clients
-	image   string
-	name    string
-	console *cloud.ConsoleStream
-	events  chan hypervisor.BackendEvent
-	done    chan struct{}
-	running chan struct{}
+	*cloud.Machine
+	b     *Backend
+	c     *clients
+	image string
+	name  string
 
 	launched bool // the VM was asked for: end() releases the image
 
-	mu      sync.Mutex
-	info    hypervisor.Info
-	publish []hypervisor.PortForward
-	addr    string
-	state   string
-	err     error
-	pressed bool
-	forced  string
-	serial  string // the boot diagnostics serial log's URI
-
-	evMu     sync.Mutex
-	evClosed bool
-}
-
-func (m *machine) emit(kind, detail string) {
-	ev := hypervisor.BackendEvent{Host: time.Since(m.info.Started), Kind: kind, Detail: detail}
-	m.evMu.Lock()
-	defer m.evMu.Unlock()
-	if !m.evClosed {
-		m.events <- ev
-	}
+	mu     sync.Mutex
+	state  string
+	serial string // the boot diagnostics serial log's URI
 }
 
 func (m *machine) rg() string { return m.b.cfg.ResourceGroup }
@@ -273,7 +241,7 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, name string)
 		return fmt.Errorf("azure: creating public IP %s: %w", ipName(m.name), err)
 	}
 	if ip.Properties != nil && ip.Properties.IPAddress != nil {
-		m.addr = *ip.Properties.IPAddress
+		m.SetAddr(*ip.Properties.IPAddress)
 	}
 	// Every machine gets a security group: with no published port it
 	// opens nothing (Azure's defaults still allow the virtual network).
@@ -286,7 +254,7 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, name string)
 				SourceAddressPrefix: to.Ptr(b.cfg.IngressCIDR), SourcePortRange: to.Ptr("*"),
 				DestinationAddressPrefix: to.Ptr("*"), DestinationPortRange: to.Ptr(strconv.Itoa(p.GuestPort)),
 			}})
-		m.publish = append(m.publish, hypervisor.PortForward{HostPort: p.GuestPort, GuestPort: p.GuestPort})
+		m.Publish(p.GuestPort)
 	}
 	np, err := c.nsgs.BeginCreateOrUpdate(ctx, rg, nsgName(m.name), armnetwork.SecurityGroup{
 		Location: loc, Tags: tags, Properties: &armnetwork.SecurityGroupPropertiesFormat{SecurityRules: rules}}, nil)
@@ -324,10 +292,16 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, name string)
 		launchMu.Unlock()
 		return err
 	}
-	m.info.Started = time.Now()
+	var userData *string
+	if len(spec.Seed) > 0 {
+		// kitinit reads it from IMDS (see boot/kitinit/metaseed.go).
+		userData = to.Ptr(base64.StdEncoding.EncodeToString(spec.Seed))
+	}
+	m.MarkStarted()
 	vmp, err := c.vms.BeginCreateOrUpdate(ctx, rg, m.name, armcompute.VirtualMachine{
 		Location: loc, Tags: tags,
 		Properties: &armcompute.VirtualMachineProperties{
+			UserData:        userData,
 			HardwareProfile: &armcompute.HardwareProfile{VMSize: to.Ptr(armcompute.VirtualMachineSizeTypes(b.cfg.VMSize))},
 			StorageProfile: &armcompute.StorageProfile{OSDisk: &armcompute.OSDisk{
 				CreateOption: to.Ptr(armcompute.DiskCreateOptionTypesAttach), OSType: to.Ptr(armcompute.OperatingSystemTypesLinux),
@@ -353,35 +327,10 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, name string)
 		return fmt.Errorf("azure: creating VM %s: %w", m.name, err)
 	}
 	m.launched = true
-	m.emit(hypervisor.EvAPIAccepted, m.name)
-	m.console = cloud.PollConsole(m.snapshot, cloud.PollOptions{Interval: b.cfg.Poll})
+	m.Accepted(m.name)
+	m.Follow(cloud.PollConsole(m.snapshot, cloud.PollOptions{Interval: b.cfg.Poll}))
 	go m.watch(vmp)
-	wait := 10 * time.Minute
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-m.running:
-		return nil
-	case <-m.done:
-		return fmt.Errorf("azure: VM %s ended before it ran: %v", m.name, m.Err())
-	case <-ctx.Done():
-		return errors.Join(fmt.Errorf("azure: waiting for VM %s to run: %w", m.name, ctx.Err()), m.abandon())
-	case <-t.C:
-		return errors.Join(fmt.Errorf("azure: VM %s not running %s after its creation", m.name, wait), m.abandon())
-	}
-}
-
-func (m *machine) abandon() error {
-	go func() {
-		for range m.events {
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if err := m.ForceOff(ctx); err != nil {
-		return fmt.Errorf("%w; it is left for `kitrun cloud sweep --backend azure`", err)
-	}
-	return nil
+	return m.WaitRunning(ctx, 10*time.Minute, func() error { return m.Abandon(m.ForceOff) })
 }
 
 // snapshot is the VM's boot diagnostics serial log: the whole log, read
@@ -468,8 +417,7 @@ func (m *machine) watch(vmp *runtime.Poller[armcompute.VirtualMachinesClientCrea
 			m.mu.Unlock()
 			if !runningSeen && st != "starting" {
 				runningSeen = true
-				m.emit(hypervisor.EvRunning, m.addr)
-				close(m.running)
+				m.Running()
 			}
 			if st == "stopped" || st == "deallocated" || st == "deleted" {
 				reason = st
@@ -479,9 +427,7 @@ func (m *machine) watch(vmp *runtime.Poller[armcompute.VirtualMachinesClientCrea
 		select {
 		case <-time.After(m.b.cfg.Poll):
 		case <-lifetime.C:
-			m.mu.Lock()
-			m.forced = fmt.Sprintf("its lifetime (%s) passed", m.b.cfg.Lifetime)
-			m.mu.Unlock()
+			m.Force(fmt.Sprintf("its lifetime (%s) passed", m.b.cfg.Lifetime), false)
 			m.powerOff(context.Background(), true)
 		}
 	}
@@ -509,51 +455,24 @@ func (m *machine) powerOff(ctx context.Context, skip bool) error {
 // end reads the last of the console, deletes the machine's resources and
 // reports how it ended.
 func (m *machine) end(reason string) {
-	m.mu.Lock()
-	pressed, forced := m.pressed, m.forced
-	m.mu.Unlock()
 	var ended error
-	switch {
+	switch forced := m.Forced(); {
 	case forced != "":
 		ended = fmt.Errorf("VM %s stopped by the host: %s", m.name, forced)
 	case reason == "stopped" || reason == "deallocated":
 		// The guest powered off (by itself, or on the power button).
-		_ = pressed
 	default:
 		ended = fmt.Errorf("VM %s ended: %s", m.name, reason)
 	}
-	if m.console != nil {
-		fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		m.console.Finish(fctx)
-		cancel()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	left, err := m.b.deleteMachine(ctx, m.c, m.name)
-	if imageUse(m.image, -1) == 0 && !m.b.cfg.KeepImage {
-		if derr := m.b.deleteDisk(m.image); derr != nil {
-			left = append(left, "disk "+m.image)
-			err = errors.Join(err, derr)
+	m.End(reason, ended, func(t *cloud.Teardown) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		left, err := m.b.deleteMachine(ctx, m.c, m.name)
+		t.Add(err, left...)
+		if imageUsers.Use(m.image, -1) == 0 && !m.b.cfg.KeepImage {
+			t.Add(m.b.deleteDisk(m.image), "disk "+m.image)
 		}
-	}
-	cancel()
-	if err != nil {
-		ce := &hypervisor.CleanupError{Backend: Name, Left: left, Err: err, Ended: ended}
-		ended = ce
-		m.emit(hypervisor.EvCleanupFailed, strings.Join(left, ", ")+": "+err.Error())
-	}
-	m.mu.Lock()
-	m.err = ended
-	m.mu.Unlock()
-	detail := reason
-	if ended != nil {
-		detail = ended.Error()
-	}
-	m.emit(hypervisor.EvExited, detail)
-	close(m.done)
-	m.evMu.Lock()
-	m.evClosed = true
-	close(m.events)
-	m.evMu.Unlock()
+	})
 }
 
 // deleteMachine deletes a machine's VM, NIC, security group, public IP
@@ -603,51 +522,14 @@ func (b *Backend) deleteDisk(name string) error {
 	return nil
 }
 
-// Info implements hypervisor.Machine.
-func (m *machine) Info() hypervisor.Info {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	info := m.info
-	info.Published = nil
-	for _, p := range m.publish {
-		p.HostAddr = m.addr
-		info.Published = append(info.Published, p)
-	}
-	return info
-}
-
-func (m *machine) Console() io.ReadWriter                 { return m.console }
-func (m *machine) Channel() io.ReadWriter                 { return nil }
-func (m *machine) Events() <-chan hypervisor.BackendEvent { return m.events }
-func (m *machine) Done() <-chan struct{}                  { return m.done }
-
-func (m *machine) Err() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.err
-}
-
-func (m *machine) gone() bool {
-	select {
-	case <-m.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // PowerButton implements hypervisor.Machine: PowerOff without
 // skipShutdown asks the guest to shut down (see the README on what a
 // Hyper-V guest receives); the VM is then stopped, and the backend
 // deletes it.
 func (m *machine) PowerButton(ctx context.Context) error {
-	if m.gone() {
-		return hypervisor.ErrExited
+	if err := m.Press(); err != nil {
+		return err
 	}
-	m.mu.Lock()
-	m.pressed = true
-	m.mu.Unlock()
-	m.emit(hypervisor.EvPowerdown, "")
 	p, err := m.c.vms.BeginPowerOff(ctx, m.rg(), m.name, &armcompute.VirtualMachinesClientBeginPowerOffOptions{SkipShutdown: to.Ptr(false)})
 	if err != nil {
 		if notFound(err) {
@@ -662,39 +544,7 @@ func (m *machine) PowerButton(ctx context.Context) error {
 // ForceOff implements hypervisor.Machine: PowerOff with skipShutdown, then
 // wait until the machine is torn down.
 func (m *machine) ForceOff(ctx context.Context) error {
-	if m.gone() {
-		return nil
-	}
-	m.mu.Lock()
-	if m.forced == "" {
-		m.forced = "forced off"
-	}
-	m.mu.Unlock()
-	if err := m.powerOff(ctx, true); err != nil {
-		return fmt.Errorf("azure: PowerOff (skipShutdown) %s: %w", m.name, err)
-	}
-	select {
-	case <-m.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("azure: VM %s stopping, not yet gone: %w", m.name, ctx.Err())
-	}
-}
-
-// Endpoint implements hypervisor.Machine: the VM's public address, on the
-// guest's own port.
-func (m *machine) Endpoint(guestPort int) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, p := range m.publish {
-		if p.GuestPort == guestPort {
-			if m.addr == "" {
-				return "", fmt.Errorf("azure: VM %s has no public address", m.name)
-			}
-			return net.JoinHostPort(m.addr, strconv.Itoa(guestPort)), nil
-		}
-	}
-	return "", fmt.Errorf("guest port %d is not published", guestPort)
+	return m.ForceOffWith(ctx, "PowerOff (skipShutdown)", func(ctx context.Context) error { return m.powerOff(ctx, true) })
 }
 
 // Destroy implements hypervisor.Backend: it deletes the VM and the

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/gcp"
 )
@@ -38,7 +39,7 @@ func TestPlatform(t *testing.T) {
 		t.Fatal(err)
 	}
 	name, hw, err := p.Machine("")
-	if err != nil || name != gcp.Machine || hw.DiskSeed != "" || strings.Join(hw.NICModules, ",") != "virtio_pci,virtio_net" || p.Network.Address != "" {
+	if err != nil || name != gcp.Machine || hw.DiskSeed != initproto.SeedGCE || strings.Join(hw.NICModules, ",") != "virtio_pci,virtio_net" || p.Network.Address != "" {
 		t.Errorf("platform %+v %+v: %v", p, hw, err)
 	}
 	g, _ := gcp.New(hypervisor.Options{"gvnic": "true"})

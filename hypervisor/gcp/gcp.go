@@ -39,6 +39,7 @@ import (
 	"golang.org/x/oauth2/google"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
@@ -332,8 +333,9 @@ const Machine = "gce"
 // events share it). The NIC is virtio-net (most machine types; under the
 // tests' fake, QEMU's) or, with gvnic=true, gVNIC (the gve module); the
 // boot disk is virtio-scsi or NVMe, which kitinit does not mount anyway.
-// Compute Engine has no fw_cfg and kitinit no metadata-server client, so
-// a boot gets no per-boot files.
+// Compute Engine has no fw_cfg: a boot's per-boot files (SSH keys) are
+// the instance metadata item kitrun-seed, which kitinit reads from the
+// metadata server.
 func (b *Backend) Platform(a arch.Arch) (platform.Platform, error) {
 	if a.Name != "x86_64" && a.Name != "aarch64" {
 		return platform.Platform{}, fmt.Errorf("Compute Engine has no %s instances (it has x86_64 and aarch64)", a.Name)
@@ -341,6 +343,7 @@ func (b *Backend) Platform(a arch.Arch) (platform.Platform, error) {
 	hw := platform.Hardware{
 		Console:    "ttyS0,115200n8",
 		NICModules: []string{"virtio_pci", "virtio_net"},
+		DiskSeed:   initproto.SeedGCE,
 		KernelArgs: []string{"no_timer_check", "nosoftlockup"},
 	}
 	if b.cfg.GVNIC {

@@ -3,10 +3,9 @@ package gcp
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	compute "google.golang.org/api/compute/v1"
 
 	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
 )
@@ -84,10 +84,6 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if spec.ExtraCmdline != "" {
 		return nil, errors.New("gcp: an image carries its kernel command line; extra kernel arguments need direct kernel boot")
 	}
-	if len(spec.Seed) > 0 {
-		return nil, &hypervisor.UnsupportedError{Backend: Name, What: "deliver per-boot files (SSH keys) to an instance",
-			Hint: "Compute Engine has no fw_cfg and kitinit has no metadata-server client yet"}
-	}
 	path, err := img.Disk(Format)
 	if err != nil {
 		return nil, err
@@ -95,6 +91,11 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	d := img.Manifest.Disks[Format]
 	if d.Machine != "" && d.Machine != machineName {
 		return nil, fmt.Errorf("gcp: the gcp image of %s is wired for machine %s, not %s", img.Manifest.Name, d.Machine, machineName)
+	}
+	// The seed travels base64-encoded (metadata values are text), and
+	// kitinit takes initproto.MaxSeed bytes of it.
+	if err := cloud.CheckSeed(Name, spec.Seed, d.Cmdline, initproto.SeedGCE, initproto.MaxSeed/4*3); err != nil {
+		return nil, err
 	}
 	if d.SHA256 == "" {
 		return nil, fmt.Errorf("gcp: the image's manifest has no digest of its gcp disk: rebuild it")
@@ -123,39 +124,26 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if err != nil {
 		return nil, err
 	}
-	m := &machine{b: b, c: c, image: imgName, events: make(chan hypervisor.BackendEvent, 64), done: make(chan struct{}), running: make(chan struct{})}
-	imageUse(imgName, +1)
-	m.info = hypervisor.Info{Backend: Name, Arch: img.Arch.Name, Machine: machineName, Format: Format,
+	info := hypervisor.Info{Backend: Name, Arch: img.Arch.Name, Machine: machineName, Format: Format,
 		Accel: "gce " + mt, AccelReason: "the machine type", Version: "gce " + b.cfg.Zone + " " + mt}
 	if reused {
-		m.info.AccelReason += "; image " + imgName + " reused"
+		info.AccelReason += "; image " + imgName + " reused"
 	} else {
-		m.info.AccelReason += "; image " + imgName + " uploaded"
+		info.AccelReason += "; image " + imgName + " uploaded"
 	}
+	m := &machine{Machine: cloud.NewMachine(Name, "instance", info), b: b, c: c, image: imgName}
+	imageUsers.Use(imgName, +1)
 	if err := m.launch(ctx, spec, mt, img.Manifest.Name); err != nil {
-		if m.info.ID == "" {
-			imageUse(imgName, -1)
+		if m.ID() == "" {
+			imageUsers.Use(imgName, -1)
 		}
 		return nil, err
 	}
 	return m, nil
 }
 
-var (
-	imageUsersMu sync.Mutex
-	imageUsers   = map[string]int{}
-)
-
-func imageUse(name string, d int) int {
-	imageUsersMu.Lock()
-	defer imageUsersMu.Unlock()
-	imageUsers[name] += d
-	n := imageUsers[name]
-	if n <= 0 {
-		delete(imageUsers, name)
-	}
-	return n
-}
+// imageUsers counts this process's machines per image.
+var imageUsers cloud.ImageUsers
 
 // liveStatuses are the statuses of an instance that costs (or will).
 var liveStatuses = map[string]bool{"PROVISIONING": true, "STAGING": true, "RUNNING": true, "STOPPING": true, "REPAIRING": true}
@@ -178,37 +166,16 @@ func (b *Backend) countInstances(ctx context.Context, c *clients) (int, error) {
 
 // machine is one instance.
 type machine struct {
-	b       *Backend
-	c       *clients
-	image   string
-	name    string
-	console *cloud.ConsoleStream
-	events  chan hypervisor.BackendEvent
-	done    chan struct{}
-	running chan struct{}
-	next    int64 // the console's offset
+	*cloud.Machine
+	b        *Backend
+	c        *clients
+	image    string
+	name     string
+	next     int64  // the console's offset
+	firewall string // the firewall rule made for this machine
 
-	mu       sync.Mutex
-	info     hypervisor.Info
-	publish  []hypervisor.PortForward
-	addr     string
-	status   string
-	err      error
-	pressed  bool
-	forced   string
-	firewall string
-
-	evMu     sync.Mutex
-	evClosed bool
-}
-
-func (m *machine) emit(kind, detail string) {
-	ev := hypervisor.BackendEvent{Host: time.Since(m.info.Started), Kind: kind, Detail: detail}
-	m.evMu.Lock()
-	defer m.evMu.Unlock()
-	if !m.evClosed {
-		m.events <- ev
-	}
+	mu     sync.Mutex
+	status string
 }
 
 // launch creates the firewall rule (if ports are published), inserts the
@@ -242,6 +209,12 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, mt, name str
 	if b.cfg.GVNIC {
 		inst.NetworkInterfaces[0].NicType = "GVNIC"
 	}
+	if len(spec.Seed) > 0 {
+		// kitinit reads it from the metadata server (see
+		// boot/kitinit/metaseed.go).
+		v := base64.StdEncoding.EncodeToString(spec.Seed)
+		inst.Metadata = &compute.Metadata{Items: []*compute.MetadataItems{{Key: initproto.SeedGCEKey, Value: &v}}}
+	}
 	if len(spec.Publish) > 0 {
 		if err := m.createFirewall(ctx, spec.Publish, network, tags); err != nil {
 			return err
@@ -256,7 +229,7 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, mt, name str
 		}()
 	}
 	for _, p := range spec.Publish {
-		m.publish = append(m.publish, hypervisor.PortForward{HostPort: p.GuestPort, GuestPort: p.GuestPort})
+		m.Publish(p.GuestPort)
 	}
 	launchMu.Lock()
 	n, err := b.countInstances(ctx, c)
@@ -267,7 +240,7 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, mt, name str
 		launchMu.Unlock()
 		return err
 	}
-	m.info.Started = time.Now()
+	m.MarkStarted()
 	// A request ID makes a retried insert the same insert.
 	reqID := newRequestID()
 	op, err := retry(ctx, b, func() (*compute.Operation, error) {
@@ -277,28 +250,15 @@ func (m *machine) launch(ctx context.Context, spec hypervisor.Spec, mt, name str
 	if err != nil {
 		return m.insertError(mt, err)
 	}
-	m.info.ID = m.name
-	m.emit(hypervisor.EvAPIAccepted, m.name)
+	m.Accepted(m.name)
 	if err := b.wait(ctx, c, op, b.cfg.Zone, 10*time.Minute); err != nil {
 		ierr := m.insertError(mt, err)
 		// The insert failed: there may be no instance; delete whatever is.
 		return errors.Join(ierr, m.abandon())
 	}
-	m.console = cloud.PollStream(m.readConsole, cloud.PollOptions{Interval: b.cfg.Poll})
+	m.Follow(cloud.PollStream(m.readConsole, cloud.PollOptions{Interval: b.cfg.Poll}))
 	go m.watch()
-	wait := 10 * time.Minute
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-m.running:
-		return nil
-	case <-m.done:
-		return fmt.Errorf("gcp: instance %s ended before it ran: %v", m.name, m.Err())
-	case <-ctx.Done():
-		return errors.Join(fmt.Errorf("gcp: waiting for instance %s to run: %w", m.name, ctx.Err()), m.abandon())
-	case <-t.C:
-		return errors.Join(fmt.Errorf("gcp: instance %s not running %s after instances.insert", m.name, wait), m.abandon())
-	}
+	return m.WaitRunning(ctx, 10*time.Minute, m.abandon)
 }
 
 func (m *machine) insertError(mt string, err error) error {
@@ -326,27 +286,12 @@ func newRequestID() string {
 
 // abandon ends an instance that Start will not return.
 func (m *machine) abandon() error {
-	if m.console == nil {
+	if !m.Following() {
 		// Nothing follows the instance yet: delete it and clean up here.
-		m.console = cloud.PollStream(m.readConsole, cloud.PollOptions{Interval: m.b.cfg.Poll})
+		m.Follow(cloud.PollStream(m.readConsole, cloud.PollOptions{Interval: m.b.cfg.Poll}))
 		go m.watch()
 	}
-	go func() {
-		for range m.events {
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if err := m.ForceOff(ctx); err != nil {
-		return fmt.Errorf("%w; it is left for `kitrun cloud sweep --backend gcp`", err)
-	}
-	if err := m.Err(); err != nil {
-		var ce *hypervisor.CleanupError
-		if errors.As(err, &ce) {
-			return ce
-		}
-	}
-	return nil
+	return m.Abandon(m.ForceOff)
 }
 
 // firewallDescription carries a rule's tags: firewall rules take no labels.
@@ -485,11 +430,8 @@ func (m *machine) watch() {
 						addr = ni.NetworkIP
 					}
 				}
-				m.mu.Lock()
-				m.addr = addr
-				m.mu.Unlock()
-				m.emit(hypervisor.EvRunning, addr)
-				close(m.running)
+				m.SetAddr(addr)
+				m.Running()
 			}
 			if in.Status == "TERMINATED" {
 				reason = "TERMINATED"
@@ -502,9 +444,7 @@ func (m *machine) watch() {
 		select {
 		case <-time.After(m.b.cfg.Poll):
 		case <-lifetime.C:
-			m.mu.Lock()
-			m.forced = fmt.Sprintf("its lifetime (%s) passed", m.b.cfg.Lifetime)
-			m.mu.Unlock()
+			m.Force(fmt.Sprintf("its lifetime (%s) passed", m.b.cfg.Lifetime), false)
 			m.delete(context.Background())
 		}
 	}
@@ -532,10 +472,10 @@ func (m *machine) delete(ctx context.Context) error {
 // machine, and reports how it ended.
 func (m *machine) end(reason string) {
 	m.mu.Lock()
-	status, forced := m.status, m.forced
+	status := m.status
 	m.mu.Unlock()
 	var ended error
-	switch {
+	switch forced := m.Forced(); {
 	case forced != "":
 		ended = fmt.Errorf("instance %s deleted by the host: %s", m.name, forced)
 	case status == "TERMINATED":
@@ -544,84 +484,25 @@ func (m *machine) end(reason string) {
 	default:
 		ended = fmt.Errorf("instance %s ended: %s", m.name, reason)
 	}
-	fctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	m.console.Finish(fctx)
-	cancel()
-	var left []string
-	var errs []error
-	if status != "DELETED" {
-		// A stopped instance keeps its disk: delete both.
-		if err := m.delete(context.Background()); err != nil {
-			left = append(left, "instance "+m.name)
-			errs = append(errs, fmt.Errorf("deleting instance %s: %w", m.name, err))
+	m.End(reason, ended, func(t *cloud.Teardown) {
+		if status != "DELETED" {
+			// A stopped instance keeps its disk: delete both.
+			if err := m.delete(context.Background()); err != nil {
+				t.Add(fmt.Errorf("deleting instance %s: %w", m.name, err), "instance "+m.name)
+			}
 		}
-	}
-	if m.firewall != "" {
-		if err := m.deleteFirewall(5 * time.Minute); err != nil {
-			left = append(left, "firewall rule "+m.firewall)
-			errs = append(errs, err)
+		if m.firewall != "" {
+			t.Add(m.deleteFirewall(5*time.Minute), "firewall rule "+m.firewall)
 		}
-	}
-	if imageUse(m.image, -1) == 0 && !m.b.cfg.KeepImage {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		err := m.b.deleteImage(ctx, m.c, m.image)
-		cancel()
-		if err != nil {
-			left = append(left, "image "+m.image)
-			errs = append(errs, fmt.Errorf("deleting image %s: %w", m.image, err))
+		if imageUsers.Use(m.image, -1) == 0 && !m.b.cfg.KeepImage {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+			err := m.b.deleteImage(ctx, m.c, m.image)
+			cancel()
+			if err != nil {
+				t.Add(fmt.Errorf("deleting image %s: %w", m.image, err), "image "+m.image)
+			}
 		}
-	}
-	if len(errs) > 0 {
-		ce := &hypervisor.CleanupError{Backend: Name, Left: left, Err: errors.Join(errs...), Ended: ended}
-		ended = ce
-		m.emit(hypervisor.EvCleanupFailed, strings.Join(left, ", ")+": "+ce.Err.Error())
-	}
-	m.mu.Lock()
-	m.err = ended
-	m.mu.Unlock()
-	detail := reason
-	if ended != nil {
-		detail = ended.Error()
-	}
-	m.emit(hypervisor.EvExited, detail)
-	close(m.done)
-	m.evMu.Lock()
-	m.evClosed = true
-	close(m.events)
-	m.evMu.Unlock()
-}
-
-// Info implements hypervisor.Machine.
-func (m *machine) Info() hypervisor.Info {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	info := m.info
-	info.Published = nil
-	for _, p := range m.publish {
-		p.HostAddr = m.addr
-		info.Published = append(info.Published, p)
-	}
-	return info
-}
-
-func (m *machine) Console() io.ReadWriter                 { return m.console }
-func (m *machine) Channel() io.ReadWriter                 { return nil }
-func (m *machine) Events() <-chan hypervisor.BackendEvent { return m.events }
-func (m *machine) Done() <-chan struct{}                  { return m.done }
-
-func (m *machine) Err() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.err
-}
-
-func (m *machine) gone() bool {
-	select {
-	case <-m.done:
-		return true
-	default:
-		return false
-	}
+	})
 }
 
 // PowerButton implements hypervisor.Machine: instances.stop sends the
@@ -629,13 +510,9 @@ func (m *machine) gone() bool {
 // force if the guest has not shut down after a while). The stopped
 // instance is then deleted.
 func (m *machine) PowerButton(ctx context.Context) error {
-	if m.gone() {
-		return hypervisor.ErrExited
+	if err := m.Press(); err != nil {
+		return err
 	}
-	m.mu.Lock()
-	m.pressed = true
-	m.mu.Unlock()
-	m.emit(hypervisor.EvPowerdown, "")
 	_, err := retry(ctx, m.b, func() (*compute.Operation, error) {
 		return m.c.compute.Instances.Stop(m.c.project, m.b.cfg.Zone, m.name).Context(ctx).Do()
 	})
@@ -648,38 +525,7 @@ func (m *machine) PowerButton(ctx context.Context) error {
 // ForceOff implements hypervisor.Machine: instances.delete, then wait
 // until the machine is gone and its leftovers deleted.
 func (m *machine) ForceOff(ctx context.Context) error {
-	if m.gone() {
-		return nil
-	}
-	m.mu.Lock()
-	if m.forced == "" {
-		m.forced = "forced off"
-	}
-	m.mu.Unlock()
-	if err := m.delete(ctx); err != nil {
-		return fmt.Errorf("gcp: instances.delete %s: %w", m.name, err)
-	}
-	select {
-	case <-m.done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("gcp: instance %s deleting, not yet gone: %w", m.name, ctx.Err())
-	}
-}
-
-// Endpoint implements hypervisor.Machine.
-func (m *machine) Endpoint(guestPort int) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, p := range m.publish {
-		if p.GuestPort == guestPort {
-			if m.addr == "" {
-				return "", fmt.Errorf("gcp: instance %s has no address yet", m.name)
-			}
-			return net.JoinHostPort(m.addr, strconv.Itoa(guestPort)), nil
-		}
-	}
-	return "", fmt.Errorf("guest port %d is not published", guestPort)
+	return m.ForceOffWith(ctx, "instances.delete", m.delete)
 }
 
 // Destroy implements hypervisor.Backend: it deletes the instance. Its

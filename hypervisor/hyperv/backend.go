@@ -241,7 +241,7 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	}
 	if len(spec.Seed) > 0 {
 		return nil, &hypervisor.UnsupportedError{Backend: "hyperv", What: "hand per-boot files (SSH keys) to a disk boot",
-			Hint: "Hyper-V has no fw_cfg, and kitinit reads no seed disk yet; images with ssh: need a backend with a disk seed (qemu)"}
+			Hint: "Hyper-V has no fw_cfg and no instance metadata service, and kitinit reads no seed disk or KVP exchange yet; images with ssh: need a backend with a seed (qemu, aws, gcp, azure)"}
 	}
 	published, err := hypervisor.ResolvePorts(spec.Publish)
 	if err != nil {

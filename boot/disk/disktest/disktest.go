@@ -156,16 +156,17 @@ func Run(t testing.TB, b Boot) Result {
 	var console qemutest.Buffer
 	cmd.Stdout = &console
 	cmd.Stderr = &console
-	cmd.SysProcAttr = childproc.Attr()
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	exited, err := childproc.Start(cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	reaped := false
 	defer func() {
-		childproc.KillGroup(cmd.Process)
-		<-exited
+		if !reaped {
+			childproc.Kill(cmd)
+			<-exited
+		}
 	}()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -178,7 +179,7 @@ func Run(t testing.TB, b Boot) Result {
 		}
 		select {
 		case err := <-exited:
-			exited <- err
+			reaped = true
 			t.Fatalf("QEMU exited before all-ready (%v); %d events; console:\n%s\nQEMU: %s %s", err, len(evs), tail(console.String(), 30), bin, strings.Join(args, " "))
 		case <-ctx.Done():
 			t.Fatalf("no all-ready within %s; %d events; console:\n%s\nQEMU: %s %s", b.Timeout, len(evs), tail(console.String(), 30), bin, strings.Join(args, " "))

@@ -17,20 +17,16 @@ package awsfake
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -39,10 +35,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kitrun/kitrun/hypervisor/cloud/cloudfake"
+
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
-
-	"github.com/kitrun/kitrun/internal/childproc"
 )
 
 // Bucket is the bucket the fake S3 starts with.
@@ -128,10 +124,10 @@ type instance struct {
 	terminateOnShutdown     bool
 	stopAsked, termAsked    bool
 	dir                     string
-	cmd                     *exec.Cmd
+	vm                      *cloudfake.QEMU
 	exited                  chan struct{}
-	qmp                     string
 	console                 string // the console file
+	userData                []byte // nil: launched without
 }
 
 // Start starts the fake; it stops (and its QEMUs die) when the test ends.
@@ -200,8 +196,8 @@ func (f *Fake) Close() {
 	}
 	f.mu.Unlock()
 	for _, in := range insts {
-		if in.cmd != nil && in.cmd.Process != nil {
-			childproc.KillGroup(in.cmd.Process)
+		if in.vm != nil {
+			in.vm.Kill()
 			<-in.exited
 		}
 	}
@@ -897,8 +893,19 @@ func (f *Fake) runInstances(q query) (string, *apiError) {
 			return "", errf(400, "InvalidGroup.NotFound", "The security group '%s' does not exist", g)
 		}
 	}
+	var userData []byte
+	if ud, ok := q["UserData"]; ok {
+		// EC2 takes user data base64-encoded and serves it decoded.
+		var err error
+		if userData, err = base64.StdEncoding.DecodeString(ud[0]); err != nil {
+			return "", errf(400, "InvalidParameterValue", "Invalid BASE64 encoding of user data.")
+		}
+		if len(userData) > 16<<10 {
+			return "", errf(400, "InvalidParameterValue", "User data is limited to 16384 bytes")
+		}
+	}
 	f.nextAddr++
-	in := &instance{
+	in := &instance{userData: userData,
 		id: newID("i-"), image: im.id, itype: it, token: q.get("ClientToken"), groups: groups,
 		addr:     fmt.Sprintf("127.0.0.%d", 1+f.nextAddr%250),
 		launched: time.Now(), state: "pending",
@@ -1041,8 +1048,8 @@ func (f *Fake) stopInstances(q query, terminate bool) (string, *apiError) {
 			// again (a press before the guest's button driver loaded
 			// is lost). Whether EC2 re-signals a stopping instance is
 			// not documented; it forces the stop after a timeout.
-			if in.qmp != "" {
-				go qmpCommand(in.qmp, "system_powerdown")
+			if in.vm != nil {
+				go in.vm.Powerdown()
 			}
 		case !terminate && in.state == "stopped":
 		case !terminate:
@@ -1058,11 +1065,11 @@ func (f *Fake) stopInstances(q query, terminate bool) (string, *apiError) {
 // has not powered off within grace, ends it (EC2 forces a stop or a
 // termination after a while too).
 func (f *Fake) powerdown(in *instance, grace time.Duration) {
-	if in.qmp != "" {
-		if err := qmpCommand(in.qmp, "system_powerdown"); err != nil {
+	if in.vm != nil {
+		if err := in.vm.Powerdown(); err != nil {
 			f.o.Log("awsfake: %s: power button: %v", in.id, err)
 		}
-	} else if in.cmd == nil {
+	} else {
 		// A placeholder instance powers off at once.
 		f.exited(in, nil)
 		return
@@ -1070,9 +1077,7 @@ func (f *Fake) powerdown(in *instance, grace time.Duration) {
 	select {
 	case <-in.exited:
 	case <-time.After(grace):
-		if in.cmd != nil && in.cmd.Process != nil {
-			childproc.KillGroup(in.cmd.Process)
-		}
+		in.vm.Kill()
 	}
 }
 
@@ -1124,92 +1129,19 @@ func (f *Fake) boot(in *instance, snap *snapshot, ports []int) {
 	}
 }
 
-// OVMF is the firmware the fake boots disks with.
-var (
-	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
-	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
-)
-
 func (f *Fake) startQEMU(in *instance, snap *snapshot, ports []int) error {
-	vars, err := os.ReadFile(OVMFVars)
-	if err != nil {
-		return fmt.Errorf("OVMF variables (install Debian's ovmf): %w", err)
-	}
-	varsPath := filepath.Join(in.dir, "efivars.fd")
-	if err := os.WriteFile(varsPath, vars, 0o600); err != nil {
-		return err
-	}
-	in.qmp = filepath.Join(in.dir, "qmp.sock")
-	netdev := "user,id=n0"
-	for _, p := range ports {
-		netdev += fmt.Sprintf(",hostfwd=tcp:%s:%d-:%d", in.addr, p, p)
-	}
-	args := []string{
-		"-M", "q35", "-accel", "tcg", "-cpu", "qemu64", "-m", "512M", "-smp", "1",
-		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + OVMFCode,
-		"-drive", "if=pflash,format=raw,unit=1,file=" + varsPath,
-		// The EBS volume: NVMe, as on Nitro; writes stay in the
-		// instance (snapshot=on), the snapshot is not changed.
-		"-drive", "file=" + snap.path + ",format=raw,if=none,id=ebs0,snapshot=on",
-		"-device", "nvme,drive=ebs0,serial=vol" + in.id[2:12],
-		"-chardev", "file,id=con,path=" + in.console,
-		"-serial", "chardev:con",
-		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
-		"-qmp", "unix:" + in.qmp + ",server=on,wait=off",
-	}
-	cmd := exec.Command("qemu-system-x86_64", args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	// QEMU dies with the test process, and is killed as a group.
-	cmd.SysProcAttr = childproc.Attr()
-	f.o.Log("awsfake: %s: qemu-system-x86_64 %s", in.id, strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting QEMU: %w", err)
-	}
-	in.cmd = cmd
-	go func() {
-		err := cmd.Wait()
-		if err != nil && stderr.Len() > 0 {
-			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
-		}
-		f.exited(in, err)
-	}()
-	return nil
-}
-
-// qmpCommand runs one QMP command on a socket.
-func qmpCommand(sock, command string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", sock)
+	vm, err := cloudfake.Start(cloudfake.Spec{Name: "awsfake: " + in.id, Dir: in.dir, Console: in.console,
+		Args: []string{
+			// The EBS volume: NVMe, as on Nitro; writes stay in the
+			// instance (snapshot=on), the snapshot is not changed.
+			"-drive", "file=" + snap.path + ",format=raw,if=none,id=ebs0,snapshot=on",
+			"-device", "nvme,drive=ebs0,serial=vol" + in.id[2:12],
+		},
+		Net: &cloudfake.Net{Addr: in.addr, Forwards: ports, Metadata: cloudfake.AWSMetadata(in.userData)}, Log: f.o.Log,
+	}, func(err error) { f.exited(in, err) })
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	dec := json.NewDecoder(c)
-	var greeting map[string]any
-	if err := dec.Decode(&greeting); err != nil {
-		return err
-	}
-	for _, cmd := range []string{"qmp_capabilities", command} {
-		if _, err := fmt.Fprintf(c, `{"execute":%q}`+"\n", cmd); err != nil {
-			return err
-		}
-		for {
-			var reply map[string]any
-			if err := dec.Decode(&reply); err != nil {
-				return err
-			}
-			if e, ok := reply["error"]; ok {
-				return fmt.Errorf("%s: %v", cmd, e)
-			}
-			if _, ok := reply["return"]; ok {
-				break
-			}
-		}
-	}
+	in.vm = vm
 	return nil
 }

@@ -1,8 +1,6 @@
 // Package azurefake is a local stand-in for the Azure services kitrun's
-// Azure backend calls, for tests only: an in-process page-blob store
-// speaking the subset of the Blob REST API the SDK's page blob client uses
-// (Put Blob for a page blob, Put Page, Delete Blob, Get Blob), and a small
-// Azure Resource Manager (JSON over HTTP, ARM's error format, a
+// Azure backend calls, for tests only: Blob Storage is Azurite (see
+// azurite.go), and a small Azure Resource Manager (JSON over HTTP, ARM's error format, a
 // long-running VM creation polled through its provisioningState, a VM's
 // deletion through an Azure-AsyncOperation) for
 // managed disks, public IPs, network security groups, NICs and VMs, which
@@ -11,29 +9,21 @@
 // hardware=qemu) on user networking whose DHCP server kitinit leases its
 // address from, with host forwards, from the public IP's own loopback
 // address, for the ports the NIC's security group allows — and serves the
-// serial console as the boot diagnostics log: a blob holding everything
-// the guest wrote so far.
-//
-// Azurite (the npm package) was not used: it needs a shared key or SAS
-// (and HTTPS for OAuth), while the backend authenticates with bearer
-// tokens; the page-blob subset here takes the SDK's fake token over HTTP.
+// serial console as the boot diagnostics log (a SAS-style URI that the
+// fake ARM itself serves): everything the guest wrote so far. A managed
+// disk imported from a blob is read from Azurite.
 //
 // Only tests import this package.
 package azurefake
 
 import (
-	"bytes"
-	"context"
+	"encoding/base64"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -42,7 +32,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kitrun/kitrun/internal/childproc"
+	"github.com/kitrun/kitrun/hypervisor/cloud/cloudfake"
 )
 
 // Fixed names of the fake's world.
@@ -70,15 +60,14 @@ type Options struct {
 type Fake struct {
 	ARMURL, BlobURL string
 
-	o       Options
-	dir     string
-	arm     *httptest.Server
-	blobsrv *httptest.Server
+	o    Options
+	dir  string
+	arm  *httptest.Server
+	blob *azurite
 
 	mu        sync.Mutex
-	blobs     map[string][]byte // container/name → content
-	puts      int               // page blobs created
-	pages     int               // Put Page calls
+	puts      int // page blobs created
+	pages     int // Put Page calls
 	res       map[string]map[string]any
 	files     map[string]string // disk ID → file
 	vms       map[string]*vm
@@ -88,7 +77,6 @@ type Fake struct {
 	nextAddr  int
 	createdAt map[string]int
 	ops       map[string]int // long-running operation → polls so far
-	modified  map[string]time.Time
 }
 
 type failure struct {
@@ -101,8 +89,8 @@ type vm struct {
 	id, name, addr string
 	state          string // starting, running, stopping, stopped
 	dir, console   string
-	cmd            *exec.Cmd
-	qmp            string
+	qemu           *cloudfake.QEMU
+	userData       string // base64, as created
 	exited         chan struct{}
 	polls          int
 }
@@ -116,12 +104,12 @@ func Start(t testing.TB, o Options) *Fake {
 	if o.Log == nil {
 		o.Log = t.Logf
 	}
-	f := &Fake{o: o, dir: t.TempDir(), blobs: map[string][]byte{}, res: map[string]map[string]any{},
+	f := &Fake{o: o, dir: t.TempDir(), res: map[string]map[string]any{},
 		files: map[string]string{}, vms: map[string]*vm{}, calls: map[string]int{}, throttle: map[string]int{},
-		fail: map[string]failure{}, nextAddr: 1, createdAt: map[string]int{}, ops: map[string]int{}, modified: map[string]time.Time{}}
-	f.blobsrv = httptest.NewServer(http.HandlerFunc(f.serveBlob))
+		fail: map[string]failure{}, nextAddr: 1, createdAt: map[string]int{}, ops: map[string]int{}}
+	f.blob = startAzurite(t, f)
 	f.arm = httptest.NewServer(http.HandlerFunc(f.serveARM))
-	f.ARMURL, f.BlobURL = f.arm.URL, f.blobsrv.URL+"/"
+	f.ARMURL, f.BlobURL = f.arm.URL, f.blob.url
 	t.Cleanup(f.Close)
 	return f
 }
@@ -139,7 +127,7 @@ func (f *Fake) Env(t testing.TB) {
 func (f *Fake) BackendOptions() map[string]string {
 	return map[string]string{
 		"subscription": Subscription, "resource-group": ResourceGroup, "location": Location,
-		"arm-endpoint": f.ARMURL, "blob-endpoint": f.BlobURL, "fake-credential": "true", "subnet": Subnet,
+		"arm-endpoint": f.ARMURL, "blob-endpoint": f.BlobURL, "blob-ca": f.blob.caPath, "fake-credential": "true", "subnet": Subnet,
 		"hardware": "qemu", "poll": "200ms", "ingress-cidr": "127.0.0.1/32",
 	}
 }
@@ -153,13 +141,12 @@ func (f *Fake) Close() {
 	}
 	f.mu.Unlock()
 	for _, v := range all {
-		if v.cmd != nil && v.cmd.Process != nil {
-			childproc.KillGroup(v.cmd.Process)
+		if v.qemu != nil {
+			v.qemu.Kill()
 			<-v.exited
 		}
 	}
 	f.arm.Close()
-	f.blobsrv.Close()
 }
 
 // Throttle answers the next n calls of op ("PUT virtualMachines", "GET
@@ -199,11 +186,15 @@ func (f *Fake) Resources() []string {
 	for _, r := range f.res {
 		out = append(out, fmt.Sprint(r["type"], "/", r["name"]))
 	}
-	for k := range f.blobs {
-		if !strings.HasPrefix(k, "bootdiagnostics/") {
-			out = append(out, "blob "+k)
-		}
+	f.mu.Unlock()
+	names, err := f.blob.list()
+	if err != nil {
+		out = append(out, "blob listing failed: "+err.Error())
 	}
+	for _, n := range names {
+		out = append(out, "blob "+Container+"/"+n)
+	}
+	f.mu.Lock()
 	sort.Strings(out)
 	return out
 }
@@ -224,143 +215,6 @@ func (f *Fake) SetTag(prefix, key, value string) {
 	}
 }
 
-// --- Blob ---
-
-func blobHeaders(w http.ResponseWriter) {
-	w.Header().Set("ETag", fmt.Sprintf("\"0x%X\"", time.Now().UnixNano()))
-	w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
-	w.Header().Set("x-ms-request-id", strconv.FormatInt(time.Now().UnixNano(), 10))
-	w.Header().Set("x-ms-version", "2025-01-05")
-}
-
-func blobError(w http.ResponseWriter, status int, code string) {
-	w.Header().Set("x-ms-error-code", code)
-	w.Header().Set("Content-Type", "application/xml")
-	w.WriteHeader(status)
-	fmt.Fprintf(w, `<?xml version="1.0" encoding="utf-8"?><Error><Code>%s</Code><Message>%s</Message></Error>`, code, code)
-}
-
-func (f *Fake) serveBlob(w http.ResponseWriter, r *http.Request) {
-	key := strings.TrimPrefix(r.URL.Path, "/")
-	if strings.HasPrefix(key, "bootdiagnostics/") {
-		f.serveSerial(w, r, strings.TrimPrefix(key, "bootdiagnostics/"))
-		return
-	}
-	q := r.URL.Query()
-	if key == Container && r.Method == http.MethodGet && q.Get("comp") == "list" {
-		f.listBlobs(w, q.Get("prefix"))
-		return
-	}
-	if !strings.HasPrefix(key, Container+"/") {
-		blobError(w, 404, "ContainerNotFound")
-		return
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	switch {
-	case r.Method == http.MethodPut && q.Get("comp") == "":
-		if r.Header.Get("x-ms-blob-type") != "PageBlob" {
-			blobError(w, 400, "UnsupportedBlobType")
-			return
-		}
-		n, err := strconv.ParseInt(r.Header.Get("x-ms-blob-content-length"), 10, 64)
-		if err != nil || n%512 != 0 || n > 8<<30 {
-			blobError(w, 400, "InvalidHeaderValue")
-			return
-		}
-		f.blobs[key] = make([]byte, n)
-		f.modified[key] = time.Now()
-		f.puts++
-		blobHeaders(w)
-		w.WriteHeader(201)
-	case r.Method == http.MethodPut && q.Get("comp") == "page":
-		b, ok := f.blobs[key]
-		if !ok {
-			blobError(w, 404, "BlobNotFound")
-			return
-		}
-		rng := r.Header.Get("x-ms-range")
-		if rng == "" {
-			rng = r.Header.Get("Range")
-		}
-		var start, end int64
-		if _, err := fmt.Sscanf(rng, "bytes=%d-%d", &start, &end); err != nil || start%512 != 0 || (end+1)%512 != 0 || end-start+1 > 4<<20 || end >= int64(len(b)) {
-			blobError(w, 416, "InvalidPageRange")
-			return
-		}
-		if r.Header.Get("x-ms-page-write") != "update" {
-			blobError(w, 400, "InvalidHeaderValue")
-			return
-		}
-		data, err := io.ReadAll(r.Body)
-		if err != nil || int64(len(data)) != end-start+1 {
-			blobError(w, 400, "InvalidInput")
-			return
-		}
-		copy(b[start:], data)
-		f.pages++
-		blobHeaders(w)
-		w.WriteHeader(201)
-	case r.Method == http.MethodDelete:
-		if _, ok := f.blobs[key]; !ok {
-			blobError(w, 404, "BlobNotFound")
-			return
-		}
-		delete(f.blobs, key)
-		blobHeaders(w)
-		w.WriteHeader(202)
-	case r.Method == http.MethodGet:
-		b, ok := f.blobs[key]
-		if !ok {
-			blobError(w, 404, "BlobNotFound")
-			return
-		}
-		blobHeaders(w)
-		w.Write(b)
-	default:
-		blobError(w, 400, "UnsupportedHttpVerb")
-	}
-}
-
-// listBlobs is List Blobs (flat) of the container, one page.
-func (f *Fake) listBlobs(w http.ResponseWriter, prefix string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var names []string
-	for k := range f.blobs {
-		if name, ok := strings.CutPrefix(k, Container+"/"); ok && strings.HasPrefix(name, prefix) {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
-	blobHeaders(w)
-	w.Header().Set("Content-Type", "application/xml")
-	var b strings.Builder
-	fmt.Fprintf(&b, `<?xml version="1.0" encoding="utf-8"?><EnumerationResults ServiceEndpoint="%s" ContainerName="%s"><Prefix>%s</Prefix><Blobs>`, f.BlobURL, Container, xmlEsc(prefix))
-	for _, n := range names {
-		k := Container + "/" + n
-		fmt.Fprintf(&b, `<Blob><Name>%s</Name><Properties><Last-Modified>%s</Last-Modified><Content-Length>%d</Content-Length><BlobType>PageBlob</BlobType></Properties></Blob>`,
-			xmlEsc(n), f.modified[k].UTC().Format(http.TimeFormat), len(f.blobs[k]))
-	}
-	b.WriteString(`</Blobs><NextMarker/></EnumerationResults>`)
-	io.WriteString(w, b.String())
-}
-
-func xmlEsc(s string) string {
-	var b bytes.Buffer
-	xml.EscapeText(&b, []byte(s))
-	return b.String()
-}
-
-// LeaveBlob makes a page blob of size bytes under name in the container,
-// as a kitrun killed mid-upload leaves one, modified at mod.
-func (f *Fake) LeaveBlob(name string, size int, mod time.Time) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.blobs[Container+"/"+name] = make([]byte, size)
-	f.modified[Container+"/"+name] = mod
-}
-
 // serveSerial serves a VM's serial log (the boot diagnostics blob).
 func (f *Fake) serveSerial(w http.ResponseWriter, r *http.Request, name string) {
 	f.mu.Lock()
@@ -371,16 +225,16 @@ func (f *Fake) serveSerial(w http.ResponseWriter, r *http.Request, name string) 
 		}
 	}
 	f.mu.Unlock()
-	if v == nil {
-		blobError(w, 404, "BlobNotFound")
+	if v == nil || r.URL.Query().Get("sig") == "" {
+		http.Error(w, "BlobNotFound", 404)
 		return
 	}
 	b, err := os.ReadFile(v.console)
 	if err != nil {
-		blobError(w, 404, "BlobNotFound")
+		http.Error(w, "BlobNotFound", 404)
 		return
 	}
-	blobHeaders(w)
+	w.Header().Set("Last-Modified", time.Now().UTC().Format(http.TimeFormat))
 	w.Write(b)
 }
 
@@ -409,6 +263,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (f *Fake) serveARM(w http.ResponseWriter, r *http.Request) {
+	if name, ok := strings.CutPrefix(r.URL.Path, "/bootdiagnostics/"); ok {
+		// A SAS URI: no bearer token.
+		f.serveSerial(w, r, name)
+		return
+	}
 	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
 		armError(w, errf(401, "AuthenticationFailed", "no bearer token"))
 		return
@@ -565,7 +424,7 @@ func (f *Fake) serveARM(w http.ResponseWriter, r *http.Request) {
 			f.powerOff(v, r.URL.Query().Get("skipShutdown") == "true")
 			w.WriteHeader(200)
 		case "retrieveBootDiagnosticsData":
-			u := strings.TrimSuffix(f.BlobURL, "/") + "/bootdiagnostics/" + url.PathEscape(v.name) + ".serialconsole.log?sig=fake"
+			u := f.ARMURL + "/bootdiagnostics/" + url.PathEscape(v.name) + ".serialconsole.log?sig=fake"
 			writeJSON(w, 200, map[string]any{"serialConsoleLogBlobUri": u, "consoleScreenshotBlobUri": ""})
 		default:
 			armError(w, errf(404, "InvalidResourceType", "no action %s", parts[8]))
@@ -630,11 +489,11 @@ func (f *Fake) put(typ, id, name string, body map[string]any) (int, map[string]a
 			u, err := url.Parse(str(cd, "sourceUri"))
 			key := ""
 			if err == nil {
-				key = strings.TrimPrefix(u.Path, "/")
+				key = strings.TrimPrefix(u.Path, "/"+AzuriteAccount+"/")
 			}
-			b, ok := f.blobs[key]
-			if !ok {
-				return 0, nil, errf(400, "InvalidParameter", "the source blob %s does not exist", str(cd, "sourceUri"))
+			b, err := f.blob.read(key)
+			if err != nil {
+				return 0, nil, errf(400, "InvalidParameter", "the source blob %s cannot be read: %v", str(cd, "sourceUri"), err)
 			}
 			if len(b) < 512 || string(b[len(b)-512:len(b)-504]) != "conectix" {
 				return 0, nil, errf(400, "InvalidParameter", "the source blob is not a fixed VHD (no footer)")
@@ -710,9 +569,16 @@ func (f *Fake) put(typ, id, name string, body map[string]any) (int, map[string]a
 		if addr == "" {
 			addr = "127.0.0.1"
 		}
+		// userData: base64, at most 64 KiB; IMDS serves it, and ARM
+		// shows it only with $expand=userData (which the fake lacks).
+		userData := str(body, "properties", "userData")
+		if _, err := base64.StdEncoding.DecodeString(userData); err != nil || len(userData) > 64<<10 {
+			return 0, nil, errf(400, "InvalidParameter", "The value of parameter userData is invalid: it must be base64 and at most 64 KB.")
+		}
+		delete(p, "userData")
 		dir := filepath.Join(f.dir, name)
 		os.MkdirAll(dir, 0o755)
-		v := &vm{id: lid, name: name, addr: addr, state: "starting", dir: dir, console: filepath.Join(dir, "serial.log"), exited: make(chan struct{})}
+		v := &vm{id: lid, name: name, addr: addr, state: "starting", dir: dir, console: filepath.Join(dir, "serial.log"), exited: make(chan struct{}), userData: userData}
 		os.WriteFile(v.console, nil, 0o644)
 		f.vms[lid] = v
 		p["provisioningState"] = "Creating"
@@ -754,8 +620,8 @@ func (f *Fake) delete(id string) *armErr {
 	v := f.vms[lid]
 	delete(f.vms, lid)
 	f.mu.Unlock()
-	if v != nil && v.cmd != nil && v.cmd.Process != nil {
-		childproc.KillGroup(v.cmd.Process)
+	if v != nil && v.qemu != nil {
+		v.qemu.Kill()
 		<-v.exited
 	}
 	return nil
@@ -771,23 +637,23 @@ func (f *Fake) powerOff(v *vm, skip bool) {
 		v.state = "stopping"
 	}
 	f.mu.Unlock()
-	if v.cmd == nil {
+	if v.qemu == nil {
 		f.exited(v, nil)
 		return
 	}
 	if skip {
-		childproc.KillGroup(v.cmd.Process)
+		v.qemu.Kill()
 		<-v.exited
 		return
 	}
 	go func() {
-		if err := qmpCommand(v.qmp, "system_powerdown"); err != nil {
+		if err := v.qemu.Powerdown(); err != nil {
 			f.o.Log("azurefake: %s: power button: %v", v.name, err)
 		}
 		select {
 		case <-v.exited:
 		case <-time.After(60 * time.Second):
-			childproc.KillGroup(v.cmd.Process)
+			v.qemu.Kill()
 		}
 	}()
 }
@@ -829,89 +695,18 @@ func (f *Fake) boot(v *vm, disk string, ports []int) {
 	}
 }
 
-// OVMF is the firmware the fake boots disks with.
-var (
-	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
-	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
-)
-
 func (f *Fake) startQEMU(v *vm, disk string, ports []int) error {
-	vars, err := os.ReadFile(OVMFVars)
-	if err != nil {
-		return fmt.Errorf("OVMF variables (install Debian's ovmf): %w", err)
-	}
-	varsPath := filepath.Join(v.dir, "efivars.fd")
-	if err := os.WriteFile(varsPath, vars, 0o600); err != nil {
-		return err
-	}
-	v.qmp = filepath.Join(v.dir, "qmp.sock")
-	netdev := "user,id=n0"
-	for _, p := range ports {
-		netdev += fmt.Sprintf(",hostfwd=tcp:%s:%d-:%d", v.addr, p, p)
-	}
-	args := []string{
-		"-M", "q35", "-accel", "tcg", "-cpu", "qemu64", "-m", "512M", "-smp", "1",
-		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + OVMFCode,
-		"-drive", "if=pflash,format=raw,unit=1,file=" + varsPath,
-		// The managed disk: the uploaded VHD, read as QEMU's vpc; writes
-		// stay in the VM (snapshot=on).
-		"-drive", "file=" + disk + ",format=vpc,if=virtio,snapshot=on",
-		"-chardev", "file,id=con,path=" + v.console,
-		"-serial", "chardev:con",
-		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
-		"-qmp", "unix:" + v.qmp + ",server=on,wait=off",
-	}
-	cmd := exec.Command("qemu-system-x86_64", args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.SysProcAttr = childproc.Attr()
-	f.o.Log("azurefake: %s: qemu-system-x86_64 %s", v.name, strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting QEMU: %w", err)
-	}
-	v.cmd = cmd
-	go func() {
-		err := cmd.Wait()
-		if err != nil && stderr.Len() > 0 {
-			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
-		}
-		f.exited(v, err)
-	}()
-	return nil
-}
-
-func qmpCommand(sock, command string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", sock)
+	q, err := cloudfake.Start(cloudfake.Spec{Name: "azurefake: " + v.name, Dir: v.dir, Console: v.console,
+		Args: []string{
+			// The managed disk: the uploaded VHD, read as QEMU's vpc;
+			// writes stay in the VM (snapshot=on).
+			"-drive", "file=" + disk + ",format=vpc,if=virtio,snapshot=on",
+		},
+		Net: &cloudfake.Net{Addr: v.addr, Forwards: ports, Metadata: cloudfake.AzureMetadata(v.userData)}, Log: f.o.Log,
+	}, func(err error) { f.exited(v, err) })
 	if err != nil {
 		return err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	dec := json.NewDecoder(c)
-	var greeting map[string]any
-	if err := dec.Decode(&greeting); err != nil {
-		return err
-	}
-	for _, cmd := range []string{"qmp_capabilities", command} {
-		if _, err := fmt.Fprintf(c, `{"execute":%q}`+"\n", cmd); err != nil {
-			return err
-		}
-		for {
-			var reply map[string]any
-			if err := dec.Decode(&reply); err != nil {
-				return err
-			}
-			if e, ok := reply["error"]; ok {
-				return fmt.Errorf("%s: %v", cmd, e)
-			}
-			if _, ok := reply["return"]; ok {
-				break
-			}
-		}
-	}
+	v.qemu = q
 	return nil
 }

@@ -22,17 +22,14 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -41,10 +38,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kitrun/kitrun/hypervisor/cloud/cloudfake"
+
 	"github.com/fsouza/fake-gcs-server/fakestorage"
 	compute "google.golang.org/api/compute/v1"
-
-	"github.com/kitrun/kitrun/internal/childproc"
 )
 
 // Bucket is the bucket the fake Cloud Storage starts with.
@@ -95,13 +92,13 @@ type Fake struct {
 
 type instance struct {
 	*compute.Instance
-	dir, console, qmp string
-	disk              string
-	ports             []int
-	cmd               *exec.Cmd
-	exited            chan struct{}
-	stopAsked         bool
-	deleted           bool
+	dir, console string
+	disk         string
+	ports        []int
+	vm           *cloudfake.QEMU
+	exited       chan struct{}
+	stopAsked    bool
+	deleted      bool
 }
 
 // Start starts the fake; it stops (and its QEMUs die) when the test ends.
@@ -658,6 +655,13 @@ func (f *Fake) insertInstance(ci *compute.Instance, reqID string) (any, *apiErro
 	if op.Error != nil {
 		return op, nil // refused: no instance
 	}
+	if ci.Metadata != nil {
+		for _, it := range ci.Metadata.Items {
+			if it.Value != nil && len(*it.Value) > 256<<10 {
+				return nil, errf(400, "invalid", "Invalid value for field 'resource.metadata': the value of metadata key '%s' exceeds 256 KB", it.Key)
+			}
+		}
+	}
 	f.nextAddr++
 	in := &instance{Instance: ci, exited: make(chan struct{})}
 	ci.Status = "PROVISIONING"
@@ -723,57 +727,21 @@ func (f *Fake) boot(in *instance, addr string) {
 	}
 }
 
-// OVMF is the firmware the fake boots disks with.
-var (
-	OVMFCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
-	OVMFVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
-)
-
 func (f *Fake) startQEMU(in *instance, addr string) error {
-	vars, err := os.ReadFile(OVMFVars)
+	vm, err := cloudfake.Start(cloudfake.Spec{Name: "gcpfake: " + in.Name, Dir: in.dir, Console: in.console,
+		Args: []string{
+			// The boot disk on virtio-scsi, as on most machine types;
+			// writes stay in the instance (snapshot=on), the image is
+			// not changed.
+			"-drive", "file=" + in.disk + ",format=raw,if=none,id=pd0,snapshot=on",
+			"-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-hd,drive=pd0,bus=scsi0.0",
+		},
+		Net: &cloudfake.Net{Addr: addr, Forwards: in.ports, Metadata: cloudfake.GCEMetadata(metadataItems(in.Instance))}, Log: f.o.Log,
+	}, func(err error) { f.exited(in, err) })
 	if err != nil {
-		return fmt.Errorf("OVMF variables (install Debian's ovmf): %w", err)
-	}
-	varsPath := filepath.Join(in.dir, "efivars.fd")
-	if err := os.WriteFile(varsPath, vars, 0o600); err != nil {
 		return err
 	}
-	in.qmp = filepath.Join(in.dir, "qmp.sock")
-	netdev := "user,id=n0"
-	for _, p := range in.ports {
-		netdev += fmt.Sprintf(",hostfwd=tcp:%s:%d-:%d", addr, p, p)
-	}
-	args := []string{
-		"-M", "q35", "-accel", "tcg", "-cpu", "qemu64", "-m", "512M", "-smp", "1",
-		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + OVMFCode,
-		"-drive", "if=pflash,format=raw,unit=1,file=" + varsPath,
-		// The boot disk on virtio-scsi, as on most machine types; writes
-		// stay in the instance (snapshot=on), the image is not changed.
-		"-drive", "file=" + in.disk + ",format=raw,if=none,id=pd0,snapshot=on",
-		"-device", "virtio-scsi-pci,id=scsi0", "-device", "scsi-hd,drive=pd0,bus=scsi0.0",
-		"-chardev", "file,id=con,path=" + in.console,
-		"-serial", "chardev:con",
-		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
-		"-qmp", "unix:" + in.qmp + ",server=on,wait=off",
-	}
-	cmd := exec.Command("qemu-system-x86_64", args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	// QEMU dies with the test process, and is killed as a group.
-	cmd.SysProcAttr = childproc.Attr()
-	f.o.Log("gcpfake: %s: qemu-system-x86_64 %s", in.Name, strings.Join(args, " "))
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("starting QEMU: %w", err)
-	}
-	in.cmd = cmd
-	go func() {
-		err := cmd.Wait()
-		if err != nil && stderr.Len() > 0 {
-			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
-		}
-		f.exited(in, err)
-	}()
+	in.vm = vm
 	return nil
 }
 
@@ -795,12 +763,8 @@ func (f *Fake) exited(in *instance, err error) {
 }
 
 func (f *Fake) kill(in *instance) {
-	if in.cmd != nil && in.cmd.Process != nil {
-		childproc.KillGroup(in.cmd.Process)
-		select {
-		case <-in.exited:
-		case <-time.After(10 * time.Second):
-		}
+	if in.vm != nil {
+		in.vm.Kill()
 	}
 }
 
@@ -819,8 +783,8 @@ func (f *Fake) stopInstance(name string) (any, *apiError) {
 	case "STOPPING":
 		// Pressed again (a press before the guest's button driver
 		// loaded is lost).
-		if in.qmp != "" {
-			go qmpCommand(in.qmp, "system_powerdown")
+		if in.vm != nil {
+			go in.vm.Powerdown()
 		}
 	}
 	return f.op("instances.stop", "stop", name, Zone), nil
@@ -830,11 +794,11 @@ func (f *Fake) stopInstance(name string) (any, *apiError) {
 // powered off within grace, stops the machine (Compute Engine does so
 // after 90 s).
 func (f *Fake) powerdown(in *instance, grace time.Duration) {
-	if in.qmp != "" {
-		if err := qmpCommand(in.qmp, "system_powerdown"); err != nil {
+	if in.vm != nil {
+		if err := in.vm.Powerdown(); err != nil {
 			f.o.Log("gcpfake: %s: power button: %v", in.Name, err)
 		}
-	} else if in.cmd == nil {
+	} else {
 		f.exited(in, nil)
 		return
 	}
@@ -855,7 +819,7 @@ func (f *Fake) deleteInstance(name string) (any, *apiError) {
 	in.deleted = true
 	in.Status = "STOPPING"
 	f.mu.Unlock()
-	if in.cmd != nil {
+	if in.vm != nil {
 		f.kill(in)
 	} else {
 		f.exited(in, nil)
@@ -900,38 +864,16 @@ func (f *Fake) serialPort(name, startStr string) (any, *apiError) {
 	return &compute.SerialPortOutput{Contents: string(b), Start: start, Next: size}, nil
 }
 
-// qmpCommand runs one QMP command on a socket.
-func qmpCommand(sock, command string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", sock)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	dec := json.NewDecoder(c)
-	var greeting map[string]any
-	if err := dec.Decode(&greeting); err != nil {
-		return err
-	}
-	for _, cmd := range []string{"qmp_capabilities", command} {
-		if _, err := fmt.Fprintf(c, `{"execute":%q}`+"\n", cmd); err != nil {
-			return err
-		}
-		for {
-			var reply map[string]any
-			if err := dec.Decode(&reply); err != nil {
-				return err
-			}
-			if e, ok := reply["error"]; ok {
-				return fmt.Errorf("%s: %v", cmd, e)
-			}
-			if _, ok := reply["return"]; ok {
-				break
+// metadataItems are an instance's metadata as its metadata server serves
+// them.
+func metadataItems(ci *compute.Instance) map[string]string {
+	items := map[string]string{}
+	if ci.Metadata != nil {
+		for _, it := range ci.Metadata.Items {
+			if it.Value != nil {
+				items[it.Key] = *it.Value
 			}
 		}
 	}
-	return nil
+	return items
 }

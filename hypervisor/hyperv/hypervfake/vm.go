@@ -3,25 +3,17 @@
 package hypervfake
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
-)
 
-// OVMF from Debian's ovmf package.
-const (
-	ovmfCode = "/usr/share/OVMF/OVMF_CODE_4M.fd"
-	ovmfVars = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+	"github.com/kitrun/kitrun/hypervisor/cloud/cloudfake"
 )
 
 // vmState is what the host keeps of a VM (vms/NAME.json).
@@ -49,7 +41,7 @@ type vm struct {
 
 	mu       sync.Mutex
 	st       vmState
-	cmd      *exec.Cmd
+	qemu     *cloudfake.QEMU
 	exited   chan struct{}
 	forwards map[int]int // guest port → host port
 }
@@ -126,24 +118,9 @@ func (v *vm) start() error {
 	if st.COM1 == "" {
 		return errors.New("Start-VM: kitrun always wires COM1")
 	}
-	vars, err := os.ReadFile(ovmfVars)
-	if err != nil {
-		return scriptError{"OVMF: " + err.Error()}
-	}
-	varsPath := filepath.Join(v.dir, "efivars.fd")
-	if err := os.WriteFile(varsPath, vars, 0o600); err != nil {
-		return scriptError{err.Error()}
-	}
-	qmpPath := filepath.Join(v.dir, "qmp.sock")
-	args := []string{
-		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-		"-machine", "q35", "-accel", "tcg", "-cpu", "qemu64",
-		"-m", strconv.FormatInt(st.MemoryStartup>>20, 10), "-smp", strconv.Itoa(st.ProcessorCount),
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file=" + ovmfCode,
-		"-drive", "if=pflash,format=raw,unit=1,file=" + varsPath,
-		"-qmp", "unix:" + qmpPath + ",server=on,wait=off",
-		"-device", "virtio-scsi-pci,id=scsi0",
-	}
+	// Generation 2: q35 with OVMF (see cloudfake), the boot drive on
+	// virtio-scsi.
+	args := []string{"-device", "virtio-scsi-pci,id=scsi0"}
 	if dvd {
 		args = append(args, "-drive", "file="+boot+",format=raw,if=none,id=boot,media=cdrom,readonly=on",
 			"-device", "scsi-cd,drive=boot,bus=scsi0.0,bootindex=0")
@@ -160,30 +137,22 @@ func (v *vm) start() error {
 		id := fmt.Sprintf("com%d", i+1)
 		args = append(args, "-chardev", "socket,id="+id+",path="+sock+",server=on,wait=off", "-serial", "chardev:"+id)
 	}
+	var nw *cloudfake.Net
 	if st.Switch != "" {
-		args = append(args, "-netdev", "user,id=net0", "-device", "virtio-net-pci,netdev=net0")
+		nw = &cloudfake.Net{ID: "net0"}
 	}
 	log, err := os.Create(filepath.Join(v.dir, "qemu.log"))
 	if err != nil {
 		return scriptError{err.Error()}
 	}
-	cmd := exec.Command(v.h.QEMU, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	waited, err := startLocked(cmd)
-	log.Close()
-	if err != nil {
-		return scriptError{"Start-VM: " + err.Error()}
-	}
-	v.cmd, v.exited, v.forwards = cmd, make(chan struct{}), map[int]int{}
-	st.State, st.PID, st.Started = "Running", cmd.Process.Pid, time.Now()
-	exited := v.exited
+	exited := make(chan struct{})
 	v.h.wg.Add(1)
-	go func() {
+	q, err := cloudfake.Start(cloudfake.Spec{Name: "hypervfake: " + st.Name, Dir: v.dir,
+		MemoryMiB: st.MemoryStartup >> 20, CPUs: st.ProcessorCount, Args: args, Net: nw, Output: log,
+	}, func(error) {
 		defer v.h.wg.Done()
-		<-waited
 		v.mu.Lock()
-		v.st.State, v.st.PID, v.cmd = "Off", 0, nil
+		v.st.State, v.st.PID, v.qemu = "Off", 0, nil
 		for _, p := range []string{v.st.COM1, v.st.COM2} {
 			if p != "" {
 				os.Remove(v.h.PipeSocket(p))
@@ -192,7 +161,14 @@ func (v *vm) start() error {
 		v.mu.Unlock()
 		v.save()
 		close(exited)
-	}()
+	})
+	log.Close()
+	if err != nil {
+		v.h.wg.Done()
+		return scriptError{"Start-VM: " + err.Error()}
+	}
+	v.qemu, v.exited, v.forwards = q, exited, map[int]int{}
+	st.State, st.PID, st.Started = "Running", q.PID(), time.Now()
 	// Like Hyper-V's, the pipes exist once Start-VM returns.
 	deadline := time.Now().Add(10 * time.Second)
 	for _, p := range []string{st.COM1, st.COM2} {
@@ -210,15 +186,10 @@ func (v *vm) start() error {
 // kill turns the VM off: SIGKILL to QEMU, and waits until it is reaped.
 func (v *vm) kill() {
 	v.mu.Lock()
-	cmd, exited := v.cmd, v.exited
+	q := v.qemu
 	v.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	select {
-	case <-exited:
-	case <-time.After(10 * time.Second):
+	if q != nil {
+		q.Kill()
 	}
 }
 
@@ -229,46 +200,13 @@ func (v *vm) qmp(cmd string) error {
 }
 
 func (v *vm) qmpResult(cmd string) (json.RawMessage, error) {
-	c, err := net.DialTimeout("unix", filepath.Join(v.dir, "qmp.sock"), 5*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("QMP: %w", err)
+	v.mu.Lock()
+	q := v.qemu
+	v.mu.Unlock()
+	if q == nil {
+		return nil, errors.New("QMP: the VM is off")
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
-	r := bufio.NewReader(c)
-	if _, err := r.ReadBytes('\n'); err != nil { // the greeting
-		return nil, fmt.Errorf("QMP greeting: %w", err)
-	}
-	for _, line := range []string{`{"execute":"qmp_capabilities"}`, cmd} {
-		if _, err := c.Write([]byte(line + "\n")); err != nil {
-			return nil, err
-		}
-		for {
-			b, err := r.ReadBytes('\n')
-			if err != nil {
-				return nil, fmt.Errorf("QMP %s: %w", line, err)
-			}
-			var m struct {
-				Return json.RawMessage `json:"return"`
-				Error  *struct {
-					Desc string `json:"desc"`
-				} `json:"error"`
-			}
-			if json.Unmarshal(b, &m) != nil {
-				continue
-			}
-			if m.Error != nil {
-				return nil, fmt.Errorf("QMP %s: %s", line, m.Error.Desc)
-			}
-			if m.Return != nil {
-				if line == cmd {
-					return m.Return, nil
-				}
-				break
-			}
-		}
-	}
-	return nil, nil
+	return q.Command(cmd)
 }
 
 // forward is where the host reaches a guest port: a QEMU host forward,
@@ -303,25 +241,4 @@ func (v *vm) forward(port int) (string, error) {
 	v.forwards[port] = hp
 	v.mu.Unlock()
 	return "127.0.0.1:" + strconv.Itoa(hp), nil
-}
-
-// startLocked starts cmd from an OS thread kept until the process is
-// reaped: Linux sends the parent-death signal when the forking thread
-// exits, not the process (see hypervisor/qemu).
-func startLocked(cmd *exec.Cmd) (<-chan error, error) {
-	started := make(chan error, 1)
-	waited := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		waited <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return waited, nil
 }
