@@ -1,3 +1,5 @@
 package qemu
 
-var StartLocked = startLocked
+import "github.com/kitrun/kitrun/internal/childproc"
+
+var StartLocked = childproc.StartLocked

@@ -19,7 +19,7 @@ import (
 //
 //   - pdeathsig (Linux, the default there): QEMU is started with a
 //     parent-death signal from an OS thread kept until it is reaped
-//     (teardown_linux.go, startLocked).
+//     (teardown_linux.go, childproc.StartLocked).
 //   - watchdog (every OS; the default where there is no parent-death
 //     signal): kitrun re-executes itself as a tiny watchdog that starts
 //     QEMU and holds the read end of a pipe whose only write end kitrun

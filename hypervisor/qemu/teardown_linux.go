@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"errors"
+	"github.com/kitrun/kitrun/internal/childproc"
 	"os/exec"
 	"syscall"
 
@@ -14,10 +15,10 @@ const (
 )
 
 // startPdeathsig starts QEMU with a parent-death signal, from a thread
-// kept for it (startLocked), in a group of its own.
+// kept for it (childproc.StartLocked), in a group of its own.
 func startPdeathsig(cmd *exec.Cmd) (*proc, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	waited, err := startLocked(cmd)
+	waited, err := childproc.StartLocked(cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -5,17 +5,29 @@ import (
 	"runtime"
 )
 
-// Start starts cmd as an owned child (Attr) and returns its Wait result.
-// The start happens on an OS thread kept locked until the child is
-// reaped: Linux sends the parent-death signal when the thread that forked
-// the child exits, not the process, and the Go runtime may retire an
-// unlocked thread at any time.
+// Start starts cmd as an owned child (Attr) through StartLocked.
 func Start(cmd *exec.Cmd) (<-chan error, error) {
 	cmd.SysProcAttr = Attr()
+	return StartLocked(cmd)
+}
+
+// StartLocked starts cmd from an OS thread that is kept for it until the
+// process is reaped, and returns the channel its Wait result arrives on.
+//
+// Linux delivers the parent-death signal (Pdeathsig) when the *thread* that
+// forked the child exits, not the process. Go runs goroutines on threads it
+// may retire at will (a goroutine that ends while locked to its thread takes
+// the thread with it), so a child started from an arbitrary goroutine could
+// be killed while its parent lives on — by a test that locks and releases
+// threads, for instance. Here the forking thread stays until the child is
+// gone; when the parent itself dies, the thread dies with it and the child
+// follows. Elsewhere the locked thread costs nothing and changes nothing.
+func StartLocked(cmd *exec.Cmd) (<-chan error, error) {
 	started := make(chan error, 1)
 	waited := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		// Never unlocked: once the child is reaped the thread may go.
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return
