@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,50 +106,13 @@ func TestAWSBackendCommands(t *testing.T) {
 	// kill -9 mid-run: the instance outlives kitrun; the next kitrun
 	// start destroys it from the runtime directory's record, and the
 	// image is left for the sweep below.
-	tmp := t.TempDir()
-	cmd := exec.Command(bin, append([]string{"run", minimal, "--backend", "aws"}, opts...)...)
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
-	pipe, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			if strings.Contains(sc.Text(), "all-ready") {
-				ready <- true
-				io.Copy(io.Discard, pipe)
-				return
-			}
-		}
-		ready <- false
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			t.Fatal("kitrun run --backend aws ended before all-ready")
-		}
-	case <-time.After(5 * time.Minute):
-		t.Fatal("no all-ready within 5 minutes")
-	}
-	cmd.Process.Kill()
-	cmd.Wait()
+	env := killedAtReady(t, bin, append([]string{"run", minimal, "--backend", "aws"}, opts...)...)
 	insts := f.Instances()
 	last := insts[len(insts)-1]
 	if last[1] != "running" {
 		t.Fatalf("after kill -9 of kitrun its instance is %v, want it still running", last)
 	}
-	next := exec.Command(bin, "ps", "--state-dir", t.TempDir())
-	next.Env = cmd.Env
-	if b, err := next.CombinedOutput(); err != nil {
-		t.Fatalf("the next kitrun start: %v\n%s", err, b)
-	}
+	nextStart(t, bin, env)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		insts = f.Instances()
 		if st := insts[len(insts)-1][1]; st == "terminated" {

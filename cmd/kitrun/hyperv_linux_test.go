@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	kbench "github.com/kitrun/kitrun/bench"
 	"github.com/kitrun/kitrun/hypervisor/hyperv/hypervfake"
@@ -123,49 +120,11 @@ func TestHyperVBackend(t *testing.T) {
 	// records it in its runtime directory, and after a kill -9 the next
 	// kitrun start destroys it through the backend.
 	t.Run("kill -9", func(t *testing.T) {
-		tmp := t.TempDir() // this kitrun's runtime directory, and the next one's
-		args := append([]string{"run", minimal, "--backend", "hyperv"}, h.BackendOpts()...)
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "XDG_RUNTIME_DIR=")
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer cmd.Process.Kill()
-		ready := make(chan bool, 1)
-		go func() {
-			sc := bufio.NewScanner(out)
-			for sc.Scan() {
-				if strings.Contains(sc.Text(), "all-ready") {
-					ready <- true
-					io.Copy(io.Discard, out)
-					return
-				}
-			}
-			ready <- false
-		}()
-		select {
-		case ok := <-ready:
-			if !ok {
-				t.Fatal("kitrun run ended before all-ready")
-			}
-		case <-time.After(5 * time.Minute):
-			t.Fatal("no all-ready within 5 minutes")
-		}
-		cmd.Process.Kill()
-		cmd.Wait()
+		env := killedAtReady(t, bin, append([]string{"run", minimal, "--backend", "hyperv"}, h.BackendOpts()...)...)
 		if running := h.Running(); len(running) != 1 {
 			t.Fatalf("after kill -9 of kitrun the fake host runs %v, want its VM still running", running)
 		}
-		next := exec.Command(bin, "ps", "--state-dir", t.TempDir())
-		next.Env = cmd.Env
-		if b, err := next.CombinedOutput(); err != nil {
-			t.Fatalf("the next kitrun start: %v\n%s", err, b)
-		}
+		nextStart(t, bin, env)
 		if vms := h.VMs(); len(vms) != 0 {
 			t.Errorf("after the next kitrun start the fake host still has %v", vms)
 		}
