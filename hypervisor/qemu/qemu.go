@@ -359,8 +359,15 @@ func commandLine(in commandLineInput) []string {
 		"-m", strconv.Itoa(in.res.MemoryMiB),
 		"-smp", strconv.Itoa(in.res.CPUs),
 		"-chardev", "socket,id=con,fd=3",
-		"-serial", "chardev:con",
-		"-qmp", "unix:" + in.qmpPath + ",server=on,wait=off",
+	}
+	console := mt.console
+	if console == nil {
+		console = serialConsole
+	}
+	args = append(args, console("con")...)
+	args = append(args, "-qmp", "unix:"+in.qmpPath+",server=on,wait=off")
+	if mt.firmware != "" {
+		args = append(args, "-bios", mt.firmware)
 	}
 	args = append(args, in.boot.args(mt, in.accel, in.network, !in.channel)...)
 	if in.channel {
