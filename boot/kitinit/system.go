@@ -87,7 +87,30 @@ func (LinuxSystem) MountFilesystems() error {
 			fixStdio()
 		}
 	}
+	if err := routePoweroffRequests(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// poweroffRequestArg is kitinit's argument when the kernel runs it as its
+// poweroff_cmd.
+const poweroffRequestArg = "--poweroff-request"
+
+// routePoweroffRequests makes the kernel's orderly poweroff (which it runs
+// when the platform asks for one without an input device: pseries' EPOW
+// event from QEMU's system_powerdown) ask kitinit, so services stop
+// cleanly. Its default, /sbin/poweroff, does not exist in a kitrun image,
+// and the kernel then cuts the power at once.
+func routePoweroffRequests() error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("poweroff_cmd: %w", err)
+	}
+	if err := os.WriteFile("/proc/sys/kernel/poweroff_cmd", []byte(self+" "+poweroffRequestArg), 0); err != nil {
+		return fmt.Errorf("poweroff_cmd: %w", err)
+	}
+	return nil
 }
 
 // fixStdio puts /dev/console on fds 0-2 if they are closed or /dev/null.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/hypervisortest"
 	"github.com/kitrun/kitrun/hypervisor/qemu"
@@ -12,16 +13,22 @@ import (
 )
 
 // TestConformance runs the boundary's conformance test on real QEMU
-// machines (under TCG: it must hold on every host).
+// machines of every arch (under TCG: it must hold on every host): each
+// arch's console, channel, NIC and both power-off paths (the guest's own
+// and the host's power button).
 func TestConformance(t *testing.T) {
-	a := qemutest.Require(t, "x86_64")
-	hello := filepath.Join(qemutest.RepoRoot(t), "examples", "cmd", "hello")
-	spec := qemutest.WriteSpec(t, "conformance", strings.Replace(hypervisortest.ServiceSpec, "GOPACKAGE", hello, 1))
-	hypervisortest.Run(t, hypervisortest.Config{
-		Backend:   &qemu.Backend{},
-		Open:      func() (hypervisor.Backend, error) { return hypervisor.Open("qemu", nil) },
-		Arch:      a,
-		Image:     qemutest.BuildSpec(t, a, spec),
-		Resources: hypervisor.Resources{Accel: "tcg"},
-	})
+	for _, name := range arch.Names() {
+		t.Run(name, func(t *testing.T) {
+			a := qemutest.Require(t, name)
+			hello := filepath.Join(qemutest.RepoRoot(t), "examples", "cmd", "hello")
+			spec := qemutest.WriteSpec(t, "conformance", strings.Replace(hypervisortest.ServiceSpec, "GOPACKAGE", hello, 1))
+			hypervisortest.Run(t, hypervisortest.Config{
+				Backend:   &qemu.Backend{},
+				Open:      func() (hypervisor.Backend, error) { return hypervisor.Open("qemu", nil) },
+				Arch:      a,
+				Image:     qemutest.BuildSpec(t, a, spec),
+				Resources: hypervisor.Resources{Accel: "tcg"},
+			})
+		})
+	}
 }

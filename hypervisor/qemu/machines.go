@@ -35,6 +35,12 @@ type machineType struct {
 	// pvh: direct kernel boots enter a PVH kernel at its ELF entry point
 	// instead of decompressing the bzImage (see pvh.go).
 	pvh bool
+	// powerKey: QMP's system_powerdown reaches no guest device on this
+	// machine (QEMU 7.2's riscv64 virt has neither ACPI nor a GPIO power
+	// key), so the power button is the power key of a virtio keyboard
+	// (extra must add one, and PowerModules load its driver), pressed with
+	// input-send-event; kitinit reads KEY_POWER from the event device.
+	powerKey bool
 	// firmware boots disk images: BIOS and EFI code (and EFI variables
 	// template) from Debian's seabios, ovmf and qemu-efi-aarch64.
 	bios string // "" is QEMU's default (SeaBIOS on x86); "none": no BIOS boot
@@ -189,16 +195,19 @@ var machines = map[string]map[string]machineType{
 			// channel (virtio-console on PCI) needs no module.
 			hw: platform.Hardware{
 				Console: "ttyS0", Channel: "/dev/hvc0",
-				NICModules:  []string{"virtio_net"},
-				DiskSeed:    initproto.SeedFwCfg,
-				SeedModules: []string{"qemu_fw_cfg"},
-				KernelArgs:  commonArgs,
+				NICModules:   []string{"virtio_net"},
+				PowerModules: []string{"virtio_input"},
+				DiskSeed:     initproto.SeedFwCfg,
+				SeedModules:  []string{"qemu_fw_cfg"},
+				KernelArgs:   commonArgs,
 			},
 			binary:   "qemu-system-riscv64",
 			machine:  "virt",
 			cpu:      map[string]string{"tcg": "rv64", "kvm": "host"},
 			channel:  virtconsolePCI,
 			nic:      nicPCI,
+			extra:    []string{"-device", "virtio-keyboard-pci"},
+			powerKey: true,
 			firmware: "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin",
 			bios:     "none",
 		},

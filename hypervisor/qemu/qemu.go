@@ -230,9 +230,10 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 			Backend: "qemu", Arch: img.Arch.Name, Machine: machineName, Format: spec.Format,
 			Accel: accel, AccelReason: reason, Published: published,
 		},
-		memMiB: res.MemoryMiB,
-		events: make(chan hypervisor.BackendEvent, 64),
-		done:   make(chan struct{}),
+		memMiB:   res.MemoryMiB,
+		powerKey: mt.powerKey,
+		events:   make(chan hypervisor.BackendEvent, 64),
+		done:     make(chan struct{}),
 	}
 	if err := m.setupRuntimeDir(spec.RuntimeDir); err != nil {
 		return nil, err
@@ -442,6 +443,7 @@ type machine struct {
 	console    *os.File
 	channel    *os.File // nil when the channel shares the console or is off
 	files      []*os.File
+	powerKey   bool // the power button is a keyboard's power key (machineType.powerKey)
 
 	mu         sync.Mutex
 	exitErr    error
@@ -566,13 +568,24 @@ func (m *machine) exited() bool {
 	}
 }
 
-// PowerButton implements hypervisor.Machine: QMP system_powerdown.
+// PowerButton implements hypervisor.Machine: QMP system_powerdown, or on a
+// machine whose power button is a keyboard's power key, a press and release
+// of that key.
 func (m *machine) PowerButton(ctx context.Context) error {
 	if m.exited() {
 		return hypervisor.ErrExited
 	}
+	if m.powerKey {
+		_, err := m.runQMP(ctx, "input-send-event", map[string]any{"events": []any{powerKeyEvent(true), powerKeyEvent(false)}})
+		return err
+	}
 	_, err := m.runQMP(ctx, "system_powerdown", nil)
 	return err
+}
+
+func powerKeyEvent(down bool) map[string]any {
+	return map[string]any{"type": "key", "data": map[string]any{
+		"down": down, "key": map[string]any{"type": "qcode", "data": "power"}}}
 }
 
 // ForceOff implements hypervisor.Machine: QMP quit, then SIGKILL to QEMU's
