@@ -408,7 +408,7 @@ func (b *Backend) findBinary(name string) (string, error) {
 	}
 	p, err := exec.LookPath(name)
 	if err != nil {
-		return "", fmt.Errorf("%s not found: install QEMU (Debian: apt-get install qemu-system-x86 qemu-system-arm), or run `make deps`", name)
+		return "", fmt.Errorf("%s not found: install QEMU (Debian: apt-get install qemu-system-x86 qemu-system-arm qemu-system-misc qemu-system-ppc), or run `make deps`", name)
 	}
 	return p, nil
 }
