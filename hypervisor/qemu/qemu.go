@@ -232,6 +232,7 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 		},
 		memMiB:   res.MemoryMiB,
 		powerKey: mt.powerKey,
+		monDone:  make(chan struct{}),
 		events:   make(chan hypervisor.BackendEvent, 64),
 		done:     make(chan struct{}),
 	}
@@ -320,6 +321,19 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 		detail := "exit status 0"
 		if err != nil {
 			detail = err.Error()
+		}
+		// QEMU's last events (SHUTDOWN) precede its exit: let the
+		// monitor's reader, which ends at the socket's EOF, pass them on
+		// before EvExited (bounded: a monitor that never came up may still
+		// be dialling).
+		m.mu.Lock()
+		connected := m.mon != nil
+		m.mu.Unlock()
+		if connected {
+			select {
+			case <-m.monDone:
+			case <-time.After(2 * time.Second):
+			}
 		}
 		m.closeMonitor()
 		m.emit(hypervisor.BackendEvent{Kind: hypervisor.EvExited, Detail: detail})
@@ -450,6 +464,7 @@ type machine struct {
 	mon        *qmp.SocketMonitor
 	monReady   chan struct{}
 	monErr     error
+	monDone    chan struct{} // closed when connectMonitor returns
 	eventsDone bool
 	events     chan hypervisor.BackendEvent
 	done       chan struct{}
