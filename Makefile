@@ -84,6 +84,9 @@ test: deps build check-generated
 	$(GO) test -timeout $(TEST_TIMEOUT) ./...
 	bin/kitrun test testcases/ -j 2 --junit out/junit.xml --results out/test-results
 	bin/kitrun test testcases/ -j 2 --arch aarch64 --junit out/junit-aarch64.xml --results out/test-results-aarch64
+	bin/kitrun test testcases/ -j 2 --arch riscv64 --junit out/junit-riscv64.xml --results out/test-results-riscv64
+	bin/kitrun test testcases/ -j 2 --arch s390x --junit out/junit-s390x.xml --results out/test-results-s390x
+	bin/kitrun test testcases/ -j 2 --arch ppc64le --junit out/junit-ppc64le.xml --results out/test-results-ppc64le
 	$(MAKE) --no-print-directory nightly-test
 	$(MAKE) --no-print-directory slurm-test
 
