@@ -197,8 +197,6 @@ var machines = map[string]map[string]machineType{
 				Console: "ttyS0", Channel: "/dev/hvc0",
 				NICModules:   []string{"virtio_net"},
 				PowerModules: []string{"virtio_input"},
-				DiskSeed:     initproto.SeedFwCfg,
-				SeedModules:  []string{"qemu_fw_cfg"},
 				KernelArgs:   commonArgs,
 			},
 			binary:   "qemu-system-riscv64",
