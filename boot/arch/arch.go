@@ -7,6 +7,7 @@
 package arch
 
 import (
+	"debug/elf"
 	"fmt"
 	"runtime"
 	"sort"
@@ -29,6 +30,14 @@ type Arch struct {
 	Debian string
 	// KernelFlavour is the Debian kernel flavour kitrun uses by default.
 	KernelFlavour string
+	// ELF and ELFData are the machine and byte order of the arch's
+	// executables: a host binary (a spec's binary: entry) of another arch
+	// is a build error.
+	ELF     elf.Machine
+	ELFData elf.Data
+	// Triplet is Debian's multiarch directory of the arch's libraries
+	// (/usr/lib/TRIPLET), where a host binary's shared libraries are found.
+	Triplet string
 	// NoCloudKernel: Debian builds no cloud flavour for the arch, so a
 	// spec's "linux-image-cloud" (what every shipped spec names) means the
 	// arch's generic kernel, KernelFlavour (see KernelPackage).
@@ -57,6 +66,7 @@ var table = map[string]Arch{
 		GoEnv:         []string{"GOAMD64=v1"},
 		Debian:        "amd64",
 		KernelFlavour: "cloud-amd64",
+		ELF:           elf.EM_X86_64, ELFData: elf.ELFDATA2LSB, Triplet: "x86_64-linux-gnu",
 	},
 	"aarch64": {
 		Name:          "aarch64",
@@ -64,6 +74,7 @@ var table = map[string]Arch{
 		GoEnv:         []string{"GOARM64=v8.0"},
 		Debian:        "arm64",
 		KernelFlavour: "cloud-arm64",
+		ELF:           elf.EM_AARCH64, ELFData: elf.ELFDATA2LSB, Triplet: "aarch64-linux-gnu",
 	},
 	"riscv64": {
 		Name:   "riscv64",
@@ -75,6 +86,7 @@ var table = map[string]Arch{
 		KernelFlavour: "riscv64",
 		NoCloudKernel: true,
 		DebianRelease: "trixie",
+		ELF:           elf.EM_RISCV, ELFData: elf.ELFDATA2LSB, Triplet: "riscv64-linux-gnu",
 	},
 	"s390x": {
 		Name:          "s390x",
@@ -82,6 +94,7 @@ var table = map[string]Arch{
 		Debian:        "s390x",
 		KernelFlavour: "s390x",
 		NoCloudKernel: true,
+		ELF:           elf.EM_S390, ELFData: elf.ELFDATA2MSB, Triplet: "s390x-linux-gnu",
 	},
 	"ppc64le": {
 		Name:   "ppc64le",
@@ -91,6 +104,7 @@ var table = map[string]Arch{
 		Debian:        "ppc64el",
 		KernelFlavour: "powerpc64le",
 		NoCloudKernel: true,
+		ELF:           elf.EM_PPC64, ELFData: elf.ELFDATA2LSB, Triplet: "powerpc64le-linux-gnu",
 	},
 }
 
