@@ -13,11 +13,17 @@ SUDO        := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # the headless browser the dashboard's tests drive, and Slurm with munge for
 # the one-node cluster the Slurm executor is tested on (make slurm-test).
 HOST_DEPS   := qemu-system-x86_64:qemu-system-x86 qemu-system-aarch64:qemu-system-arm \
+               qemu-system-riscv64:qemu-system-misc qemu-system-s390x:qemu-system-misc \
+               qemu-system-ppc64:qemu-system-ppc \
+               /usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin:opensbi \
                qemu-img:qemu-utils ssh:openssh-client \
                /usr/share/OVMF/OVMF_CODE_4M.fd:ovmf /usr/share/AAVMF/AAVMF_CODE.fd:qemu-efi-aarch64 \
                sgdisk:gdisk fsck.vfat:dosfstools mdir:mtools xorriso:xorriso isoinfo:genisoimage \
                /usr/share/doc/python3-libvhdi:python3-libvhdi /usr/share/doc/python3-libvmdk:python3-libvmdk \
                chromium:chromium sbatch:slurm-wlm munged:munge npm:npm
+# The kernel `make kernels` fetches for each arch, as
+# DEBIAN_ARCH:FLAVOUR[@RELEASE] (boot/arch's table; a test keeps them equal).
+KERNEL_ARCHES := amd64:cloud-amd64 arm64:cloud-arm64 ppc64el:powerpc64le riscv64:riscv64@trixie s390x:s390x
 # Debian packages kitrun takes boot loaders and EFI stubs from, as
 # PACKAGE:DEBIAN_ARCH, downloaded into $(PACKAGE_DIR) (never installed).
 BOOT_PKGS   := systemd-boot-efi:amd64 systemd-boot-efi:arm64 isolinux:all syslinux-common:all
@@ -63,7 +69,7 @@ qemu:
 	fi
 
 kernels:
-	@scripts/fetch-kernels.sh "$(KERNEL_DIR)" amd64 arm64
+	@scripts/fetch-kernels.sh "$(KERNEL_DIR)" $(KERNEL_ARCHES)
 
 packages:
 	@scripts/fetch-packages.sh "$(PACKAGE_DIR)" $(BOOT_PKGS)
@@ -93,6 +99,9 @@ test: deps build check-generated testimages cross-check
 	bin/kitrun test testcases/ -j 2 --junit out/junit.xml --results out/test-results
 	bin/kitrun test testcases/ -j 2 --no-snapshot --run 'ssh/*,services/nonroot' --junit out/junit-cold.xml --results out/test-results-cold
 	bin/kitrun test testcases/ -j 2 --arch aarch64 --junit out/junit-aarch64.xml --results out/test-results-aarch64
+	bin/kitrun test testcases/ -j 2 --arch riscv64 --junit out/junit-riscv64.xml --results out/test-results-riscv64
+	bin/kitrun test testcases/ -j 2 --arch s390x --junit out/junit-s390x.xml --results out/test-results-s390x
+	bin/kitrun test testcases/ -j 2 --arch ppc64le --junit out/junit-ppc64le.xml --results out/test-results-ppc64le
 	$(MAKE) --no-print-directory nightly-test
 	$(MAKE) --no-print-directory slurm-test
 

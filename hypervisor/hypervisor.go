@@ -186,6 +186,11 @@ const (
 	EvGuestPanic = "guest-panic"
 	// EvPowerdown: the power button was pressed.
 	EvPowerdown = "powerdown"
+	// EvGuestShutdown: the guest itself powered the machine off
+	// (Detail: "poweroff") or reset it (Detail: "reset"), as the
+	// hypervisor saw it; a sign that does not depend on the guest's
+	// console flushing its last lines (s390x's SCLP console does not).
+	EvGuestShutdown = "guest-shutdown"
 	// EvExited: the machine is gone (Detail: how).
 	EvExited = "exited"
 	// EvAPIAccepted: a cloud platform accepted the request that starts

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kitrun/kitrun/boot/initproto"
+	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
@@ -472,8 +473,28 @@ func (s *session) checkEndsItself(ctx context.Context, a Assertion) error {
 	if err := s.g.ExitErr(); err != nil {
 		return fmt.Errorf("the machine did not exit cleanly: %v", err)
 	}
+	// The hypervisor's word (QEMU's SHUTDOWN reason) settles it where the
+	// backend gives it; the kernel's last console line otherwise (a
+	// console may lose it: s390x's SCLP console is not flushed after the
+	// kernel says it).
+	wantHV, otherHV := "poweroff", "reset"
+	if a.Kind == KindRebootsItself {
+		wantHV, otherHV = otherHV, wantHV
+	}
+	guestShutdown := func(d string) bool {
+		return slices.ContainsFunc(s.rec.Events(), func(e Event) bool {
+			return e.Guest == nil && e.Kind == hypervisor.EvGuestShutdown && e.Detail == d
+		})
+	}
 	lines := s.rec.Lines()
 	switch {
+	case guestShutdown(wantHV):
+		return nil
+	case guestShutdown(otherHV):
+		if verb == "halt" {
+			return fmt.Errorf("the guest reset the machine instead of powering off (the hypervisor says %s)", otherHV)
+		}
+		return fmt.Errorf("the guest powered off instead of restarting (the hypervisor says %s)", otherHV)
 	case slices.ContainsFunc(lines, want.MatchString):
 		return nil
 	case slices.ContainsFunc(lines, other.MatchString):

@@ -363,7 +363,7 @@ func (b *builder) resolveKernel(ctx context.Context) error {
 	switch {
 	case k.Package != "":
 		var deb string
-		deb, err = kernel.FindDeb(b.opts.KernelDir, k.Package, b.arch.KernelFlavour)
+		deb, err = kernel.FindDeb(b.opts.KernelDir, b.arch.KernelPackage(k.Package), b.arch.KernelFlavour)
 		if err == nil {
 			b.kernel, err = kernel.FromDeb(ctx, deb, filepath.Join(b.opts.CacheDir, "kernel-trees"))
 		}

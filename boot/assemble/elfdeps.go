@@ -10,15 +10,10 @@ import (
 	"github.com/kitrun/kitrun/boot/arch"
 )
 
-var elfMachines = map[string]elf.Machine{
-	"amd64": elf.EM_X86_64,
-	"arm64": elf.EM_AARCH64,
-}
-
 // libSearchPath is where a Debian host keeps shared libraries, by GOARCH
 // (multiarch directories first, as ld.so searches them).
 func libSearchPath(a arch.Arch) []string {
-	triplet := map[string]string{"amd64": "x86_64-linux-gnu", "arm64": "aarch64-linux-gnu"}[a.GOARCH]
+	triplet := a.Triplet
 	return []string{
 		"/lib/" + triplet, "/usr/lib/" + triplet,
 		"/lib64", "/usr/lib64", "/lib", "/usr/lib",
@@ -41,8 +36,8 @@ func inspectBinary(path string, a arch.Arch) (*hostBinary, error) {
 		return nil, fmt.Errorf("%s is not an ELF executable: %v", path, err)
 	}
 	defer f.Close()
-	if want := elfMachines[a.GOARCH]; f.Machine != want {
-		return nil, fmt.Errorf("%s is built for %s, not %s", path, f.Machine, a.Name)
+	if f.Machine != a.ELF || f.Data != a.ELFData {
+		return nil, fmt.Errorf("%s is built for %s (%s), not %s", path, f.Machine, f.Data, a.Name)
 	}
 	hb := &hostBinary{path: path, libs: map[string]string{}}
 	if err := hb.addDeps(f, a); err != nil {
@@ -89,7 +84,7 @@ func (hb *hostBinary) addLib(name string, a arch.Arch) error {
 		if err != nil {
 			continue
 		}
-		if f.Machine != elfMachines[a.GOARCH] {
+		if f.Machine != a.ELF || f.Data != a.ELFData {
 			f.Close()
 			continue
 		}

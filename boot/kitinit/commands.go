@@ -90,7 +90,7 @@ func (k *kitinit) memory() map[string]int64 {
 	// The root filesystem is the unpacked initramfs, held in RAM.
 	var st unix.Statfs_t
 	if unix.Statfs("/", &st) == nil {
-		data["rootfs_used"] = int64(st.Blocks-st.Bfree) * st.Bsize
+		data["rootfs_used"] = int64(st.Blocks-st.Bfree) * int64(st.Bsize) // Bsize is uint32 on s390x
 	}
 	return data
 }

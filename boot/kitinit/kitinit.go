@@ -89,6 +89,15 @@ func Main() {
 	if len(os.Args) > 0 && os.Args[0] == SandboxArg0 {
 		SandboxMain(os.Args[1:]) // does not return
 	}
+	if os.Getpid() != 1 && len(os.Args) == 2 && os.Args[1] == poweroffRequestArg {
+		// The kernel runs this as its poweroff_cmd (see
+		// routePoweroffRequests): pass the request on to PID 1.
+		if err := unix.Kill(1, unix.SIGPWR); err != nil {
+			fmt.Fprintln(os.Stderr, "kitinit: poweroff request:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "kitinit: refusing to run: this is the guest's init and must be PID 1 (tests drive the kitinit package instead)")
 		os.Exit(2)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -93,7 +94,30 @@ func (LinuxSystem) MountFilesystems() error {
 			fixStdio()
 		}
 	}
+	if err := routePoweroffRequests(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// poweroffRequestArg is kitinit's argument when the kernel runs it as its
+// poweroff_cmd.
+const poweroffRequestArg = "--poweroff-request"
+
+// routePoweroffRequests makes the kernel's orderly poweroff (which it runs
+// when the platform asks for one without an input device: pseries' EPOW
+// event from QEMU's system_powerdown) ask kitinit, so services stop
+// cleanly. Its default, /sbin/poweroff, does not exist in a kitrun image,
+// and the kernel then cuts the power at once.
+func routePoweroffRequests() error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("poweroff_cmd: %w", err)
+	}
+	if err := os.WriteFile("/proc/sys/kernel/poweroff_cmd", []byte(self+" "+poweroffRequestArg), 0); err != nil {
+		return fmt.Errorf("poweroff_cmd: %w", err)
+	}
+	return nil
 }
 
 // fixStdio puts /dev/console on fds 0-2 if they are closed or /dev/null.
@@ -253,7 +277,32 @@ func linkUp(name string) error {
 	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }
 
-func (LinuxSystem) KillAll(sig unix.Signal) { unix.Kill(-1, sig) }
+// KillAll signals every process with a user address space but kitinit.
+// Not kill(-1): that also reaches a kernel usermode helper before its exec
+// (kernel.poweroff_cmd, which routePoweroffRequests points at kitinit),
+// and the kernel answers the helper's failed start with an immediate
+// power cut, before kitinit's shutdown is done (seen on pseries when the
+// power button and the host's poweroff command arrive together). A task
+// whose cmdline is empty is a kernel thread, such a helper or a zombie: a
+// signal is no use to any of them.
+func (LinuxSystem) KillAll(sig unix.Signal) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		unix.Kill(-1, sig)
+		return
+	}
+	self := os.Getpid()
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == 1 || pid == self {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err != nil || len(b) == 0 {
+			continue
+		}
+		unix.Kill(pid, sig)
+	}
+}
 
 func (LinuxSystem) Sync() { unix.Sync() }
 

@@ -18,6 +18,9 @@ type machineType struct {
 	machine string
 	// cpu maps an accelerator to the -cpu model used with it.
 	cpu map[string]string
+	// console wires the console's chardev into a guest device (nil: the
+	// first serial port, -serial).
+	console func(chardev string) []string
 	// channel wires the event channel's chardev into a guest device.
 	channel func(chardev string) []string
 	// nic adds a NIC on a netdev.
@@ -32,11 +35,21 @@ type machineType struct {
 	// pvh: direct kernel boots enter a PVH kernel at its ELF entry point
 	// instead of decompressing the bzImage (see pvh.go).
 	pvh bool
+	// powerKey: QMP's system_powerdown reaches no guest device on this
+	// machine (QEMU 7.2's riscv64 virt has neither ACPI nor a GPIO power
+	// key), so the power button is the power key of a virtio keyboard
+	// (extra must add one, and PowerModules load its driver), pressed with
+	// input-send-event; kitinit reads KEY_POWER from the event device.
+	powerKey bool
 	// firmware boots disk images: BIOS and EFI code (and EFI variables
 	// template) from Debian's seabios, ovmf and qemu-efi-aarch64.
-	bios    string // "" is QEMU's default (SeaBIOS on x86); "none": no BIOS boot
-	efiCode string
-	efiVars string
+	bios string // "" is QEMU's default (SeaBIOS on x86); "none": no BIOS boot
+	// firmware is what every boot loads before the kernel (riscv64's
+	// OpenSBI, from Debian's opensbi package rather than QEMU's copy, so
+	// that `make deps` pins it): -bios FILE.
+	firmware string
+	efiCode  string
+	efiVars  string
 	// disk and cdrom attach a drive (by its -drive id).
 	disk  func(id string) []string
 	cdrom func(id string) []string
@@ -46,6 +59,36 @@ func secondSerial(chardev string) []string { return []string{"-serial", "chardev
 
 func virtconsoleMMIO(chardev string) []string {
 	return []string{"-device", "virtio-serial-device", "-device", "virtconsole,chardev=" + chardev}
+}
+
+func serialConsole(chardev string) []string { return []string{"-serial", "chardev:" + chardev} }
+
+func virtconsolePCI(chardev string) []string {
+	return []string{"-device", "virtio-serial-pci", "-device", "virtconsole,chardev=" + chardev}
+}
+
+// s390x: the console is the SCLP's ASCII (VT220) console, built into the
+// kernel; the channel a virtconsole on virtio-ccw, whose transport is
+// built in too.
+func sclpConsole(chardev string) []string {
+	return []string{"-device", "sclpconsole,chardev=" + chardev}
+}
+
+func virtconsoleCCW(chardev string) []string {
+	return []string{"-device", "virtio-serial-ccw", "-device", "virtconsole,chardev=" + chardev}
+}
+
+func nicCCW(netdev string) []string { return []string{"-device", "virtio-net-ccw,netdev=" + netdev} }
+
+// pseries: the console and the channel are two PAPR virtual terminals
+// (hvc0, hvc1), whose driver is built into the kernel; reg is the vty's
+// unit address, and the lower one is the console.
+func vtyConsole(chardev string) []string {
+	return []string{"-device", "spapr-vty,reg=0x71000010,chardev=" + chardev}
+}
+
+func vtyChannel(chardev string) []string {
+	return []string{"-device", "spapr-vty,reg=0x71000011,chardev=" + chardev}
 }
 
 func nicPCI(netdev string) []string { return []string{"-device", "virtio-net-pci,netdev=" + netdev} }
@@ -145,10 +188,71 @@ var machines = map[string]map[string]machineType{
 			cdrom:   cdromSCSI,
 		},
 	},
+	"riscv64": {
+		"virt": {
+			// virt has one 16550 and a PCI host bridge; Debian 13's
+			// kernel builds virtio-pci and virtio-console in, so the
+			// channel (virtio-console on PCI) needs no module.
+			hw: platform.Hardware{
+				Console: "ttyS0", Channel: "/dev/hvc0",
+				NICModules:   []string{"virtio_net"},
+				PowerModules: []string{"virtio_input"},
+				KernelArgs:   commonArgs,
+			},
+			binary:   "qemu-system-riscv64",
+			machine:  "virt",
+			cpu:      map[string]string{"tcg": "rv64", "kvm": "host"},
+			channel:  virtconsolePCI,
+			nic:      nicPCI,
+			extra:    []string{"-device", "virtio-keyboard-pci"},
+			powerKey: true,
+			firmware: "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_dynamic.bin",
+			bios:     "none",
+		},
+	},
+	"s390x": {
+		"s390-ccw-virtio": {
+			hw: platform.Hardware{
+				Console: "ttysclp0", Channel: "/dev/hvc0",
+				ChannelModules: []string{"virtio_console"},
+				NICModules:     []string{"virtio_net"},
+				KernelArgs:     commonArgs,
+			},
+			binary:  "qemu-system-s390x",
+			machine: "s390-ccw-virtio",
+			cpu:     map[string]string{"tcg": "qemu", "kvm": "host"},
+			console: sclpConsole,
+			channel: virtconsoleCCW,
+			nic:     nicCCW,
+			bios:    "none",
+		},
+	},
+	"ppc64le": {
+		"pseries": {
+			hw: platform.Hardware{
+				Console: "hvc0", Channel: "/dev/hvc1",
+				NICModules: []string{"virtio_pci", "virtio_net"},
+				KernelArgs: commonArgs,
+			},
+			binary: "qemu-system-ppc64",
+			// x-vof: QEMU's own minimal Open Firmware instead of SLOF,
+			// which a kernel booted directly does not need. The cap-*
+			// settings turn off the Spectre mitigations TCG cannot
+			// emulate (QEMU warns about each otherwise).
+			machine: "pseries,x-vof=on,cap-cfpc=broken,cap-sbbc=broken,cap-ibs=broken,cap-ccf-assist=off",
+			cpu:     map[string]string{"tcg": "power9", "kvm": "host"},
+			console: vtyConsole,
+			channel: vtyChannel,
+			nic:     nicPCI,
+			bios:    "none",
+		},
+	},
 }
 
 // defaultMachine is each arch's default machine type.
-var defaultMachine = map[string]string{"x86_64": "q35", "aarch64": "virt"}
+var defaultMachine = map[string]string{
+	"x86_64": "q35", "aarch64": "virt", "riscv64": "virt", "s390x": "s390-ccw-virtio", "ppc64le": "pseries",
+}
 
 // platformOf is the QEMU platform of arch a.
 func platformOf(a arch.Arch) (platform.Platform, error) {
@@ -177,4 +281,14 @@ func lookupMachine(a arch.Arch, name string) (string, machineType, error) {
 		return "", machineType{}, err
 	}
 	return name, machines[a.Name][name], nil
+}
+
+// BinaryName is the QEMU system emulator that runs arch a's default machine
+// ("qemu-system-riscv64"), for callers that check it is installed.
+func BinaryName(a arch.Arch) (string, error) {
+	_, mt, err := lookupMachine(a, "")
+	if err != nil {
+		return "", err
+	}
+	return mt.binary, nil
 }

@@ -25,6 +25,7 @@ const monitorDeadline = 15 * time.Second
 // unbuffered and must be drained, so this goroutine drains it until QEMU
 // closes the socket.
 func (m *machine) connectMonitor(network, addr string) {
+	defer close(m.monDone)
 	mon, err := m.dialMonitor(network, addr)
 	m.mu.Lock()
 	m.mon, m.monErr = mon, err
@@ -44,6 +45,10 @@ func (m *machine) connectMonitor(network, addr string) {
 			m.emit(hypervisor.BackendEvent{Kind: hypervisor.EvGuestPanic, Detail: "pvpanic: " + fmt.Sprint(ev.Data)})
 		case "POWERDOWN":
 			m.emit(hypervisor.BackendEvent{Kind: hypervisor.EvPowerdown})
+		case "SHUTDOWN":
+			if d := guestShutdown(ev.Data); d != "" {
+				m.emit(hypervisor.BackendEvent{Kind: hypervisor.EvGuestShutdown, Detail: d})
+			}
 		}
 	}
 }
@@ -172,4 +177,17 @@ func withDeadline(ctx context.Context, d time.Duration, f func() error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// guestShutdown is the EvGuestShutdown detail of a QMP SHUTDOWN event's
+// data, or "" when the guest did not cause it (a QMP quit, a signal).
+// With -no-reboot a guest's reset ends QEMU with reason guest-reset.
+func guestShutdown(data map[string]any) string {
+	switch data["reason"] {
+	case "guest-shutdown":
+		return "poweroff"
+	case "guest-reset":
+		return "reset"
+	}
+	return ""
 }

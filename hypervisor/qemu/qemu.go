@@ -271,6 +271,8 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 			Accel: accel, AccelReason: reason, Published: published,
 		},
 		memMiB:   res.MemoryMiB,
+		powerKey: mt.powerKey,
+		monDone:  make(chan struct{}),
 		events:   make(chan hypervisor.BackendEvent, 64),
 		done:     make(chan struct{}),
 		monReady: make(chan struct{}),
@@ -387,6 +389,19 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 		if err != nil {
 			detail = err.Error()
 		}
+		// QEMU's last events (SHUTDOWN) precede its exit: let the
+		// monitor's reader, which ends at the socket's EOF, pass them on
+		// before EvExited (bounded: a monitor that never came up may still
+		// be dialling).
+		m.mu.Lock()
+		connected := m.mon != nil
+		m.mu.Unlock()
+		if connected {
+			select {
+			case <-m.monDone:
+			case <-time.After(2 * time.Second):
+			}
+		}
 		m.closeMonitor()
 		m.emit(hypervisor.BackendEvent{Kind: hypervisor.EvExited, Detail: detail})
 		m.removeRuntimeDir()
@@ -429,8 +444,15 @@ func commandLine(in commandLineInput) []string {
 		"-m", strconv.Itoa(in.res.MemoryMiB),
 		"-smp", strconv.Itoa(in.res.CPUs),
 		"-chardev", "socket,id=con," + in.console,
-		"-serial", "chardev:con",
-		"-qmp", in.qmp,
+	}
+	console := mt.console
+	if console == nil {
+		console = serialConsole
+	}
+	args = append(args, console("con")...)
+	args = append(args, "-qmp", in.qmp)
+	if mt.firmware != "" {
+		args = append(args, "-bios", mt.firmware)
 	}
 	args = append(args, in.boot.args(mt, in.accel, in.network, in.channel == "")...)
 	if in.channel != "" {
@@ -470,7 +492,7 @@ func (b *Backend) findBinary(name string) (string, error) {
 	}
 	p, err := exec.LookPath(name)
 	if err != nil {
-		return "", fmt.Errorf("%s not found: install QEMU (Debian: apt-get install qemu-system-x86 qemu-system-arm), or run `make deps`", name)
+		return "", fmt.Errorf("%s not found: install QEMU (Debian: apt-get install qemu-system-x86 qemu-system-arm qemu-system-misc qemu-system-ppc), or run `make deps`", name)
 	}
 	return p, nil
 }
@@ -492,12 +514,14 @@ type machine struct {
 	channel    stream // nil when the channel shares the console or is off
 	links      []*link
 	kill       func() error // QEMU and its helpers, now (proc.kill)
+	powerKey   bool         // the power button is a keyboard's power key (machineType.powerKey)
 
 	mu         sync.Mutex
 	exitErr    error
 	mon        *qmp.SocketMonitor
 	monReady   chan struct{}
 	monErr     error
+	monDone    chan struct{} // closed when connectMonitor returns
 	eventsDone bool
 	events     chan hypervisor.BackendEvent
 	done       chan struct{}
@@ -616,13 +640,24 @@ func (m *machine) exited() bool {
 	}
 }
 
-// PowerButton implements hypervisor.Machine: QMP system_powerdown.
+// PowerButton implements hypervisor.Machine: QMP system_powerdown, or on a
+// machine whose power button is a keyboard's power key, a press and release
+// of that key.
 func (m *machine) PowerButton(ctx context.Context) error {
 	if m.exited() {
 		return hypervisor.ErrExited
 	}
+	if m.powerKey {
+		_, err := m.runQMP(ctx, "input-send-event", map[string]any{"events": []any{powerKeyEvent(true), powerKeyEvent(false)}})
+		return err
+	}
 	_, err := m.runQMP(ctx, "system_powerdown", nil)
 	return err
+}
+
+func powerKeyEvent(down bool) map[string]any {
+	return map[string]any{"type": "key", "data": map[string]any{
+		"down": down, "key": map[string]any{"type": "qcode", "data": "power"}}}
 }
 
 // ForceOff implements hypervisor.Machine: QMP quit, then SIGKILL to QEMU's

@@ -25,7 +25,7 @@ import (
 // cpio writer, in the real kernel: the kernel must unpack it, find /init
 // and /dev/console, and run it to power-off.
 func TestFloorBootsOurCpio(t *testing.T) {
-	for _, archName := range []string{"x86_64", "aarch64"} {
+	for _, archName := range arch.Names() {
 		t.Run(archName, func(t *testing.T) {
 			a := qemutest.Require(t, archName)
 			k := qemutest.Kernel(t, a)

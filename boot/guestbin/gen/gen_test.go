@@ -112,8 +112,8 @@ func TestCompareNamesEachDifference(t *testing.T) {
 		{"other bytes", edit(func(m *guestbin.Manifest) { m.Bundles[0].Binaries[2].SHA256 = "ff" }), "floorinit: a fresh build"},
 		{"other toolchain", edit(func(m *guestbin.Manifest) { m.Bundles[0].Binaries[0].Go = "go9.9" }), "go9.9"},
 		{"new arch", edit(func(m *guestbin.Manifest) {
-			m.Bundles = append(m.Bundles, guestbin.Bundle{Arch: "riscv64", Binaries: m.Bundles[0].Binaries})
-		}), "riscv64: no embedded programs"},
+			m.Bundles = append(m.Bundles, guestbin.Bundle{Arch: "loong64", Binaries: m.Bundles[0].Binaries})
+		}), "loong64: no embedded programs"},
 		{"arch removed", edit(func(m *guestbin.Manifest) { m.Bundles = m.Bundles[1:] }), "no longer in boot/arch's table"},
 	}
 	for _, c := range cases {

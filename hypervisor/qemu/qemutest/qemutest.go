@@ -21,8 +21,6 @@ import (
 	"github.com/kitrun/kitrun/hypervisor/qemu"
 )
 
-var binaries = map[string]string{"x86_64": "qemu-system-x86_64", "aarch64": "qemu-system-aarch64"}
-
 // missing skips the test, or fails it in CI.
 func missing(t testing.TB, format string, args ...any) {
 	t.Helper()
@@ -39,10 +37,14 @@ func Require(t testing.TB, archName string) arch.Arch {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := exec.LookPath(binaries[a.Name]); err != nil {
-		missing(t, "%s not installed", binaries[a.Name])
+	bin, err := qemu.BinaryName(a)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := kernel.FindDeb(KernelDir(), "linux-image-cloud", a.KernelFlavour); err != nil {
+	if _, err := exec.LookPath(bin); err != nil {
+		missing(t, "%s not installed", bin)
+	}
+	if _, err := kernel.FindDeb(KernelDir(), a.KernelPackage("linux-image-cloud"), a.KernelFlavour); err != nil {
 		missing(t, "no kernel for %s: %v", a.Name, err)
 	}
 	return a
@@ -56,7 +58,7 @@ func KernelDir() string {
 // Kernel unpacks (once) and returns the kernel for a.
 func Kernel(t testing.TB, a arch.Arch) *kernel.Kernel {
 	t.Helper()
-	deb, err := kernel.FindDeb(KernelDir(), "linux-image-cloud", a.KernelFlavour)
+	deb, err := kernel.FindDeb(KernelDir(), a.KernelPackage("linux-image-cloud"), a.KernelFlavour)
 	if err != nil {
 		missing(t, "no kernel for %s: %v", a.Name, err)
 	}

@@ -9,11 +9,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/assemble"
 	"github.com/kitrun/kitrun/cmd/kitrun/internal/cmdutil"
 	"github.com/kitrun/kitrun/hypervisor"
@@ -81,7 +83,7 @@ assertions) go to --results; --junit and --json write reports.`,
 	f.StringVar(&o.JUnit, "junit", "", "write a JUnit XML report to this file")
 	f.StringVar(&o.JSON, "json", "", "write a JSON report to this file")
 	f.StringVar(&o.ResultsDir, "results", "", "directory for logs and reports (default out/test-results/TIMESTAMP)")
-	f.StringArrayVar(&o.Arch, "arch", nil, "architectures to run on: x86_64, aarch64 (repeatable, comma-separated; default the host's)")
+	f.StringArrayVar(&o.Arch, "arch", nil, "architectures to run on: "+strings.Join(arch.Names(), ", ")+" (repeatable, comma-separated; default the host's)")
 	f.StringVar(&o.MemBudget, "mem-budget", "", "cap on the sum of running guests' memory, e.g. 2G (default half the host's available memory)")
 	f.StringVar(&o.Accel, "accel", hypervisor.DefaultAccel, "accelerator: auto (probe the host's: KVM, hvf on macOS, whpx on Windows; else TCG), kvm, hvf, whpx or tcg")
 	f.StringVar(&o.Machine, "machine", "", "machine type (QEMU x86_64: q35, microvm; aarch64: virt)")
