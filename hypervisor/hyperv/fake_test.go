@@ -220,3 +220,27 @@ func TestISOBoot(t *testing.T) {
 		t.Errorf("VMs left: %v", vms)
 	}
 }
+
+// TestSSHEndToEnd boots an image whose boot needs per-boot files (SSH
+// keys) on the fake host: the seed travels on a second disk (seed.vhdx,
+// attached with Add-VMHardDiskDrive after the boot disk), kitinit finds
+// it among the block devices, and vm's SSH client pins the host key it
+// delivered. The seed disk goes with the VM.
+func TestSSHEndToEnd(t *testing.T) {
+	requireOVMF(t)
+	h := hypervfake.Start(t)
+	b := open(t, h)
+	img := buildImage(t, b, "sshguest", hypervisortest.SSHSpec, "vhdx")
+	hypervisortest.RunSSH(t, b, img, "vhdx", 4*time.Minute)
+	var cmds []string
+	for _, c := range h.Calls() {
+		cmds = append(cmds, c.Commands...)
+	}
+	all := strings.Join(cmds, "\n")
+	if !strings.Contains(all, "Add-VMHardDiskDrive") || !strings.Contains(all, "-ControllerType SCSI") || !strings.Contains(all, `seed.vhdx`) {
+		t.Errorf("no seed disk among the commands run:\n%s", all)
+	}
+	if vms := h.VMs(); len(vms) != 0 {
+		t.Errorf("VMs left: %v", vms)
+	}
+}
