@@ -5,6 +5,7 @@ package hyperv_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,7 +78,27 @@ func TestDriver(t *testing.T) {
 	if _, err := d.Start(ctx, hyperv.VMConfig{Name: "kitrun-t-00000002", Directory: up.Directory, MemoryBytes: 255 << 20, CPUs: 1}); !errors.As(err, &se) || se.Step != "create the VM" {
 		t.Errorf("odd memory: %v", err)
 	}
-	for _, n := range []string{"kitrun-t-00000001", "kitrun-t-00000002"} {
+	// The seed disk is checked as Hyper-V checks a disk: a file that is
+	// not a VHDX, or the boot disk again, is refused at its step.
+	vhdx := "vhdxfile" + strings.Repeat("\x00", 4096)
+	boot, err := d.Upload(ctx, "kitrun-t-00000003", "disk.vhdx", strings.NewReader(vhdx), int64(len(vhdx)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notDisk, err := d.Upload(ctx, "kitrun-t-00000003", "seed.vhdx", strings.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, seed := range []string{notDisk.Path, boot.Path} {
+		name := fmt.Sprintf("kitrun-t-0000000%d", 3+i)
+		_, err := d.Start(ctx, hyperv.VMConfig{Name: name, Directory: up.Directory, MemoryBytes: 256 << 20, CPUs: 1,
+			Disk: boot.Path, Seed: seed})
+		want := []string{"not a virtual hard disk", "already attached"}[i]
+		if !errors.As(err, &se) || se.Step != "attach the seed disk" || !strings.Contains(err.Error(), want) {
+			t.Errorf("seed disk %s: %v", seed, err)
+		}
+	}
+	for _, n := range []string{"kitrun-t-00000001", "kitrun-t-00000002", "kitrun-t-00000003", "kitrun-t-00000004"} {
 		if err := b.Destroy(ctx, n); err != nil {
 			t.Errorf("Destroy(%s): %v", n, err)
 		}
