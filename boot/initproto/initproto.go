@@ -55,6 +55,11 @@ const (
 	SeedAWS   = "aws-imds"
 	SeedGCE   = "gce-metadata"
 	SeedAzure = "azure-imds"
+	// SeedDisk: a small disk the hypervisor attaches for this boot (on
+	// Hyper-V, which has neither fw_cfg nor a metadata service), holding
+	// a SeedDiskHeader and then the archive; kitinit scans the block
+	// devices for it once the machine's SeedModules are loaded.
+	SeedDisk = "disk"
 	// SeedGCEKey is the instance metadata key the seed travels under on
 	// Compute Engine.
 	SeedGCEKey = "kitrun-seed"

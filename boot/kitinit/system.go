@@ -309,13 +309,20 @@ func (LinuxSystem) Sync() { unix.Sync() }
 func (LinuxSystem) Reboot(cmd int) error { return unix.Reboot(cmd) }
 
 // UnpackSeed implements System: from QEMU's fw_cfg (or a cloud's instance
-// metadata service), the seed a disk boot cannot get appended to its
+// metadata service, or Hyper-V's seed disk), the seed a disk boot cannot get appended to its
 // initramfs. A machine given no seed has no entry: that is not an error.
 func (LinuxSystem) UnpackSeed(source string) error {
 	if initproto.SeedOverNetwork(source) {
 		// A cloud's metadata service (see metaseed.go); kitinit calls
 		// this once the network is configured.
 		data, err := fetchSeed(source, initproto.MetadataAddr, metaseedWithin)
+		if err != nil || data == nil {
+			return err
+		}
+		return unpackArchive("/", data)
+	}
+	if source == initproto.SeedDisk {
+		data, err := findSeedDisk("/sys/block", "/dev", diskseedWithin)
 		if err != nil || data == nil {
 			return err
 		}

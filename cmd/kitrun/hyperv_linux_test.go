@@ -95,6 +95,17 @@ func TestHyperVBackend(t *testing.T) {
 		}
 	})
 
+	// An SSH case: its keys reach the guest on the seed disk.
+	t.Run("test ssh", func(t *testing.T) {
+		out, err := kitrun("test", filepath.Join(root, "testcases"), "--run", "ssh/exec", "--results", t.TempDir())
+		if err != nil {
+			t.Fatalf("kitrun test: %v\n%s", err, out)
+		}
+		if !strings.Contains(out, "1 passed, 0 failed, 0 skipped") {
+			t.Errorf("output:\n%s", out)
+		}
+	})
+
 	t.Run("detached", func(t *testing.T) {
 		state := t.TempDir()
 		out, err := kitrun("run", "-d", "--name", "hv", "--state-dir", state, minimal)

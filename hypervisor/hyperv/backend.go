@@ -1,6 +1,7 @@
 package hyperv
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -239,9 +240,8 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	if err != nil {
 		return nil, err
 	}
-	if len(spec.Seed) > 0 {
-		return nil, &hypervisor.UnsupportedError{Backend: "hyperv", What: "hand per-boot files (SSH keys) to a disk boot",
-			Hint: "Hyper-V has no fw_cfg and no instance metadata service, and kitinit reads no seed disk or KVP exchange yet; images with ssh: need a backend with a seed (qemu, aws, gcp, azure)"}
+	if err := checkSeed(spec.Seed, img.Manifest.Disks[spec.Format].Cmdline); err != nil {
+		return nil, err
 	}
 	published, err := hypervisor.ResolvePorts(spec.Publish)
 	if err != nil {
@@ -299,6 +299,21 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 		return nil, err
 	}
 
+	// This boot's seed, on a disk of its own beside the boot disk (and
+	// removed with it, by Remove); none without a seed.
+	seedPath := ""
+	if len(spec.Seed) > 0 {
+		sd, err := seedDisk(ctx, spec.Seed)
+		if err != nil {
+			return nil, err
+		}
+		su, err := b.Driver.Upload(ctx, name, "seed.vhdx", bytes.NewReader(sd), int64(len(sd)))
+		if err != nil {
+			return nil, err
+		}
+		seedPath = su.Path
+	}
+
 	if m.console, err = b.Driver.OpenCOM(ctx, name, 1); err != nil {
 		return nil, fmt.Errorf("hyperv: console (COM1): %w", err)
 	}
@@ -320,7 +335,7 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	m.start = time.Now()
 	status, err := b.Driver.Start(ctx, VMConfig{
 		Name: name, Directory: up.Directory, MemoryBytes: int64(res.MemoryMiB) << 20, CPUs: res.CPUs,
-		Disk: up.Path, DVD: dvd, Channel: channel, Switch: sw,
+		Disk: up.Path, DVD: dvd, Seed: seedPath, Channel: channel, Switch: sw,
 	})
 	if err != nil {
 		return nil, err

@@ -15,7 +15,9 @@ It checks, in order, and says what to do about each failure:
   3. the virtual switch exists (-Switch; default "Default Switch");
   4. a generation 2 VM can be created the way kitrun creates it (Secure
      Boot off, static memory, COM1 and COM2 on named pipes, no
-     checkpoints) and removed again;
+     checkpoints) and removed again, with a boot disk as the firmware's
+     first boot device and then a second SCSI disk (where kitrun puts a
+     boot's seed: SSH keys) attached after it;
   5. Windows' OpenSSH server, for kitrun on another machine (a note only);
 then runs
 
@@ -23,7 +25,13 @@ then runs
 
 through -Kitrun (default: kitrun in the default WSL distribution, which
 runs this host's powershell.exe: --backend-opt pwsh=powershell.exe), and
-checks that no kitrun VM is left behind.
+checks that no kitrun VM is left behind; then runs the SSH test case
+
+    kitrun test testcases --run ssh/exec --backend hyperv --format vhdx
+
+whose keys reach the guest on the seed disk (kitinit loads hv_storvsc and
+sd_mod and finds it among the SCSI disks), and checks again that no VM is
+left.
 
 kitrun's command line does not build for Windows yet: run it in WSL on this
 host, or on a Linux machine with --backend-opt host=USER@THIS-HOST (see the
@@ -43,13 +51,17 @@ The virtual switch for networked images.
 
 .PARAMETER SkipRun
 Check the prerequisites only.
+
+.PARAMETER SkipSSH
+Skip the SSH test case (the seed disk).
 #>
 param(
     [string]$Kitrun = 'wsl -- kitrun',
     [string[]]$BackendOpts = @('pwsh=powershell.exe'),
     [string]$Spec = 'examples/minimal.yml',
     [string]$Switch = 'Default Switch',
-    [switch]$SkipRun
+    [switch]$SkipRun,
+    [switch]$SkipSSH
 )
 
 $ErrorActionPreference = 'Stop'
@@ -117,6 +129,18 @@ try {
     Set-VMFirmware -VMName $name -EnableSecureBoot Off
     Set-VMComPort -VMName $name -Number 1 -Path "\\.\pipe\$name-com1"
     Set-VMComPort -VMName $name -Number 2 -Path "\\.\pipe\$name-com2"
+    # Disks as kitrun attaches them: the boot disk, the firmware's first
+    # boot device set to it (-FirstBootDevice takes one drive), then the
+    # seed disk on the same SCSI controller.
+    New-VHD -Path (Join-Path $dir 'disk.vhdx') -SizeBytes 8MB -Dynamic | Out-Null
+    New-VHD -Path (Join-Path $dir 'seed.vhdx') -SizeBytes 4MB -Dynamic | Out-Null
+    Add-VMHardDiskDrive -VMName $name -Path (Join-Path $dir 'disk.vhdx')
+    Set-VMFirmware -VMName $name -EnableSecureBoot Off -FirstBootDevice (Get-VMHardDiskDrive -VMName $name)
+    Add-VMHardDiskDrive -VMName $name -ControllerType SCSI -ControllerNumber 0 -Path (Join-Path $dir 'seed.vhdx')
+    $disks = @(Get-VMHardDiskDrive -VMName $name)
+    if ($disks.Count -ne 2) { throw "hard disks after attaching the seed disk: $($disks | Out-String)" }
+    $first = (Get-VMFirmware -VMName $name).BootOrder | Select-Object -First 1
+    if ($first.Device.Path -ne (Join-Path $dir 'disk.vhdx')) { throw "the first boot device is $($first.Device.Path), not the boot disk" }
     $ports = @(Get-VMComPort -VMName $name | Where-Object { $_.Path -like "*$name-com*" })
     if ($ports.Count -ne 2) { throw "COM ports: $($ports | Out-String)" }
     $sd = Get-CimInstance -Namespace 'root\virtualization\v2' -ClassName Msvm_ComputerSystem -Filter "ElementName='$name'"
@@ -124,9 +148,9 @@ try {
     if (-not (Get-CimClass -Namespace 'root\virtualization\v2' -ClassName Msvm_Keyboard -ErrorAction SilentlyContinue).CimClassMethods['TypeCtrlAltDel']) {
         throw 'Msvm_Keyboard has no TypeCtrlAltDel method here; kitrun types Ctrl+Alt+Del with it (its power button)'
     }
-    Pass 'a generation 2 VM with Secure Boot off and COM1/COM2 on named pipes can be made'
+    Pass 'a generation 2 VM with Secure Boot off, COM1/COM2 on named pipes, a boot disk and a seed disk can be made'
 } catch {
-    Fail 'a generation 2 VM with Secure Boot off and COM1/COM2 on named pipes can be made' "$_"
+    Fail 'a generation 2 VM with Secure Boot off, COM1/COM2 on named pipes, a boot disk and a seed disk can be made' "$_"
 } finally {
     if (Get-VM -Name $name -ErrorAction SilentlyContinue) { Remove-VM -Name $name -Force }
     if (Test-Path -LiteralPath $dir) { Remove-Item -LiteralPath $dir -Recurse -Force }
@@ -164,11 +188,34 @@ if ($status -ne 0) {
 } else {
     Pass "kitrun run --backend hyperv: ready and powered off cleanly in $([int]$took)s"
 }
-$left = @(Get-VM -Name 'kitrun-*' -ErrorAction SilentlyContinue)
-if ($left.Count -gt 0) {
-    Fail "no kitrun VM is left: $(($left | ForEach-Object { "$($_.Name) ($($_.State))" }) -join ', ')" "Stop-VM -Name NAME -TurnOff -Force; Remove-VM -Name NAME -Force"
-} else {
-    Pass 'no kitrun VM is left'
+function Test-NoneLeft {
+    $left = @(Get-VM -Name 'kitrun-*' -ErrorAction SilentlyContinue)
+    if ($left.Count -gt 0) {
+        Fail "no kitrun VM is left: $(($left | ForEach-Object { "$($_.Name) ($($_.State))" }) -join ', ')" "Stop-VM -Name NAME -TurnOff -Force; Remove-VM -Name NAME -Force"
+    } else {
+        Pass 'no kitrun VM is left'
+    }
+}
+Test-NoneLeft
+
+# The SSH case: per-boot keys on the seed disk, the host key pinned.
+if (-not $SkipSSH) {
+    $testArgs = @('test', 'testcases', '--run', 'ssh/exec', '--backend', 'hyperv', '--format', 'vhdx')
+    foreach ($o in $BackendOpts) { $testArgs += @('--backend-opt', $o) }
+    $all = @()
+    if ($cmd.Count -gt 1) { $all += $cmd[1..($cmd.Count - 1)] }
+    $all += $testArgs
+    Write-Host "running: $($cmd[0]) $($all -join ' ')"
+    $started = Get-Date
+    & $cmd[0] @all
+    $status = $LASTEXITCODE
+    $took = ((Get-Date) - $started).TotalSeconds
+    if ($status -ne 0) {
+        Fail "kitrun test --run ssh/exec --backend hyperv (exit status $status after $([int]$took)s)" 'see its output: a boot that stops at service-started sshd with "host key: no such file" means kitinit found no seed disk (is hv_storvsc loaded? lsblk in the guest)'
+    } else {
+        Pass "kitrun test --run ssh/exec --backend hyperv: the seed disk delivered the keys (${took}s)"
+    }
+    Test-NoneLeft
 }
 if ($failed -gt 0) { exit 1 }
 Write-Host 'Hyper-V works with kitrun.'

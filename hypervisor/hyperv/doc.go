@@ -63,11 +63,18 @@
 // table for the adapter's MAC: kitinit runs no KVP daemon) and connects to
 // it.
 //
+// Per-boot files (hypervisor.Spec.Seed: SSH keys) travel on a seed disk
+// (seed.go): Hyper-V has no fw_cfg and no metadata service. The seed,
+// behind a header with its length and SHA-256 (initproto.SeedDiskImage),
+// is written as a dynamic VHDX, uploaded into the VM's directory like the
+// boot disk, and attached as a second SCSI disk after the firmware's first
+// boot device is set; it goes with the directory. kitinit
+// (kitrun.seed=disk) loads the machine's SeedModules and takes the block
+// device whose header verifies. A boot without a seed gets no second disk;
+// kitinit then looks for up to 2 s and goes on.
+//
 // # Limits
 //
-//   - No per-boot files: Hyper-V has no fw_cfg, and kitinit reads no seed
-//     disk, so Hardware.DiskSeed is empty and a spec with SSH keys (ssh:)
-//     is refused on this backend.
 //   - The power button is Ctrl+Alt+Del, not Hyper-V's shutdown integration
 //     service: Stop-VM without -TurnOff fails on kitrun's guests (they do
 //     not load hv_utils, whose shutdown would race kitinit's). A press
@@ -90,7 +97,8 @@
 // Windows host whose PowerShell is the test binary re-executed. It runs
 // the scripts this package generates (the cmdlets of the start script, and
 // the prelude's functions implemented natively) and makes each VM a QEMU
-// machine (q35, OVMF, the vhdx on virtio-scsi, COM1 and COM2 as unix
+// machine (q35, OVMF, the vhdx on virtio-scsi, further disks as read-only
+// virtio-blk, COM1 and COM2 as unix
 // sockets the relays connect to, user networking). QEMU emulates no VMBus,
 // so a backend opened with hardware=qemu declares the machine gen2-qemu
 // instead of gen2: the same UEFI disk boot, COM ports and Ctrl+Alt+Del

@@ -60,6 +60,7 @@ type VMConfig struct {
 	CPUs        int
 	Disk        string // the image's path on the Windows host
 	DVD         bool
+	Seed        string // the seed disk's path on the Windows host; "" attaches none
 	Channel     bool   // wire COM2 for kitinit's channel
 	Switch      string // "" leaves the network adapter unconnected
 }
@@ -261,7 +262,7 @@ func (d *PowerShellDriver) Upload(ctx context.Context, vm, name string, r io.Rea
 func (d *PowerShellDriver) Start(ctx context.Context, c VMConfig) (VMStatus, error) {
 	data := startData{
 		Name: c.Name, VMPath: c.Directory, MemoryBytes: c.MemoryBytes, CPUs: c.CPUs,
-		Disk: c.Disk, DVD: c.DVD, Console: PipePath(PipeName(c.Name, 1)), Switch: c.Switch,
+		Disk: c.Disk, DVD: c.DVD, Seed: c.Seed, Console: PipePath(PipeName(c.Name, 1)), Switch: c.Switch,
 	}
 	if c.Channel {
 		data.Channel = PipePath(PipeName(c.Name, 2))

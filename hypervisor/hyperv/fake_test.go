@@ -5,6 +5,7 @@ package hyperv_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,7 +78,27 @@ func TestDriver(t *testing.T) {
 	if _, err := d.Start(ctx, hyperv.VMConfig{Name: "kitrun-t-00000002", Directory: up.Directory, MemoryBytes: 255 << 20, CPUs: 1}); !errors.As(err, &se) || se.Step != "create the VM" {
 		t.Errorf("odd memory: %v", err)
 	}
-	for _, n := range []string{"kitrun-t-00000001", "kitrun-t-00000002"} {
+	// The seed disk is checked as Hyper-V checks a disk: a file that is
+	// not a VHDX, or the boot disk again, is refused at its step.
+	vhdx := "vhdxfile" + strings.Repeat("\x00", 4096)
+	boot, err := d.Upload(ctx, "kitrun-t-00000003", "disk.vhdx", strings.NewReader(vhdx), int64(len(vhdx)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notDisk, err := d.Upload(ctx, "kitrun-t-00000003", "seed.vhdx", strings.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, seed := range []string{notDisk.Path, boot.Path} {
+		name := fmt.Sprintf("kitrun-t-0000000%d", 3+i)
+		_, err := d.Start(ctx, hyperv.VMConfig{Name: name, Directory: up.Directory, MemoryBytes: 256 << 20, CPUs: 1,
+			Disk: boot.Path, Seed: seed})
+		want := []string{"not a virtual hard disk", "already attached"}[i]
+		if !errors.As(err, &se) || se.Step != "attach the seed disk" || !strings.Contains(err.Error(), want) {
+			t.Errorf("seed disk %s: %v", seed, err)
+		}
+	}
+	for _, n := range []string{"kitrun-t-00000001", "kitrun-t-00000002", "kitrun-t-00000003", "kitrun-t-00000004"} {
 		if err := b.Destroy(ctx, n); err != nil {
 			t.Errorf("Destroy(%s): %v", n, err)
 		}
@@ -215,6 +236,30 @@ func TestISOBoot(t *testing.T) {
 	}
 	if !strings.Contains(console.String(), "(dhcp from ") {
 		t.Errorf("no DHCP lease on the console:\n%s", console.String())
+	}
+	if vms := h.VMs(); len(vms) != 0 {
+		t.Errorf("VMs left: %v", vms)
+	}
+}
+
+// TestSSHEndToEnd boots an image whose boot needs per-boot files (SSH
+// keys) on the fake host: the seed travels on a second disk (seed.vhdx,
+// attached with Add-VMHardDiskDrive after the boot disk), kitinit finds
+// it among the block devices, and vm's SSH client pins the host key it
+// delivered. The seed disk goes with the VM.
+func TestSSHEndToEnd(t *testing.T) {
+	requireOVMF(t)
+	h := hypervfake.Start(t)
+	b := open(t, h)
+	img := buildImage(t, b, "sshguest", hypervisortest.SSHSpec, "vhdx")
+	hypervisortest.RunSSH(t, b, img, "vhdx", 4*time.Minute)
+	var cmds []string
+	for _, c := range h.Calls() {
+		cmds = append(cmds, c.Commands...)
+	}
+	all := strings.Join(cmds, "\n")
+	if !strings.Contains(all, "Add-VMHardDiskDrive") || !strings.Contains(all, "-ControllerType SCSI") || !strings.Contains(all, `seed.vhdx`) {
+		t.Errorf("no seed disk among the commands run:\n%s", all)
 	}
 	if vms := h.VMs(); len(vms) != 0 {
 		t.Errorf("VMs left: %v", vms)

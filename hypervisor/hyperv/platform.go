@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/kitrun/kitrun/boot/arch"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/boot/platform"
 )
 
@@ -43,17 +44,22 @@ const (
 //     poweroff command on the channel. So hv_utils is not loaded, and
 //     Stop-VM without -TurnOff fails on these guests.
 //   - hv_netvsc is the synthetic NIC. hv_storvsc (the SCSI disk) is not
-//     needed: the unified kernel image in the disk's EFI partition carries
-//     the initramfs, and kitinit runs from RAM without mounting the disk.
-//     hyperv_keyboard is not needed either (no console keyboard is used).
+//     needed to boot: the unified kernel image in the disk's EFI partition
+//     carries the initramfs, and kitinit runs from RAM without mounting
+//     the disk. It is loaded on a disk boot only to read the seed disk.
 var gen2 = platform.Hardware{
 	Console: "ttyS0,115200", Channel: "/dev/ttyS1",
 	PanicModules: []string{"hv_vmbus"},
 	PowerModules: []string{"hyperv_keyboard"},
 	NICModules:   []string{"hv_vmbus", "hv_netvsc"},
 	KernelArgs:   []string{"nosoftlockup"},
-	// No per-boot files on a disk boot: Hyper-V has no fw_cfg (see the
-	// package documentation).
+	// Per-boot files come on a seed disk (seed.go): Hyper-V has no fw_cfg
+	// and no metadata service. It is a SCSI disk on the synthetic
+	// controller, so storvsc and the SCSI disk driver (both =m in
+	// Debian's cloud kernel; scsi_mod comes by modules.dep) are loaded on
+	// a disk boot.
+	DiskSeed:    initproto.SeedDisk,
+	SeedModules: []string{"hv_vmbus", "hv_storvsc", "sd_mod"},
 }
 
 // gen2QEMU is gen2 as the test double's QEMU (q35, OVMF, TCG) gives it:
@@ -64,6 +70,9 @@ var gen2QEMU = platform.Hardware{
 	Console: "ttyS0,115200", Channel: "/dev/ttyS1",
 	NICModules: []string{"virtio_pci", "virtio_net"},
 	KernelArgs: []string{"no_timer_check", "nosoftlockup"},
+	// The fake attaches the seed disk as a read-only virtio-blk drive.
+	DiskSeed:    initproto.SeedDisk,
+	SeedModules: []string{"virtio_pci", "virtio_blk"},
 }
 
 // platformOf is the hyperv platform of arch a. Only x86_64: Hyper-V on

@@ -59,7 +59,7 @@ func TestGen2Image(t *testing.T) {
 			mods = append(mods, strings.TrimPrefix(f.Origin, "kernel module "))
 		}
 	}
-	for _, want := range []string{"hv_vmbus", "hyperv_keyboard", "hv_netvsc"} {
+	for _, want := range []string{"hv_vmbus", "hyperv_keyboard", "hv_netvsc", "hv_storvsc", "sd_mod", "scsi_mod"} {
 		if !slices.Contains(mods, want) {
 			t.Errorf("module %s not in the image (modules: %v)", want, mods)
 		}
@@ -69,7 +69,8 @@ func TestGen2Image(t *testing.T) {
 		if !ok {
 			t.Fatalf("no %s disk", f)
 		}
-		for _, want := range []string{"console=ttyS0,115200", initproto.ParamChannel + "=/dev/ttyS1", "hv_vmbus", "hyperv_keyboard", "hv_netvsc"} {
+		for _, want := range []string{"console=ttyS0,115200", initproto.ParamChannel + "=/dev/ttyS1", "hv_vmbus", "hyperv_keyboard", "hv_netvsc",
+			initproto.ParamSeed + "=" + initproto.SeedDisk, "hv_storvsc", "sd_mod"} {
 			if !strings.Contains(d.Cmdline, want) {
 				t.Errorf("%s command line %q lacks %s", f, d.Cmdline, want)
 			}
@@ -82,8 +83,8 @@ func TestGen2Image(t *testing.T) {
 	if _, err := b.Start(context.Background(), hypervisor.Spec{Image: res.Image, Format: "raw-efi"}); err == nil || !strings.Contains(err.Error(), "vhdx or iso-efi") {
 		t.Errorf("raw-efi on Hyper-V: %v", err)
 	}
-	if _, err := b.Start(context.Background(), hypervisor.Spec{Image: res.Image, Format: "vhdx", Seed: []byte("x")}); err == nil || !strings.Contains(err.Error(), "per-boot files") {
-		t.Errorf("a seed on Hyper-V: %v", err)
+	if _, err := b.Start(context.Background(), hypervisor.Spec{Image: res.Image, Format: "vhdx", Seed: make([]byte, initproto.MaxSeed+1)}); err == nil || !strings.Contains(err.Error(), "per-boot files take") {
+		t.Errorf("a seed larger than a seed disk holds: %v", err)
 	}
 	if _, err := b.Start(context.Background(), hypervisor.Spec{Image: res.Image, Format: "vhdx", Resources: hypervisor.Resources{Accel: "kvm"}}); err == nil || !strings.Contains(err.Error(), "accelerator") {
 		t.Errorf("--accel kvm on Hyper-V: %v", err)

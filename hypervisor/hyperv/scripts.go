@@ -254,6 +254,8 @@ Set-VMFirmware -VMName {{q .Name}} -EnableSecureBoot Off -FirstBootDevice (Get-V
 Add-VMHardDiskDrive -VMName {{q .Name}} -Path {{q .Disk}}
 $step = 'set the firmware'
 Set-VMFirmware -VMName {{q .Name}} -EnableSecureBoot Off -FirstBootDevice (Get-VMHardDiskDrive -VMName {{q .Name}})
+{{end}}{{if .Seed}}$step = 'attach the seed disk'
+Add-VMHardDiskDrive -VMName {{q .Name}} -ControllerType SCSI -ControllerNumber 0 -Path {{q .Seed}}
 {{end}}$step = 'wire COM1 (console)'
 Set-VMComPort -VMName {{q .Name}} -Number 1 -Path {{q .Console}}
 {{if .Channel}}$step = 'wire COM2 (event channel)'
@@ -284,9 +286,13 @@ type startData struct {
 	CPUs        int
 	Disk        string // the image on the Windows host
 	DVD         bool   // attach Disk as a DVD (iso-efi)
-	Console     string // COM1's pipe path
-	Channel     string // COM2's pipe path; "" when the channel is off
-	Switch      string // "" leaves the network adapter unconnected
+	// Seed is this boot's seed disk on the Windows host ("" for none),
+	// attached after the firmware's first boot device is set: that takes
+	// one drive, and Get-VMHardDiskDrive would then return two.
+	Seed    string
+	Console string // COM1's pipe path
+	Channel string // COM2's pipe path; "" when the channel is off
+	Switch  string // "" leaves the network adapter unconnected
 }
 
 type nameData struct{ Name string }

@@ -34,6 +34,7 @@ func TestScriptsGolden(t *testing.T) {
 		{"start-vhdx", "start", startData{
 			Name: name, VMPath: `C:\ProgramData\Microsoft\Windows\Hyper-V\kitrun`, MemoryBytes: 256 << 20, CPUs: 2,
 			Disk:    `C:\ProgramData\Microsoft\Windows\Hyper-V\kitrun\` + name + `\disk.vhdx`,
+			Seed:    `C:\ProgramData\Microsoft\Windows\Hyper-V\kitrun\` + name + `\seed.vhdx`,
 			Console: PipePath(PipeName(name, 1)), Channel: PipePath(PipeName(name, 2)), Switch: "Default Switch",
 		}},
 		{"start-iso-nonet-nochannel", "start", startData{

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -24,7 +25,7 @@ var specs = map[string]spec{
 	"Set-VM":                   {[]string{"Name"}, []string{"Notes", "AutomaticStartAction", "AutomaticStopAction", "CheckpointType"}},
 	"Set-VMMemory":             {[]string{"VMName"}, []string{"DynamicMemoryEnabled", "StartupBytes"}},
 	"Set-VMProcessor":          {[]string{"VMName", "Count"}, nil},
-	"Add-VMHardDiskDrive":      {[]string{"VMName", "Path"}, nil},
+	"Add-VMHardDiskDrive":      {[]string{"VMName", "Path"}, []string{"ControllerType", "ControllerNumber", "ControllerLocation"}},
 	"Add-VMDvdDrive":           {[]string{"VMName", "Path"}, nil},
 	"Get-VMHardDiskDrive":      {[]string{"VMName"}, nil},
 	"Get-VMDvdDrive":           {[]string{"VMName"}, nil},
@@ -301,15 +302,13 @@ func (v *vm) configure(r *run, c *command) error {
 			return err
 		}
 		st.ProcessorCount = n
-	case "Add-VMHardDiskDrive", "Add-VMDvdDrive":
+	case "Add-VMDvdDrive":
 		if _, err := os.Stat(s("Path")); err != nil {
 			return scriptError{fmt.Sprintf("%s: %v", c.name, err)}
 		}
-		if c.name == "Add-VMDvdDrive" {
-			st.DVD = s("Path")
-		} else {
-			st.Disk = s("Path")
-		}
+		st.DVD = s("Path")
+	case "Add-VMHardDiskDrive":
+		return r.addDisk(c, st)
 	case "Set-VMFirmware":
 		switch s("EnableSecureBoot") {
 		case "Off":
@@ -340,6 +339,49 @@ func (v *vm) configure(r *run, c *command) error {
 			return scriptError{fmt.Sprintf("Connect-VMNetworkAdapter: no switch %q", s("SwitchName"))}
 		}
 		st.Switch = s("SwitchName")
+	}
+	return nil
+}
+
+// addDisk is Add-VMHardDiskDrive on a generation 2 VM, checked as Hyper-V
+// checks it: the controller is SCSI (generation 2 has no IDE), numbered
+// 0 to 3, with locations 0 to 63; the file is a virtual hard disk (VHDX
+// signature) not attached already. The first disk is the boot disk; the
+// rest are Extra.
+func (r *run) addDisk(c *command, st *vmState) error {
+	path := c.params["Path"].s
+	if t, ok := c.params["ControllerType"]; ok && !strings.EqualFold(t.s, "SCSI") {
+		return scriptError{fmt.Sprintf("Add-VMHardDiskDrive: a generation 2 virtual machine has no %s controller; use -ControllerType SCSI", t.s)}
+	}
+	for k, max := range map[string]int{"ControllerNumber": 3, "ControllerLocation": 63} {
+		if _, ok := c.params[k]; !ok {
+			continue
+		}
+		n, err := r.int(c, k)
+		if err != nil {
+			return err
+		}
+		if n < 0 || n > max {
+			return scriptError{fmt.Sprintf("Add-VMHardDiskDrive: -%s %d is out of range 0..%d", k, n, max)}
+		}
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return scriptError{fmt.Sprintf("Add-VMHardDiskDrive: %v", err)}
+	}
+	sig := make([]byte, 8)
+	_, err = io.ReadFull(f, sig)
+	f.Close()
+	if err != nil || string(sig) != "vhdxfile" {
+		return scriptError{fmt.Sprintf("Add-VMHardDiskDrive: %q is not a virtual hard disk file (no VHDX signature)", path)}
+	}
+	if path == st.Disk || slices.Contains(st.Extra, path) {
+		return scriptError{fmt.Sprintf("Add-VMHardDiskDrive: %q is already attached to the virtual machine", path)}
+	}
+	if st.Disk == "" {
+		st.Disk = path
+	} else {
+		st.Extra = append(st.Extra, path)
 	}
 	return nil
 }

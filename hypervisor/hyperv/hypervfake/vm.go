@@ -26,6 +26,7 @@ type vmState struct {
 	Notes          string    `json:"notes"`
 	CheckpointType string    `json:"checkpointType,omitempty"`
 	Disk           string    `json:"disk,omitempty"`
+	Extra          []string  `json:"extra,omitempty"` // hard disks after the first
 	DVD            string    `json:"dvd,omitempty"`
 	SecureBoot     bool      `json:"secureBoot"`
 	FirstBoot      string    `json:"firstBoot,omitempty"`
@@ -88,6 +89,11 @@ func (v *vm) drive(dvd bool) (string, error) {
 	if dvd && v.st.DVD != "" {
 		return "dvd:" + v.st.DVD, nil
 	}
+	if !dvd && len(v.st.Extra) > 0 {
+		// Get-VMHardDiskDrive returns every disk, which -FirstBootDevice
+		// (one device) does not take.
+		return "", scriptError{"Set-VMFirmware: cannot convert 'System.Object[]' to the type 'VMComponentObject' required by parameter 'FirstBootDevice'"}
+	}
 	if !dvd && v.st.Disk != "" {
 		return "disk:" + v.st.Disk, nil
 	}
@@ -127,6 +133,13 @@ func (v *vm) start() error {
 	} else {
 		args = append(args, "-drive", "file="+boot+",format=vhdx,if=none,id=boot",
 			"-device", "scsi-hd,drive=boot,bus=scsi0.0,bootindex=0")
+	}
+	// Further hard disks (kitrun's seed disk) as read-only virtio-blk
+	// drives, which the gen2-qemu machine's guest reads with virtio_blk.
+	for i, d := range st.Extra {
+		id := fmt.Sprintf("disk%d", i+1)
+		args = append(args, "-drive", "file="+d+",format=vhdx,if=none,id="+id+",readonly=on",
+			"-device", "virtio-blk-pci,drive="+id)
 	}
 	for i, pipe := range []string{st.COM1, st.COM2} {
 		if pipe == "" {

@@ -10,6 +10,8 @@ $step = 'attach the disk'
 Add-VMHardDiskDrive -VMName 'kitrun-web-0a1b2c3d' -Path 'C:\ProgramData\Microsoft\Windows\Hyper-V\kitrun\kitrun-web-0a1b2c3d\disk.vhdx'
 $step = 'set the firmware'
 Set-VMFirmware -VMName 'kitrun-web-0a1b2c3d' -EnableSecureBoot Off -FirstBootDevice (Get-VMHardDiskDrive -VMName 'kitrun-web-0a1b2c3d')
+$step = 'attach the seed disk'
+Add-VMHardDiskDrive -VMName 'kitrun-web-0a1b2c3d' -ControllerType SCSI -ControllerNumber 0 -Path 'C:\ProgramData\Microsoft\Windows\Hyper-V\kitrun\kitrun-web-0a1b2c3d\seed.vhdx'
 $step = 'wire COM1 (console)'
 Set-VMComPort -VMName 'kitrun-web-0a1b2c3d' -Number 1 -Path '\\.\pipe\kitrun-web-0a1b2c3d-com1'
 $step = 'wire COM2 (event channel)'

@@ -1,5 +1,5 @@
 // Command mkimages writes the OCI images the shipped test cases run
-// (testcases/cases/090_images), as multi-arch (amd64, arm64) OCI layouts
+// (testcases/cases/090_images), as multi-arch (amd64, arm64, riscv64, s390x, ppc64le: every arch kitrun boots) OCI layouts
 // under the directory given (testcases/images): `make testimages`. The
 // images are built from Go programs of this repository, reproducibly, so
 // no registry or internet is needed.
@@ -37,7 +37,7 @@ func main() {
 func run(root, out string) error {
 	for _, im := range images {
 		var imgs []v1.Image
-		for _, goarch := range []string{"amd64", "arm64"} {
+		for _, goarch := range []string{"amd64", "arm64", "riscv64", "s390x", "ppc64le"} {
 			img, err := ocibuild.ProgramImage(filepath.Join(root, im.pkg), goarch, im.name)
 			if err != nil {
 				return err

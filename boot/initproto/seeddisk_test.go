@@ -1,0 +1,71 @@
+package initproto
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"testing"
+)
+
+func TestSeedDiskRoundTrip(t *testing.T) {
+	payload := []byte("070701 an archive")
+	img, err := SeedDiskImage(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := SeedDiskLength(img[:SeedDiskHeaderSize])
+	if err != nil || n != len(payload) {
+		t.Fatalf("length %d, %v", n, err)
+	}
+	got, err := SeedDiskPayload(img[:SeedDiskHeaderSize], img[SeedDiskHeaderSize:SeedDiskHeaderSize+n])
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("payload %q, %v", got, err)
+	}
+}
+
+func TestSeedDiskRefuses(t *testing.T) {
+	img, _ := SeedDiskImage([]byte("070701 an archive"))
+	h, p := img[:SeedDiskHeaderSize], img[SeedDiskHeaderSize:]
+
+	// A disk without the magic (a boot disk's MBR) is not a seed.
+	if _, err := SeedDiskLength(make([]byte, SeedDiskHeaderSize)); !errors.Is(err, ErrNotSeedDisk) {
+		t.Errorf("zeros: %v", err)
+	}
+	// A corrupt payload is refused.
+	bad := bytes.Clone(p)
+	bad[3] ^= 1
+	if _, err := SeedDiskPayload(h, bad); err == nil {
+		t.Error("a corrupt payload was taken")
+	}
+	// So is a short one.
+	if _, err := SeedDiskPayload(h, p[:len(p)-1]); err == nil {
+		t.Error("a short payload was taken")
+	}
+	// An announced length over the limit is refused before reading.
+	big := bytes.Clone(h)
+	big[16+3] = 1
+	if _, err := SeedDiskLength(big); err == nil || errors.Is(err, ErrNotSeedDisk) {
+		t.Errorf("16 MiB announced: %v", err)
+	}
+	if _, err := SeedDiskImage(make([]byte, MaxSeed+1)); err == nil {
+		t.Error("a seed over MaxSeed was written")
+	}
+}
+
+// TestSum256 holds the seed disk's SHA-256 to crypto/sha256: FIPS 180-4's
+// "abc", and every length around the block and padding boundaries.
+func TestSum256(t *testing.T) {
+	if got := fmt.Sprintf("%x", sum256([]byte("abc"))); got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Errorf("sum256(abc) = %s", got)
+	}
+	data := make([]byte, 1000)
+	for i := range data {
+		data[i] = byte(i*7 + i>>8)
+	}
+	for n := 0; n <= len(data); n++ {
+		if got, want := sum256(data[:n]), sha256.Sum256(data[:n]); got != want {
+			t.Fatalf("%d bytes: %x, want %x", n, got, want)
+		}
+	}
+}
