@@ -167,6 +167,25 @@ func (b *Backend) Version(ctx context.Context, a arch.Arch) (string, error) {
 	return strings.TrimPrefix(line, "QEMU emulator version "), nil
 }
 
+// qemuRelease is a QEMU release's major and minor number.
+type qemuRelease struct{ major, minor int }
+
+func (r qemuRelease) String() string { return fmt.Sprintf("%d.%d", r.major, r.minor) }
+
+func (r qemuRelease) before(o qemuRelease) bool {
+	return r.major < o.major || r.major == o.major && r.minor < o.minor
+}
+
+// parseRelease reads the release from what Version returns ("7.2.22
+// (Debian …)", "10.2.0").
+func parseRelease(version string) (qemuRelease, error) {
+	var r qemuRelease
+	if _, err := fmt.Sscanf(version, "%d.%d", &r.major, &r.minor); err != nil {
+		return qemuRelease{}, fmt.Errorf("qemu: version %q: %w", version, err)
+	}
+	return r, nil
+}
+
 // Destroy implements hypervisor.Backend: the ID is QEMU's PID and start
 // time, so a PID reused by another process is never killed.
 func (b *Backend) Destroy(ctx context.Context, id string) error {

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/atomicfile"
 	"github.com/kitrun/kitrun/hypervisor"
 )
@@ -50,6 +51,24 @@ func snapshotUnsupported(spec hypervisor.Spec, boot *bootMedia) error {
 		return &hypervisor.UnsupportedError{Backend: "qemu", What: "snapshot a " + boot.format.Name + " boot", Hint: "snapshots are of direct kernel boots; boot the image without a disk format, or set `snapshot: false`"}
 	case spec.NoChannel:
 		return &hypervisor.UnsupportedError{Backend: "qemu", What: "snapshot a machine without kitinit's event channel", Hint: "a restored guest gets its fresh state over the channel"}
+	}
+	return nil
+}
+
+// snapshotReleaseUnsupported says why QEMU version cannot snapshot
+// machines of type mt (a's machineName), or nil.
+func snapshotReleaseUnsupported(mt *machineType, a arch.Arch, machineName, version string) error {
+	if mt.snapshotSince == (qemuRelease{}) {
+		return nil
+	}
+	r, err := parseRelease(version)
+	if err != nil {
+		return err
+	}
+	if r.before(mt.snapshotSince) {
+		return &hypervisor.UnsupportedError{Backend: "qemu",
+			What: fmt.Sprintf("snapshot a %s %s machine with QEMU %s", a.Name, machineName, r),
+			Hint: fmt.Sprintf("QEMU before %s leaves %s out of the saved state, so a restored guest can stall; it boots cold instead", mt.snapshotSince, mt.snapshotGap)}
 	}
 	return nil
 }
@@ -91,6 +110,9 @@ func (b *Backend) SnapshotKey(ctx context.Context, spec hypervisor.Spec) (string
 	}
 	version, err := b.Version(ctx, spec.Image.Arch)
 	if err != nil {
+		return "", err
+	}
+	if err := snapshotReleaseUnsupported(&p.mt, spec.Image.Arch, p.machineName, version); err != nil {
 		return "", err
 	}
 	bm := *p.boot
