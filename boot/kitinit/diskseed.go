@@ -18,15 +18,17 @@ import (
 //
 // Disks appear as their driver probes them (storvsc scans its SCSI
 // targets asynchronously), so kitinit looks through the block devices
-// until one holds a seed whose SHA-256 verifies, or diskseedWithin has
-// passed: a boot given no seed (the backend attaches no disk then) goes on
-// without one. A disk that does not start with the magic is skipped; one
+// until one holds a seed whose checksum verifies, or diskseedWithin has
+// passed. The hyperv backend attaches a seed disk to every boot of an
+// image that names this source, an empty one when it has no files to
+// pass, so the search ends when the disk shows up; diskseedWithin only
+// bounds a boot given no disk at all (the image started by hand). A disk that does not start with the magic is skipped; one
 // that does but whose payload does not verify is an error, never
 // unpacked. As with every seed source, the bytes go nowhere but
 // unpackArchive.
 
-// diskseedWithin bounds the search; it is what a boot without a seed
-// waits on a machine that names this source.
+// diskseedWithin bounds the search: what a boot given no seed disk
+// waits.
 const diskseedWithin = 2 * time.Second
 
 // findSeedDisk returns the seed archive from the block devices listed in

@@ -85,3 +85,19 @@ func TestFindSeedDiskCorrupt(t *testing.T) {
 		t.Errorf("the error shows the seed's bytes: %v", err)
 	}
 }
+
+// TestFindSeedDiskEmpty: the empty seed disk the hyperv backend attaches
+// to a boot without per-boot files ends the search in the first pass
+// (within 0: one look), as found with nothing in it (non-nil, empty),
+// where no disk at all gives nil.
+func TestFindSeedDiskEmpty(t *testing.T) {
+	img, err := initproto.SeedDiskImage(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sysBlock, dev := disks(t, map[string][]byte{"sda": make([]byte, 4096), "sdb": append(img, make([]byte, 4096)...)})
+	got, err := findSeedDisk(sysBlock, dev, 0)
+	if err != nil || got == nil || len(got) != 0 {
+		t.Fatalf("an empty seed disk: %q (nil %v), %v", got, got == nil, err)
+	}
+}

@@ -323,7 +323,7 @@ func (LinuxSystem) UnpackSeed(source string) error {
 	}
 	if source == initproto.SeedDisk {
 		data, err := findSeedDisk("/sys/block", "/dev", diskseedWithin)
-		if err != nil || data == nil {
+		if err != nil || len(data) == 0 { // none, or an empty seed disk
 			return err
 		}
 		return unpackArchive("/", data)

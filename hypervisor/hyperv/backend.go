@@ -15,6 +15,7 @@ import (
 	"github.com/kitrun/kitrun/boot/arch"
 	"github.com/kitrun/kitrun/boot/disk"
 	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/boot/platform"
 	"github.com/kitrun/kitrun/hypervisor"
 )
@@ -300,9 +301,12 @@ func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.M
 	}
 
 	// This boot's seed, on a disk of its own beside the boot disk (and
-	// removed with it, by Remove); none without a seed.
+	// removed with it, by Remove). An image that reads its seed from a
+	// disk gets one even without a seed, an empty one: kitinit then knows
+	// at once there is none instead of looking for a disk that never
+	// comes.
 	seedPath := ""
-	if len(spec.Seed) > 0 {
+	if len(spec.Seed) > 0 || initproto.CmdlineSeed(img.Manifest.Disks[spec.Format].Cmdline) == initproto.SeedDisk {
 		sd, err := seedDisk(ctx, spec.Seed)
 		if err != nil {
 			return nil, err

@@ -65,13 +65,13 @@
 //
 // Per-boot files (hypervisor.Spec.Seed: SSH keys) travel on a seed disk
 // (seed.go): Hyper-V has no fw_cfg and no metadata service. The seed,
-// behind a header with its length and SHA-256 (initproto.SeedDiskImage),
+// behind a header with its length and CRC-32C (initproto.SeedDiskImage),
 // is written as a dynamic VHDX, uploaded into the VM's directory like the
 // boot disk, and attached as a second SCSI disk after the firmware's first
 // boot device is set; it goes with the directory. kitinit
 // (kitrun.seed=disk) loads the machine's SeedModules and takes the block
-// device whose header verifies. A boot without a seed gets no second disk;
-// kitinit then looks for up to 2 s and goes on.
+// device whose header verifies. A boot without a seed gets an empty seed
+// disk, so that kitinit need not wait to conclude there is none.
 //
 // # Limits
 //

@@ -201,7 +201,8 @@ func requireOVMF(t *testing.T) {
 
 // TestISOBoot boots the iso-efi format, attached as a DVD, on the fake
 // host, with networking by DHCP (the platform has no static layout, as
-// Hyper-V's Default Switch): ready, then a clean shutdown.
+// Hyper-V's Default Switch), and an empty seed disk: ready, then a clean
+// shutdown.
 func TestISOBoot(t *testing.T) {
 	requireOVMF(t)
 	h := hypervfake.Start(t)
@@ -226,7 +227,9 @@ func TestISOBoot(t *testing.T) {
 		cmds = append(cmds, c.Commands...)
 	}
 	all := strings.Join(cmds, "\n")
-	for _, want := range []string{"Add-VMDvdDrive", "-FirstBootDevice (Get-VMDvdDrive", "Set-VMComPort -VMName " + v.Machine.Info().ID + " -Number 2"} {
+	// No per-boot files, yet an (empty) seed disk: kitinit, told to read
+	// its seed from a disk, finds it at once instead of waiting for one.
+	for _, want := range []string{"Add-VMDvdDrive", "-FirstBootDevice (Get-VMDvdDrive", "Set-VMComPort -VMName " + v.Machine.Info().ID + " -Number 2", `seed.vhdx`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("no %q among the commands run:\n%s", want, all)
 		}
