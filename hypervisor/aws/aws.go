@@ -22,8 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -155,34 +153,20 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 	default:
 		return Config{}, fmt.Errorf("aws: emulated-nic=%q; valid: virtio (for the fake EC2 that boots instances with QEMU)", c.EmulatedNIC)
 	}
-	durations := []struct {
-		key string
-		d   *time.Duration
-	}{{OptLifetime, &c.Lifetime}, {OptImageTTL, &c.ImageTTL}, {OptPoll, &c.Poll}, {OptMaxBackoff, &c.MaxBackoff}, {OptImportTimeout, &c.ImportTimeout}}
-	for _, d := range durations {
-		if s := o[d.key]; s != "" {
-			v, err := time.ParseDuration(s)
-			if err != nil || v <= 0 {
-				return Config{}, fmt.Errorf("aws: %s=%q is not a positive duration (e.g. 1h, 30m)", d.key, s)
-			}
-			*d.d = v
-		}
-	}
-	ints := []struct {
-		key string
-		n   *int
-	}{{OptMaxInstances, &c.MaxInstances}, {OptMaxAttempts, &c.MaxAttempts}}
-	for _, n := range ints {
-		if s := o[n.key]; s != "" {
-			v, err := strconv.Atoi(s)
-			if err != nil || v < 1 {
-				return Config{}, fmt.Errorf("aws: %s=%q is not a positive number", n.key, s)
-			}
-			*n.n = v
-		}
-	}
-	if c.IngressCIDR != "" && !strings.Contains(c.IngressCIDR, "/") {
-		return Config{}, fmt.Errorf("aws: ingress-cidr=%q is not a CIDR (e.g. 203.0.113.7/32)", c.IngressCIDR)
+	if err := cloud.ParseOptions(Name, o,
+		[]cloud.DurationOption{
+			{Key: OptLifetime, Dst: &c.Lifetime},
+			{Key: OptImageTTL, Dst: &c.ImageTTL},
+			{Key: OptPoll, Dst: &c.Poll},
+			{Key: OptMaxBackoff, Dst: &c.MaxBackoff},
+			{Key: OptImportTimeout, Dst: &c.ImportTimeout},
+		},
+		[]cloud.CountOption{
+			{Key: OptMaxInstances, Dst: &c.MaxInstances},
+			{Key: OptMaxAttempts, Dst: &c.MaxAttempts},
+		},
+		c.IngressCIDR); err != nil {
+		return Config{}, err
 	}
 	return c, nil
 }

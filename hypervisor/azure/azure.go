@@ -29,7 +29,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -162,32 +161,18 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 	default:
 		return Config{}, fmt.Errorf("azure: hardware=%q; valid: qemu (for the fake ARM that boots VMs with QEMU)", c.Hardware)
 	}
-	for _, d := range []struct {
-		key string
-		d   *time.Duration
-	}{{OptLifetime, &c.Lifetime}, {OptImageTTL, &c.ImageTTL}, {OptPoll, &c.Poll}} {
-		if s := o[d.key]; s != "" {
-			v, err := time.ParseDuration(s)
-			if err != nil || v <= 0 {
-				return Config{}, fmt.Errorf("azure: %s=%q is not a positive duration (e.g. 1h, 30m)", d.key, s)
-			}
-			*d.d = v
-		}
-	}
-	for _, n := range []struct {
-		key string
-		n   *int
-	}{{OptMaxInstances, &c.MaxInstances}, {OptMaxRetries, &c.MaxRetries}} {
-		if s := o[n.key]; s != "" {
-			v, err := strconv.Atoi(s)
-			if err != nil || v < 1 {
-				return Config{}, fmt.Errorf("azure: %s=%q is not a positive number", n.key, s)
-			}
-			*n.n = v
-		}
-	}
-	if c.IngressCIDR != "" && !strings.Contains(c.IngressCIDR, "/") {
-		return Config{}, fmt.Errorf("azure: ingress-cidr=%q is not a CIDR (e.g. 203.0.113.7/32)", c.IngressCIDR)
+	if err := cloud.ParseOptions(Name, o,
+		[]cloud.DurationOption{
+			{Key: OptLifetime, Dst: &c.Lifetime},
+			{Key: OptImageTTL, Dst: &c.ImageTTL},
+			{Key: OptPoll, Dst: &c.Poll},
+		},
+		[]cloud.CountOption{
+			{Key: OptMaxInstances, Dst: &c.MaxInstances},
+			{Key: OptMaxRetries, Dst: &c.MaxRetries},
+		},
+		c.IngressCIDR); err != nil {
+		return Config{}, err
 	}
 	return c, nil
 }
