@@ -20,6 +20,7 @@ import (
 	"github.com/kitrun/kitrun/hypervisor/aws"
 	"github.com/kitrun/kitrun/hypervisor/aws/awsfake"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
+	"github.com/kitrun/kitrun/hypervisor/hypervisortest"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 	"github.com/kitrun/kitrun/internal/childproc"
 )
@@ -49,45 +50,12 @@ func diskImage(t testing.TB, dir string, size int) *image.Image {
 
 func backend(t testing.TB, f *awsfake.Fake, extra ...string) *aws.Backend {
 	t.Helper()
-	o := hypervisor.Options(f.BackendOptions())
-	for _, kv := range extra {
-		k, v, _ := strings.Cut(kv, "=")
-		o[k] = v
-	}
-	b, err := aws.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return hypervisortest.NewCloudBackend(t, aws.New, f.BackendOptions(), extra...)
 }
 
 func start(t *testing.T, b *aws.Backend, img *image.Image, publish ...int) hypervisor.Machine {
 	t.Helper()
-	spec := hypervisor.Spec{Image: img, Format: aws.Format}
-	for _, p := range publish {
-		spec.Publish = append(spec.Publish, hypervisor.PortForward{HostAddr: "127.0.0.1", GuestPort: p})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	m, err := b.Start(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.ForceOff(context.Background()) })
-	go func() {
-		for range m.Events() {
-		}
-	}()
-	return m
-}
-
-func waitGone(t *testing.T, m hypervisor.Machine, within time.Duration) {
-	t.Helper()
-	select {
-	case <-m.Done():
-	case <-time.After(within):
-		t.Fatalf("machine %s not gone within %s", m.Info().ID, within)
-	}
+	return hypervisortest.Start(t, b, img, aws.Format, publish...)
 }
 
 // resources lists what the fake holds, without the images and snapshots
@@ -227,13 +195,7 @@ func TestTeardownFailureReported(t *testing.T) {
 		t.Fatalf("left: %v, want the stopped instance", left)
 	}
 	f.Fail("TerminateInstances", "")
-	rep, err := b.Sweep(context.Background(), cloud.SweepOptions{Run: cloud.RunID(), OlderThan: time.Nanosecond})
-	if err != nil || rep.Err() != nil {
-		t.Fatalf("sweep: %v %v", err, rep.Err())
-	}
-	if r := f.Resources(); len(r) != 0 {
-		t.Errorf("left after the sweep: %v", r)
-	}
+	hypervisortest.SweepRun(t, b, f.Resources)
 }
 
 func TestMaxInstancesAndLifetime(t *testing.T) {
@@ -251,7 +213,7 @@ func TestMaxInstancesAndLifetime(t *testing.T) {
 		t.Errorf("%d instances", n)
 	}
 	// The lifetime ends the first.
-	waitGone(t, m, 20*time.Second)
+	hypervisortest.WaitGone(t, m, 20*time.Second)
 	if err := m.Err(); err == nil || !strings.Contains(err.Error(), "lifetime") {
 		t.Errorf("Err = %v, want the lifetime named", err)
 	}

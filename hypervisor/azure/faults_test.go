@@ -18,6 +18,7 @@ import (
 	"github.com/kitrun/kitrun/hypervisor/azure"
 	"github.com/kitrun/kitrun/hypervisor/azure/azurefake"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
+	"github.com/kitrun/kitrun/hypervisor/hypervisortest"
 )
 
 // diskImage is an image whose vhd disk is a fake fixed VHD of 9 MiB: 1 MiB
@@ -42,45 +43,17 @@ func diskImage(t testing.TB, dir string) *image.Image {
 
 func backend(t testing.TB, f *azurefake.Fake, extra ...string) *azure.Backend {
 	t.Helper()
-	o := hypervisor.Options(f.BackendOptions())
-	for _, kv := range extra {
-		k, v, _ := strings.Cut(kv, "=")
-		o[k] = v
-	}
-	b, err := azure.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return hypervisortest.NewCloudBackend(t, azure.New, f.BackendOptions(), extra...)
 }
 
 func start(t *testing.T, b *azure.Backend, img *image.Image, publish ...int) (hypervisor.Machine, error) {
 	t.Helper()
-	spec := hypervisor.Spec{Image: img, Format: azure.Format}
-	for _, p := range publish {
-		spec.Publish = append(spec.Publish, hypervisor.PortForward{HostAddr: "127.0.0.1", GuestPort: p})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	m, err := b.Start(ctx, spec)
-	if err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() { m.ForceOff(context.Background()) })
-	go func() {
-		for range m.Events() {
-		}
-	}()
-	return m, nil
+	return hypervisortest.TryStart(t, b, img, azure.Format, publish...)
 }
 
 func waitDone(t *testing.T, m hypervisor.Machine) {
 	t.Helper()
-	select {
-	case <-m.Done():
-	case <-time.After(time.Minute):
-		t.Fatal("the machine did not end within a minute")
-	}
+	hypervisortest.WaitGone(t, m, time.Minute)
 }
 
 // TestControlPlane: a placeholder VM's whole life without QEMU: the
@@ -228,13 +201,7 @@ func TestTeardownFails(t *testing.T) {
 		t.Fatalf("Err = %v", m.Err())
 	}
 	f.Fail("DELETE networkInterfaces", 400, "NicInUse", 0)
-	rep, err := b.Sweep(context.Background(), cloud.SweepOptions{Run: cloud.RunID(), OlderThan: time.Nanosecond})
-	if err != nil || rep.Err() != nil {
-		t.Fatalf("sweep: %v %v", err, rep.Err())
-	}
-	if r := f.Resources(); len(r) != 0 {
-		t.Errorf("left after the sweep: %v", r)
-	}
+	hypervisortest.SweepRun(t, b, f.Resources)
 }
 
 // TestSweepBlobs: an upload blob left by a killed kitrun (in Azurite) is

@@ -1,19 +1,12 @@
 package gcp_test
 
 import (
-	"context"
-	"net"
-	"slices"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/kitrun/kitrun/hypervisor"
-	"github.com/kitrun/kitrun/hypervisor/cloud"
 	"github.com/kitrun/kitrun/hypervisor/gcp"
 	"github.com/kitrun/kitrun/hypervisor/gcp/gcpfake"
 	"github.com/kitrun/kitrun/hypervisor/hypervisortest"
-	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
 // TestBootEndToEnd boots an image through the whole GCP path against the
@@ -28,77 +21,18 @@ func TestBootEndToEnd(t *testing.T) {
 		t.Skip("boots four VMs under QEMU")
 	}
 	f := gcpfake.Start(t, gcpfake.Options{Boot: true})
-	b := backend(t, f)
-	img := hypervisortest.ServiceImage(t, b, gcp.Format)
-
-	v, console := hypervisortest.Boot(t, b, img, vm.Options{Format: gcp.Format,
-		Publish: []hypervisor.PortForward{{HostAddr: "127.0.0.1", GuestPort: 8080}}})
-	if err := v.WaitReady(context.Background(), 4*time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	info := v.Machine.Info()
-	if info.Backend != "gcp" || !strings.HasPrefix(info.ID, "kitrun-") || info.Format != gcp.Format {
-		t.Errorf("info %+v", info)
-	}
-	var got []string
-	for _, m := range v.Timeline() {
-		got = append(got, m.Stage.String())
-		t.Logf("%-22s host %6.2fs", m.Stage, m.Host.Seconds())
-	}
-	hypervisortest.AssertOrder(t, got, []string{hypervisor.EvAPIAccepted, hypervisor.EvRunning, vm.StageFirmware, "init-start", "service-ready hello", "all-ready"})
-	if !strings.Contains(console.String(), "dhcp from") {
-		t.Error("the guest's network did not come from DHCP, as it does on Compute Engine")
-	}
-	addr, err := v.Machine.Endpoint(8080)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if host, _, _ := net.SplitHostPort(addr); host == "127.0.0.1" || !strings.HasPrefix(host, "127.0.0.") {
-		t.Errorf("endpoint %s: want the instance's own (loopback) address", addr)
-	}
-	if g := hypervisortest.Greet(t, addr); !strings.HasPrefix(g, "hello from") {
-		t.Errorf("port 8080 at %s answered %q", addr, g)
-	}
-	if ok, err := b.Alive(context.Background(), info.ID); !ok || err != nil {
-		t.Errorf("Alive = %v, %v", ok, err)
-	}
-	start := time.Now()
-	if err := v.Shutdown(context.Background(), time.Minute); err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	t.Logf("power button to gone (instances.stop, then deleted): %s", time.Since(start).Round(time.Millisecond))
-	if err := v.Machine.Err(); err != nil {
-		t.Errorf("Err after the power button: %v", err)
-	}
-	if !slices.Contains(hypervisortest.Stages(v), "shutdown-done") {
-		t.Errorf("stages %v", hypervisortest.Stages(v))
-	}
-	if r := f.Transient(); len(r) != 0 {
-		t.Errorf("left after the machine: %v", r)
-	}
-	if ok, _ := b.Alive(context.Background(), info.ID); ok {
-		t.Error("Alive after the machine is gone")
-	}
-
-	t.Run("Conformance", func(t *testing.T) {
-		hypervisortest.Run(t, hypervisortest.Config{
-			Backend: b, Open: func() (hypervisor.Backend, error) { return backend(t, f), nil },
-			Arch: img.Arch, Image: img, Format: gcp.Format, RemoteEndpoints: true, BootTimeout: 4 * time.Minute,
-		})
+	hypervisortest.RunCloudEndToEnd(t, hypervisortest.CloudEndToEnd{
+		Backend: backend(t, f), Name: "gcp", Format: gcp.Format,
+		Open:     func() (hypervisor.Backend, error) { return backend(t, f), nil },
+		IDPrefix: "kitrun-", Platform: "Compute Engine", Own: "the instance's own",
+		PowerOff:  "instances.stop, then deleted",
+		Transient: f.Transient, Resources: f.Resources,
+		MadeOnce: func(t *testing.T) {
+			if n := f.Calls("images.insert"); n != 1 {
+				t.Errorf("the image was made %d times for four machines, want once", n)
+			}
+		},
 	})
-	if n := f.Calls("images.insert"); n != 1 {
-		t.Errorf("the image was made %d times for four machines, want once", n)
-	}
-	if r := f.Transient(); len(r) != 0 {
-		t.Errorf("left after the machines: %v", r)
-	}
-	rep, err := b.Sweep(context.Background(), cloud.SweepOptions{Run: cloud.RunID(), OlderThan: time.Nanosecond})
-	if err != nil || rep.Err() != nil {
-		t.Fatalf("sweep: %v %v", err, rep.Err())
-	}
-	if r := f.Resources(); len(r) != 0 {
-		t.Errorf("left after the sweep: %v", r)
-	}
 }
 
 // TestSSHEndToEnd boots an image whose boot needs per-boot files (SSH
@@ -110,7 +44,5 @@ func TestSSHEndToEnd(t *testing.T) {
 		t.Skip("boots a VM under QEMU")
 	}
 	f := gcpfake.Start(t, gcpfake.Options{Boot: true})
-	b := backend(t, f)
-	img := hypervisortest.BuildImage(t, b, "sshguest", hypervisortest.SSHSpec, gcp.Format)
-	hypervisortest.RunSSH(t, b, img, gcp.Format, 4*time.Minute)
+	hypervisortest.RunCloudSSH(t, backend(t, f), gcp.Format)
 }

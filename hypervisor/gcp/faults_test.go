@@ -24,6 +24,7 @@ import (
 	"github.com/kitrun/kitrun/hypervisor/cloud"
 	"github.com/kitrun/kitrun/hypervisor/gcp"
 	"github.com/kitrun/kitrun/hypervisor/gcp/gcpfake"
+	"github.com/kitrun/kitrun/hypervisor/hypervisortest"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
@@ -87,45 +88,12 @@ func TestMain(m *testing.M) {
 
 func backend(t testing.TB, f *gcpfake.Fake, extra ...string) *gcp.Backend {
 	t.Helper()
-	o := hypervisor.Options(f.BackendOptions())
-	for _, kv := range extra {
-		k, v, _ := strings.Cut(kv, "=")
-		o[k] = v
-	}
-	b, err := gcp.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return hypervisortest.NewCloudBackend(t, gcp.New, f.BackendOptions(), extra...)
 }
 
 func start(t *testing.T, b *gcp.Backend, img *image.Image, publish ...int) hypervisor.Machine {
 	t.Helper()
-	spec := hypervisor.Spec{Image: img, Format: gcp.Format}
-	for _, p := range publish {
-		spec.Publish = append(spec.Publish, hypervisor.PortForward{HostAddr: "127.0.0.1", GuestPort: p})
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	m, err := b.Start(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.ForceOff(context.Background()) })
-	go func() {
-		for range m.Events() {
-		}
-	}()
-	return m
-}
-
-func waitGone(t *testing.T, m hypervisor.Machine, within time.Duration) {
-	t.Helper()
-	select {
-	case <-m.Done():
-	case <-time.After(within):
-		t.Fatalf("machine %s not gone within %s", m.Info().ID, within)
-	}
+	return hypervisortest.Start(t, b, img, gcp.Format, publish...)
 }
 
 // TestPlaceholderLifecycle: upload once, two machines on one image (one
@@ -157,7 +125,7 @@ func TestPlaceholderLifecycle(t *testing.T) {
 		if err := m.PowerButton(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		waitGone(t, m, 30*time.Second)
+		hypervisortest.WaitGone(t, m, 30*time.Second)
 		if err := m.Err(); err != nil {
 			t.Errorf("Err after the power button: %v", err)
 		}
@@ -165,13 +133,7 @@ func TestPlaceholderLifecycle(t *testing.T) {
 	if r := f.Transient(); len(r) != 0 {
 		t.Errorf("left: %v", r)
 	}
-	rep, err := b.Sweep(context.Background(), cloud.SweepOptions{Run: cloud.RunID(), OlderThan: time.Nanosecond})
-	if err != nil || rep.Err() != nil {
-		t.Fatalf("sweep: %v %v", err, rep.Err())
-	}
-	if r := f.Resources(); len(r) != 0 {
-		t.Errorf("left after the sweep: %v", r)
-	}
+	hypervisortest.SweepRun(t, b, f.Resources)
 }
 
 func TestMissingCredentials(t *testing.T) {
@@ -264,13 +226,7 @@ func TestTeardownFailureReported(t *testing.T) {
 		t.Fatalf("left: %v, want the firewall rule", left)
 	}
 	f.Fail("firewalls.delete", 0)
-	rep, err := b.Sweep(context.Background(), cloud.SweepOptions{Run: cloud.RunID(), OlderThan: time.Nanosecond})
-	if err != nil || rep.Err() != nil {
-		t.Fatalf("sweep: %v %v", err, rep.Err())
-	}
-	if r := f.Resources(); len(r) != 0 {
-		t.Errorf("left after the sweep: %v", r)
-	}
+	hypervisortest.SweepRun(t, b, f.Resources)
 }
 
 func TestMaxInstancesAndLifetime(t *testing.T) {
@@ -286,7 +242,7 @@ func TestMaxInstancesAndLifetime(t *testing.T) {
 	if exp := f.Labels("instance", m.Info().ID)[gcp.LabelExpires]; exp == "" {
 		t.Error("the instance carries no expiry for sweep")
 	}
-	waitGone(t, m, 20*time.Second)
+	hypervisortest.WaitGone(t, m, 20*time.Second)
 	if err := m.Err(); err == nil || !strings.Contains(err.Error(), "lifetime") {
 		t.Errorf("Err = %v, want the lifetime named", err)
 	}
@@ -366,7 +322,7 @@ func TestSweepByExpiry(t *testing.T) {
 	if strings.Join(kinds, ",") != "instance,firewall,object" {
 		t.Errorf("two hours on, sweep removed %v; want the instance, its rule and the upload", rep.Removed)
 	}
-	waitGone(t, m, 30*time.Second)
+	hypervisortest.WaitGone(t, m, 30*time.Second)
 	if rep := sweep(25 * time.Hour); len(rep.Removed) != 1 || rep.Removed[0].Kind != "image" {
 		t.Errorf("a day on, sweep removed %v; want the image", rep.Removed)
 	}

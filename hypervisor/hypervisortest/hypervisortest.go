@@ -2,7 +2,9 @@
 // boundary: what every backend must do for hypervisor/vm, and everything
 // above it, to work unchanged. The QEMU backend runs it on real VMs and the
 // fake backend in-process; a new backend (Hyper-V, a cloud) runs it against
-// its platform or a faithful emulator of it.
+// its platform or a faithful emulator of it. It also holds the tests every
+// cloud backend runs the same way against its fake (cloud.go): a machine's
+// whole life, the control plane's helpers and the boundary of its SDK.
 package hypervisortest
 
 import (
