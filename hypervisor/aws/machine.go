@@ -18,7 +18,6 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/kitrun/kitrun/boot/disk/awsimport"
-	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
 )
@@ -63,51 +62,19 @@ func (e *QuotaError) Error() string {
 // it runs. Info().Started is the moment of the RunInstances call: every
 // stage is timed from it.
 func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.Machine, error) {
-	img := spec.Image
-	if img == nil {
-		return nil, errors.New("aws: no image to boot")
-	}
-	plat, err := b.Platform(img.Arch)
+	boot, err := cloud.CheckSpec(b, spec, cloud.DiskRules{Format: Format, Carrier: "an AMI",
+		FormatHint: "EC2 boots AMIs: build and boot the aws format (--format aws, or --image-format aws for bench)",
+		SeedSource: initproto.SeedAWS, SeedLimit: maxUserData})
 	if err != nil {
 		return nil, err
 	}
-	res := spec.Resources.WithDefaults()
-	machineName, _, err := plat.Machine(res.Machine)
-	if err != nil {
-		return nil, err
-	}
-	if spec.Format != Format {
-		f := spec.Format
-		if f == "" || f == image.FormatDirect {
-			f = "direct kernel boot"
-		} else {
-			f = "the " + f + " format"
-		}
-		return nil, &hypervisor.UnsupportedError{Backend: Name, What: "boot " + f, Hint: "EC2 boots AMIs: build and boot the aws format (--format aws, or --image-format aws for bench)"}
-	}
-	if spec.ExtraCmdline != "" {
-		return nil, errors.New("aws: an AMI carries its kernel command line; extra kernel arguments need direct kernel boot")
-	}
-	manifestPath, err := img.Disk(Format)
-	if err != nil {
-		return nil, err
-	}
-	d := img.Manifest.Disks[Format]
-	if d.Machine != "" && d.Machine != machineName {
-		return nil, fmt.Errorf("aws: the aws image of %s is wired for machine %s, not %s", img.Manifest.Name, d.Machine, machineName)
-	}
-	if err := cloud.CheckSeed(Name, spec.Seed, d.Cmdline, initproto.SeedAWS, maxUserData); err != nil {
-		return nil, err
-	}
+	img, machineName, manifestPath := spec.Image, boot.Machine, boot.Path
 	manifest, err := awsimport.Read(manifestPath)
 	if err != nil {
 		return nil, fmt.Errorf("aws: %w", err)
 	}
-	for _, p := range spec.Publish {
-		if p.HostPort != 0 && p.HostPort != p.GuestPort {
-			return nil, &hypervisor.UnsupportedError{Backend: Name, What: fmt.Sprintf("map guest port %d to port %d", p.GuestPort, p.HostPort),
-				Hint: "an instance's ports are reached at its own address, on the same port: publish PORT or 0:PORT"}
-		}
+	if err := cloud.CheckPublish(Name, "an instance's", spec.Publish); err != nil {
+		return nil, err
 	}
 	if len(spec.Publish) > 0 && b.cfg.SecurityGroup == "" && b.cfg.IngressCIDR == "" {
 		return nil, errors.New("aws: publishing ports opens them in a security group: say to whom with --backend-opt ingress-cidr=ADDR/BITS (your address, e.g. 203.0.113.7/32), or give security-group=sg-…")

@@ -20,7 +20,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/compute/armcompute/v6"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/network/armnetwork/v6"
 
-	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
@@ -65,49 +64,17 @@ func notFound(err error) bool {
 // finds) the image disk, creates the machine's resources and returns once
 // the VM runs. Info().Started is the moment of the VM's creation call.
 func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.Machine, error) {
-	img := spec.Image
-	if img == nil {
-		return nil, errors.New("azure: no image to boot")
-	}
-	plat, err := b.Platform(img.Arch)
-	if err != nil {
-		return nil, err
-	}
-	res := spec.Resources.WithDefaults()
-	machineName, _, err := plat.Machine(res.Machine)
-	if err != nil {
-		return nil, err
-	}
-	if spec.Format != Format {
-		f := spec.Format
-		if f == "" || f == image.FormatDirect {
-			f = "direct kernel boot"
-		} else {
-			f = "the " + f + " format"
-		}
-		return nil, &hypervisor.UnsupportedError{Backend: Name, What: "boot " + f, Hint: "Azure boots VHDs: build and boot the vhd format (--format vhd, or --image-format vhd for bench)"}
-	}
-	if spec.ExtraCmdline != "" {
-		return nil, errors.New("azure: a VHD carries its kernel command line; extra kernel arguments need direct kernel boot")
-	}
-	path, err := img.Disk(Format)
-	if err != nil {
-		return nil, err
-	}
-	disk := img.Manifest.Disks[Format]
-	if disk.Machine != "" && disk.Machine != machineName {
-		return nil, fmt.Errorf("azure: the vhd image of %s is wired for machine %s, not %s", img.Manifest.Name, disk.Machine, machineName)
-	}
 	// userData travels base64-encoded; kitinit takes initproto.MaxSeed
 	// bytes of it (Azure itself takes 64 KiB).
-	if err := cloud.CheckSeed(Name, spec.Seed, disk.Cmdline, initproto.SeedAzure, initproto.MaxSeed/4*3); err != nil {
+	boot, err := cloud.CheckSpec(b, spec, cloud.DiskRules{Format: Format, Carrier: "a VHD",
+		FormatHint: "Azure boots VHDs: build and boot the vhd format (--format vhd, or --image-format vhd for bench)",
+		SeedSource: initproto.SeedAzure, SeedLimit: initproto.MaxSeed / 4 * 3})
+	if err != nil {
 		return nil, err
 	}
-	for _, p := range spec.Publish {
-		if p.HostPort != 0 && p.HostPort != p.GuestPort {
-			return nil, &hypervisor.UnsupportedError{Backend: Name, What: fmt.Sprintf("map guest port %d to port %d", p.GuestPort, p.HostPort),
-				Hint: "a VM's ports are reached at its own address, on the same port: publish PORT or 0:PORT"}
-		}
+	img, machineName, path, disk := spec.Image, boot.Machine, boot.Path, boot.Disk
+	if err := cloud.CheckPublish(Name, "a VM's", spec.Publish); err != nil {
+		return nil, err
 	}
 	if len(spec.Publish) > 0 && b.cfg.IngressCIDR == "" {
 		return nil, errors.New("azure: publishing ports opens them in a network security group: say to whom with --backend-opt ingress-cidr=ADDR/BITS (your address, e.g. 203.0.113.7/32)")

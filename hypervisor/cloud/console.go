@@ -1,8 +1,10 @@
-// Package cloud is what kitrun's cloud backends (AWS today, GCP and Azure
-// next) share and no SDK: turning a serial console that the platform only
-// shows as snapshots into a stream, the tags every resource carries, the
-// sweep of what a killed run left behind, and uploading an image once per
-// digest. It imports no cloud SDK, so any package may use it.
+// Package cloud is what kitrun's cloud backends (AWS, GCP and Azure)
+// share and no SDK: the options they parse alike, the checks of a spec
+// before any call to the platform, the half of a machine that is the same
+// on every cloud, turning a serial console that the platform only shows as
+// snapshots into a stream, the tags every resource carries, the sweep of
+// what a killed run left behind, and uploading an image once per digest.
+// It imports no cloud SDK, so any package may use it.
 package cloud
 
 import (

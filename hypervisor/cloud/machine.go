@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-multierror"
 
+	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/hypervisor"
 )
@@ -353,6 +354,87 @@ func (u *ImageUsers) Use(image string, d int) int {
 		delete(u.n, image)
 	}
 	return n
+}
+
+// DiskRules are what a cloud boots, for CheckSpec.
+type DiskRules struct {
+	// Format is the one disk format the platform boots; FormatHint says
+	// how to build and boot it, for the refusal of any other.
+	Format, FormatHint string
+	// Carrier is what carries the kernel command line on the platform
+	// ("an AMI"), for the refusal of extra kernel arguments.
+	Carrier string
+	// SeedSource and SeedLimit are CheckSeed's source and limit.
+	SeedSource string
+	SeedLimit  int
+}
+
+// DiskBoot is what CheckSpec found in a spec: the machine type it asks for
+// (the platform's default if none), and the image's disk in the format.
+type DiskBoot struct {
+	Machine string
+	// Path is the disk's file, Disk its entry in the image's manifest.
+	Path string
+	Disk image.Disk
+}
+
+// CheckSpec makes the checks of a spec that every cloud makes before
+// calling its platform: an image, a machine type the platform has, the
+// platform's disk format (clouds boot disks, which carry their kernel
+// command line: no direct kernel boot, no extra kernel arguments), a disk
+// wired for the machine type, and a seed the disk can fetch (CheckSeed).
+func CheckSpec(b hypervisor.Backend, spec hypervisor.Spec, r DiskRules) (DiskBoot, error) {
+	name := b.Name()
+	img := spec.Image
+	if img == nil {
+		return DiskBoot{}, fmt.Errorf("%s: no image to boot", name)
+	}
+	plat, err := b.Platform(img.Arch)
+	if err != nil {
+		return DiskBoot{}, err
+	}
+	res := spec.Resources.WithDefaults()
+	machine, _, err := plat.Machine(res.Machine)
+	if err != nil {
+		return DiskBoot{}, err
+	}
+	if spec.Format != r.Format {
+		f := spec.Format
+		if f == "" || f == image.FormatDirect {
+			f = "direct kernel boot"
+		} else {
+			f = "the " + f + " format"
+		}
+		return DiskBoot{}, &hypervisor.UnsupportedError{Backend: name, What: "boot " + f, Hint: r.FormatHint}
+	}
+	if spec.ExtraCmdline != "" {
+		return DiskBoot{}, fmt.Errorf("%s: %s carries its kernel command line; extra kernel arguments need direct kernel boot", name, r.Carrier)
+	}
+	path, err := img.Disk(r.Format)
+	if err != nil {
+		return DiskBoot{}, err
+	}
+	d := img.Manifest.Disks[r.Format]
+	if d.Machine != "" && d.Machine != machine {
+		return DiskBoot{}, fmt.Errorf("%s: the %s image of %s is wired for machine %s, not %s", name, r.Format, img.Manifest.Name, d.Machine, machine)
+	}
+	if err := CheckSeed(name, spec.Seed, d.Cmdline, r.SeedSource, r.SeedLimit); err != nil {
+		return DiskBoot{}, err
+	}
+	return DiskBoot{Machine: machine, Path: path, Disk: d}, nil
+}
+
+// CheckPublish refuses to map a guest port to another port: a cloud
+// machine's ports are reached at its own address, on the same port.
+// whose names the machine's ports ("an instance's").
+func CheckPublish(backend, whose string, publish []hypervisor.PortForward) error {
+	for _, p := range publish {
+		if p.HostPort != 0 && p.HostPort != p.GuestPort {
+			return &hypervisor.UnsupportedError{Backend: backend, What: fmt.Sprintf("map guest port %d to port %d", p.GuestPort, p.HostPort),
+				Hint: whose + " ports are reached at its own address, on the same port: publish PORT or 0:PORT"}
+		}
+	}
+	return nil
 }
 
 // CheckSeed says whether a machine can get this boot's seed (per-boot

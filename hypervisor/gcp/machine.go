@@ -13,7 +13,6 @@ import (
 
 	compute "google.golang.org/api/compute/v1"
 
-	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/boot/initproto"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
@@ -59,52 +58,20 @@ var capacityCodes = []string{"ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL
 
 // Start implements hypervisor.Backend.
 func (b *Backend) Start(ctx context.Context, spec hypervisor.Spec) (hypervisor.Machine, error) {
-	img := spec.Image
-	if img == nil {
-		return nil, errors.New("gcp: no image to boot")
-	}
-	plat, err := b.Platform(img.Arch)
-	if err != nil {
-		return nil, err
-	}
-	res := spec.Resources.WithDefaults()
-	machineName, _, err := plat.Machine(res.Machine)
-	if err != nil {
-		return nil, err
-	}
-	if spec.Format != Format {
-		f := spec.Format
-		if f == "" || f == image.FormatDirect {
-			f = "direct kernel boot"
-		} else {
-			f = "the " + f + " format"
-		}
-		return nil, &hypervisor.UnsupportedError{Backend: Name, What: "boot " + f, Hint: "Compute Engine boots images: build and boot the gcp format (--format gcp, or --image-format gcp for bench)"}
-	}
-	if spec.ExtraCmdline != "" {
-		return nil, errors.New("gcp: an image carries its kernel command line; extra kernel arguments need direct kernel boot")
-	}
-	path, err := img.Disk(Format)
-	if err != nil {
-		return nil, err
-	}
-	d := img.Manifest.Disks[Format]
-	if d.Machine != "" && d.Machine != machineName {
-		return nil, fmt.Errorf("gcp: the gcp image of %s is wired for machine %s, not %s", img.Manifest.Name, d.Machine, machineName)
-	}
 	// The seed travels base64-encoded (metadata values are text), and
 	// kitinit takes initproto.MaxSeed bytes of it.
-	if err := cloud.CheckSeed(Name, spec.Seed, d.Cmdline, initproto.SeedGCE, initproto.MaxSeed/4*3); err != nil {
+	boot, err := cloud.CheckSpec(b, spec, cloud.DiskRules{Format: Format, Carrier: "an image",
+		FormatHint: "Compute Engine boots images: build and boot the gcp format (--format gcp, or --image-format gcp for bench)",
+		SeedSource: initproto.SeedGCE, SeedLimit: initproto.MaxSeed / 4 * 3})
+	if err != nil {
 		return nil, err
 	}
+	img, machineName, path, d := spec.Image, boot.Machine, boot.Path, boot.Disk
 	if d.SHA256 == "" {
 		return nil, fmt.Errorf("gcp: the image's manifest has no digest of its gcp disk: rebuild it")
 	}
-	for _, p := range spec.Publish {
-		if p.HostPort != 0 && p.HostPort != p.GuestPort {
-			return nil, &hypervisor.UnsupportedError{Backend: Name, What: fmt.Sprintf("map guest port %d to port %d", p.GuestPort, p.HostPort),
-				Hint: "an instance's ports are reached at its own address, on the same port: publish PORT or 0:PORT"}
-		}
+	if err := cloud.CheckPublish(Name, "an instance's", spec.Publish); err != nil {
+		return nil, err
 	}
 	if len(spec.Publish) > 0 && b.cfg.IngressCIDR == "" {
 		return nil, errors.New("gcp: publishing ports opens them in a firewall rule: say to whom with --backend-opt ingress-cidr=ADDR/BITS (your address, e.g. 203.0.113.7/32)")
