@@ -1085,12 +1085,9 @@ func (f *Fake) powerdown(in *instance, grace time.Duration) {
 func (f *Fake) exited(in *instance, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	select {
-	case <-in.exited:
+	if !cloudfake.MarkExited(in.exited) {
 		return
-	default:
 	}
-	close(in.exited)
 	switch {
 	case in.termAsked:
 		in.state = "terminated"
@@ -1109,24 +1106,14 @@ func (f *Fake) exited(in *instance, err error) {
 // boot runs the instance: QEMU with the snapshot's disk, or a placeholder.
 func (f *Fake) boot(in *instance, snap *snapshot, ports []int) {
 	time.Sleep(f.o.PendingFor)
-	if !f.o.Boot {
-		os.WriteFile(in.console, []byte("awsfake: placeholder instance "+in.id+" running (no QEMU)\r\n"), 0o644)
-		f.mu.Lock()
-		if in.state == "pending" {
-			in.state = "running"
-		}
-		f.mu.Unlock()
-		return
-	}
-	err := f.startQEMU(in, snap, ports)
-	f.mu.Lock()
-	if err == nil && in.state == "pending" {
-		in.state = "running"
-	}
-	f.mu.Unlock()
-	if err != nil {
-		f.exited(in, err)
-	}
+	cloudfake.Boot(&f.mu, f.o.Boot, in.console, "awsfake: placeholder instance "+in.id+" running (no QEMU)",
+		func() error { return f.startQEMU(in, snap, ports) },
+		func() {
+			if in.state == "pending" {
+				in.state = "running"
+			}
+		},
+		func(err error) { f.exited(in, err) })
 }
 
 func (f *Fake) startQEMU(in *instance, snap *snapshot, ports []int) error {

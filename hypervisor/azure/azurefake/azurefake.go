@@ -661,12 +661,9 @@ func (f *Fake) powerOff(v *vm, skip bool) {
 func (f *Fake) exited(v *vm, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	select {
-	case <-v.exited:
+	if !cloudfake.MarkExited(v.exited) {
 		return
-	default:
 	}
-	close(v.exited)
 	v.state = "stopped"
 	if err != nil {
 		f.o.Log("azurefake: %s: QEMU: %v", v.name, err)
@@ -675,24 +672,14 @@ func (f *Fake) exited(v *vm, err error) {
 
 func (f *Fake) boot(v *vm, disk string, ports []int) {
 	time.Sleep(300 * time.Millisecond)
-	if !f.o.Boot {
-		os.WriteFile(v.console, []byte("azurefake: placeholder VM "+v.name+" running (no QEMU)\r\n"), 0o644)
-		f.mu.Lock()
-		if v.state == "starting" {
-			v.state = "running"
-		}
-		f.mu.Unlock()
-		return
-	}
-	err := f.startQEMU(v, disk, ports)
-	f.mu.Lock()
-	if err == nil && v.state == "starting" {
-		v.state = "running"
-	}
-	f.mu.Unlock()
-	if err != nil {
-		f.exited(v, err)
-	}
+	cloudfake.Boot(&f.mu, f.o.Boot, v.console, "azurefake: placeholder VM "+v.name+" running (no QEMU)",
+		func() error { return f.startQEMU(v, disk, ports) },
+		func() {
+			if v.state == "starting" {
+				v.state = "running"
+			}
+		},
+		func(err error) { f.exited(v, err) })
 }
 
 func (f *Fake) startQEMU(v *vm, disk string, ports []int) error {

@@ -2,7 +2,9 @@
 // azurefake, hypervfake) share: the QEMU machine that stands in for a
 // cloud's VM — q35 with OVMF under TCG, the serial console in a file or
 // socket, user networking with the machine's published ports forwarded
-// from its fake address — and the QMP calls that press its power button.
+// from its fake address —, the QMP calls that press its power button, and
+// the bring-up of a machine the platform accepted (QEMU, or a placeholder
+// without it) with its end recorded once.
 // It is test code: only the fakes and tests import it.
 package cloudfake
 

@@ -711,20 +711,14 @@ func (f *Fake) boot(in *instance, addr string) {
 	}
 	in.Status = "STAGING"
 	f.mu.Unlock()
-	var err error
-	if f.o.Boot {
-		err = f.startQEMU(in, addr)
-	} else {
-		os.WriteFile(in.console, []byte("gcpfake: placeholder instance "+in.Name+" running (no QEMU)\r\n"), 0o644)
-	}
-	f.mu.Lock()
-	if err == nil && in.Status == "STAGING" {
-		in.Status = "RUNNING"
-	}
-	f.mu.Unlock()
-	if err != nil {
-		f.exited(in, err)
-	}
+	cloudfake.Boot(&f.mu, f.o.Boot, in.console, "gcpfake: placeholder instance "+in.Name+" running (no QEMU)",
+		func() error { return f.startQEMU(in, addr) },
+		func() {
+			if in.Status == "STAGING" {
+				in.Status = "RUNNING"
+			}
+		},
+		func(err error) { f.exited(in, err) })
 }
 
 func (f *Fake) startQEMU(in *instance, addr string) error {
@@ -749,12 +743,9 @@ func (f *Fake) startQEMU(in *instance, addr string) error {
 func (f *Fake) exited(in *instance, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	select {
-	case <-in.exited:
+	if !cloudfake.MarkExited(in.exited) {
 		return
-	default:
 	}
-	close(in.exited)
 	in.Status = "TERMINATED"
 	if err != nil {
 		in.StatusMessage = err.Error()
