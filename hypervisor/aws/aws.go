@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -120,12 +119,8 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 		MaxBackoff: 20 * time.Second, MaxAttempts: 8, ImportTimeout: 30 * time.Minute,
 		EmulatedNIC: o[OptEmulatedNIC], KeepImage: true,
 	}
-	switch o[OptKeepImage] {
-	case "", "true":
-	case "false":
-		c.KeepImage = false
-	default:
-		return Config{}, fmt.Errorf("aws: keep-image=%q; valid: true, false", o[OptKeepImage])
+	if err := cloud.ParseBools(Name, o, cloud.BoolOption{Key: OptKeepImage, Dst: &c.KeepImage}); err != nil {
+		return Config{}, err
 	}
 	if e := o[OptEndpoint]; e != "" {
 		if c.EC2Endpoint == "" {
@@ -135,13 +130,8 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 			c.S3Endpoint = e
 		}
 	}
-	for _, e := range []string{c.EC2Endpoint, c.S3Endpoint} {
-		if e == "" {
-			continue
-		}
-		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return Config{}, fmt.Errorf("aws: endpoint %q is not an http(s) URL", e)
-		}
+	if err := cloud.CheckEndpoints(Name, c.EC2Endpoint, c.S3Endpoint); err != nil {
+		return Config{}, err
 	}
 	switch c.Address {
 	case "", "public", "private":
@@ -182,8 +172,7 @@ type Backend struct {
 var _ hypervisor.Backend = (*Backend)(nil)
 
 func init() {
-	hypervisor.Register(Name, func(o hypervisor.Options) (hypervisor.Backend, error) { return New(o) })
-	cloud.RegisterSweeper(Name, func(o hypervisor.Options) (cloud.Sweeper, error) { return New(o) })
+	cloud.Register(Name, New)
 }
 
 // New makes the backend from its options.

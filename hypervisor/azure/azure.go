@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -128,27 +127,13 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 	if c.Container == "" {
 		c.Container = "kitrun"
 	}
-	for _, b := range []struct {
-		key string
-		v   *bool
-	}{{OptKeepImage, &c.KeepImage}, {OptFakeCredential, &c.FakeCredential}} {
-		switch o[b.key] {
-		case "":
-		case "true":
-			*b.v = true
-		case "false":
-			*b.v = false
-		default:
-			return Config{}, fmt.Errorf("azure: %s=%q; valid: true, false", b.key, o[b.key])
-		}
+	if err := cloud.ParseBools(Name, o,
+		cloud.BoolOption{Key: OptKeepImage, Dst: &c.KeepImage},
+		cloud.BoolOption{Key: OptFakeCredential, Dst: &c.FakeCredential}); err != nil {
+		return Config{}, err
 	}
-	for _, e := range []string{c.ARMEndpoint, c.BlobEndpoint} {
-		if e == "" {
-			continue
-		}
-		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return Config{}, fmt.Errorf("azure: endpoint %q is not an http(s) URL", e)
-		}
+	if err := cloud.CheckEndpoints(Name, c.ARMEndpoint, c.BlobEndpoint); err != nil {
+		return Config{}, err
 	}
 	if c.FakeCredential && (c.ARMEndpoint == "" || c.BlobEndpoint == "") {
 		return Config{}, errors.New("azure: fake-credential=true is for local fakes only: it needs both arm-endpoint and blob-endpoint overridden")
@@ -186,8 +171,7 @@ type Backend struct {
 var _ hypervisor.Backend = (*Backend)(nil)
 
 func init() {
-	hypervisor.Register(Name, func(o hypervisor.Options) (hypervisor.Backend, error) { return New(o) })
-	cloud.RegisterSweeper(Name, func(o hypervisor.Options) (cloud.Sweeper, error) { return New(o) })
+	cloud.Register(Name, New)
 }
 
 // New makes the backend from its options.

@@ -2,9 +2,12 @@ package cloud
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kitrun/kitrun/hypervisor"
 )
 
 // DurationOption is a backend option holding a duration, and where its
@@ -48,4 +51,53 @@ func ParseOptions(backend string, o map[string]string, durations []DurationOptio
 		return fmt.Errorf("%s: ingress-cidr=%q is not a CIDR (e.g. 203.0.113.7/32)", backend, ingressCIDR)
 	}
 	return nil
+}
+
+// BoolOption is a backend option holding true or false, and where its
+// value goes (which holds the default until then).
+type BoolOption struct {
+	Key string
+	Dst *bool
+}
+
+// ParseBools sets each bool from its option in o, when given. Errors
+// start with backend.
+func ParseBools(backend string, o map[string]string, bools ...BoolOption) error {
+	for _, b := range bools {
+		switch o[b.Key] {
+		case "":
+		case "true":
+			*b.Dst = true
+		case "false":
+			*b.Dst = false
+		default:
+			return fmt.Errorf("%s: %s=%q; valid: true, false", backend, b.Key, o[b.Key])
+		}
+	}
+	return nil
+}
+
+// CheckEndpoints says whether each endpoint given (an override of the
+// platform's API, for a fake or a private endpoint) is an http(s) URL.
+func CheckEndpoints(backend string, endpoints ...string) error {
+	for _, e := range endpoints {
+		if e == "" {
+			continue
+		}
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%s: endpoint %q is not an http(s) URL", backend, e)
+		}
+	}
+	return nil
+}
+
+// Register makes a cloud backend available by its name, to boot
+// (hypervisor.Register) and to sweep (RegisterSweeper); cloud backends
+// call it from init with their New.
+func Register[B interface {
+	hypervisor.Backend
+	Sweeper
+}](name string, newBackend func(hypervisor.Options) (B, error)) {
+	hypervisor.Register(name, func(o hypervisor.Options) (hypervisor.Backend, error) { return newBackend(o) })
+	RegisterSweeper(name, func(o hypervisor.Options) (Sweeper, error) { return newBackend(o) })
 }

@@ -102,18 +102,6 @@ type Config struct {
 	KeepImage bool
 }
 
-func boolOpt(o hypervisor.Options, key string, def bool) (bool, error) {
-	switch o[key] {
-	case "":
-		return def, nil
-	case "true":
-		return true, nil
-	case "false":
-		return false, nil
-	}
-	return false, fmt.Errorf("gcp: %s=%q; valid: true, false", key, o[key])
-}
-
 // ParseConfig reads the backend's options.
 func ParseConfig(o hypervisor.Options) (Config, error) {
 	if err := o.Check(Name, optionKeys...); err != nil {
@@ -124,25 +112,18 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 		Endpoint: o[OptEndpoint], StorageEndpoint: o[OptStorageEndpoint], Network: o[OptNetwork],
 		IngressCIDR: o[OptIngressCIDR], Address: o[OptAddress],
 		MaxInstances: 4, Lifetime: time.Hour, ImageTTL: 24 * time.Hour, Poll: time.Second,
-		MaxBackoff: 20 * time.Second, MaxAttempts: 8,
+		MaxBackoff: 20 * time.Second, MaxAttempts: 8, KeepImage: true,
 	}
-	var err error
-	if c.KeepImage, err = boolOpt(o, OptKeepImage, true); err != nil {
-		return Config{}, err
-	}
-	if c.GVNIC, err = boolOpt(o, OptGVNIC, false); err != nil {
+	if err := cloud.ParseBools(Name, o,
+		cloud.BoolOption{Key: OptKeepImage, Dst: &c.KeepImage},
+		cloud.BoolOption{Key: OptGVNIC, Dst: &c.GVNIC}); err != nil {
 		return Config{}, err
 	}
 	if c.Network == "" {
 		c.Network = "default"
 	}
-	for _, e := range []string{c.Endpoint, c.StorageEndpoint} {
-		if e == "" {
-			continue
-		}
-		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return Config{}, fmt.Errorf("gcp: endpoint %q is not an http(s) URL", e)
-		}
+	if err := cloud.CheckEndpoints(Name, c.Endpoint, c.StorageEndpoint); err != nil {
+		return Config{}, err
 	}
 	switch c.Address {
 	case "", "external", "internal":
@@ -175,8 +156,7 @@ type Backend struct {
 var _ hypervisor.Backend = (*Backend)(nil)
 
 func init() {
-	hypervisor.Register(Name, func(o hypervisor.Options) (hypervisor.Backend, error) { return New(o) })
-	cloud.RegisterSweeper(Name, func(o hypervisor.Options) (cloud.Sweeper, error) { return New(o) })
+	cloud.Register(Name, New)
 }
 
 // New makes the backend from its options.
