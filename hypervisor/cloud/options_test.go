@@ -19,8 +19,12 @@ func TestParseOptions(t *testing.T) {
 		t.Errorf("lifetime %s, max-instances %d, keep-image %v", life, n, keep)
 	}
 	for _, bad := range []func() error{
-		func() error { return ParseOptions("x", map[string]string{"poll": "0s"}, []DurationOption{{Key: "poll", Dst: &life}}, nil, "") },
-		func() error { return ParseOptions("x", map[string]string{"n": "0"}, nil, []CountOption{{Key: "n", Dst: &n}}, "") },
+		func() error {
+			return ParseOptions("x", map[string]string{"poll": "0s"}, []DurationOption{{Key: "poll", Dst: &life}}, nil, "")
+		},
+		func() error {
+			return ParseOptions("x", map[string]string{"n": "0"}, nil, []CountOption{{Key: "n", Dst: &n}}, "")
+		},
 		func() error { return ParseOptions("x", nil, nil, nil, "10.0.0.1") },
 		func() error { return ParseBools("x", map[string]string{"b": "yes"}, BoolOption{Key: "b", Dst: &keep}) },
 		func() error { return CheckEndpoints("x", "", "ftp://h/") },
