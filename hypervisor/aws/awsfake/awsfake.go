@@ -87,7 +87,6 @@ type Fake struct {
 	groups    map[string]*group
 	instances map[string]*instance
 	tokens    map[string]string // client token → instance
-	nextAddr  int
 	closed    bool
 }
 
@@ -904,10 +903,9 @@ func (f *Fake) runInstances(q query) (string, *apiError) {
 			return "", errf(400, "InvalidParameterValue", "User data is limited to 16384 bytes")
 		}
 	}
-	f.nextAddr++
 	in := &instance{userData: userData,
 		id: newID("i-"), image: im.id, itype: it, token: q.get("ClientToken"), groups: groups,
-		addr:     fmt.Sprintf("127.0.0.%d", 1+f.nextAddr%250),
+		addr:     cloudfake.PublicAddr(),
 		launched: time.Now(), state: "pending",
 		terminateOnShutdown: q.get("InstanceInitiatedShutdownBehavior") == "terminate",
 		exited:              make(chan struct{}),

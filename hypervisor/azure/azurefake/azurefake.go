@@ -74,7 +74,6 @@ type Fake struct {
 	calls     map[string]int
 	throttle  map[string]int
 	fail      map[string]failure
-	nextAddr  int
 	createdAt map[string]int
 	ops       map[string]int // long-running operation → polls so far
 }
@@ -106,7 +105,7 @@ func Start(t testing.TB, o Options) *Fake {
 	}
 	f := &Fake{o: o, dir: t.TempDir(), res: map[string]map[string]any{},
 		files: map[string]string{}, vms: map[string]*vm{}, calls: map[string]int{}, throttle: map[string]int{},
-		fail: map[string]failure{}, nextAddr: 1, createdAt: map[string]int{}, ops: map[string]int{}}
+		fail: map[string]failure{}, createdAt: map[string]int{}, ops: map[string]int{}}
 	f.blob = startAzurite(t, f)
 	f.arm = httptest.NewServer(http.HandlerFunc(f.serveARM))
 	f.ARMURL, f.BlobURL = f.arm.URL, f.blob.url
@@ -517,8 +516,7 @@ func (f *Fake) put(typ, id, name string, body map[string]any) (int, map[string]a
 		p["diskState"] = "Unattached"
 	case "publicIPAddresses":
 		body["type"] = "Microsoft.Network/publicIPAddresses"
-		f.nextAddr++
-		p["ipAddress"] = fmt.Sprintf("127.0.0.%d", f.nextAddr%250+2)
+		p["ipAddress"] = cloudfake.PublicAddr()
 	case "networkSecurityGroups":
 		body["type"] = "Microsoft.Network/networkSecurityGroups"
 	case "networkInterfaces":

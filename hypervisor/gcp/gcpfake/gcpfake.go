@@ -667,7 +667,7 @@ func (f *Fake) insertInstance(ci *compute.Instance, reqID string) (any, *apiErro
 	ci.Status = "PROVISIONING"
 	ci.Id = uint64(time.Now().UnixNano())
 	ci.CreationTimestamp = time.Now().Format(time.RFC3339Nano)
-	addr := fmt.Sprintf("127.0.0.%d", 2+f.nextAddr%250)
+	addr := cloudfake.PublicAddr()
 	for _, ni := range ci.NetworkInterfaces {
 		ni.NetworkIP = fmt.Sprintf("10.128.0.%d", 2+f.nextAddr%250)
 		for _, ac := range ni.AccessConfigs {
