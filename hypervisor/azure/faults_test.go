@@ -18,6 +18,7 @@ import (
 	"github.com/kitrun/kitrun/hypervisor/azure"
 	"github.com/kitrun/kitrun/hypervisor/azure/azurefake"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
+	"github.com/kitrun/kitrun/hypervisor/cloud/cloudfake"
 	"github.com/kitrun/kitrun/hypervisor/hypervisortest"
 )
 
@@ -71,7 +72,7 @@ func TestControlPlane(t *testing.T) {
 		t.Errorf("uploaded %d blobs in %d Put Page calls; want 1 in 3 (the zero ranges skipped; the footer is one)", blobs, pages)
 	}
 	ep, err := m.Endpoint(8080)
-	if err != nil || !strings.HasPrefix(ep, "127.0.0.") {
+	if err != nil || !cloudfake.IsPublicAddr(ep) {
 		t.Errorf("endpoint %q, %v", ep, err)
 	}
 	if err := m.PowerButton(context.Background()); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
+	"github.com/kitrun/kitrun/hypervisor/cloud/cloudfake"
 	"github.com/kitrun/kitrun/hypervisor/gcp"
 	"github.com/kitrun/kitrun/hypervisor/gcp/gcpfake"
 	"github.com/kitrun/kitrun/hypervisor/hypervisortest"
@@ -115,7 +116,7 @@ func TestPlaceholderLifecycle(t *testing.T) {
 	if l[gcp.LabelRun] == "" || l[gcp.LabelExpires] == "" {
 		t.Errorf("instance labels %v", l)
 	}
-	if ep, err := m1.Endpoint(8080); err != nil || !strings.HasPrefix(ep, "127.0.0.") {
+	if ep, err := m1.Endpoint(8080); err != nil || !cloudfake.IsPublicAddr(ep) {
 		t.Errorf("Endpoint = %q, %v", ep, err)
 	}
 	if r := strings.Join(f.Resources(), " "); !strings.Contains(r, "firewall "+m1.Info().ID) {

@@ -7,7 +7,6 @@ package hypervisortest
 
 import (
 	"context"
-	"net"
 	"os/exec"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/kitrun/kitrun/boot/image"
 	"github.com/kitrun/kitrun/hypervisor"
 	"github.com/kitrun/kitrun/hypervisor/cloud"
+	"github.com/kitrun/kitrun/hypervisor/cloud/cloudfake"
 	"github.com/kitrun/kitrun/hypervisor/vm"
 )
 
@@ -167,7 +167,7 @@ func RunCloudEndToEnd(t *testing.T, c CloudEndToEnd) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if host, _, _ := net.SplitHostPort(addr); host == "127.0.0.1" || !strings.HasPrefix(host, "127.0.0.") {
+	if !cloudfake.IsPublicAddr(addr) {
 		t.Errorf("endpoint %s: want %s (loopback) address", addr, c.Own)
 	}
 	if g := Greet(t, addr); !strings.HasPrefix(g, "hello from") {

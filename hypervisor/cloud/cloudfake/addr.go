@@ -3,6 +3,8 @@ package cloudfake
 import (
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/netip"
 )
 
 // PublicAddr returns a fresh address for a machine's public IP: a random
@@ -20,4 +22,18 @@ func PublicAddr() string {
 		d = 1 + rand.Uint32N(254) // not ending in .0 or .255, which look like network or broadcast addresses
 	}
 	return fmt.Sprintf("127.%d.%d.%d", b, c, d)
+}
+
+// publicPool is where PublicAddr takes addresses from.
+var publicPool = netip.MustParsePrefix("127.64.0.0/10")
+
+// IsPublicAddr says whether endpoint (HOST:PORT) is at an address
+// PublicAddr hands out: a machine's own, not 127.0.0.1.
+func IsPublicAddr(endpoint string) bool {
+	host, _, err := net.SplitHostPort(endpoint)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && publicPool.Contains(ip)
 }
