@@ -25,8 +25,9 @@ func TestParseRelease(t *testing.T) {
 	}
 }
 
-// TestSnapshotRelease: riscv64 machines get snapshots only from the
-// first QEMU that saves their timers; other arches from any release.
+// TestSnapshotRelease: riscv64 and ppc64le machines get snapshots only
+// from the first QEMU that saves their timers; other arches from any
+// release.
 func TestSnapshotRelease(t *testing.T) {
 	for _, c := range []struct {
 		arch, version string
@@ -36,6 +37,9 @@ func TestSnapshotRelease(t *testing.T) {
 		{"riscv64", "10.1.3", true},
 		{"riscv64", "10.2.0", false},
 		{"riscv64", "11.0.0", false},
+		{"ppc64le", "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)", true},
+		{"ppc64le", "8.2.0", false},
+		{"s390x", "7.2.22", false},
 		{"x86_64", "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)", false},
 		{"aarch64", "7.2.22", false},
 	} {
@@ -52,7 +56,7 @@ func TestSnapshotRelease(t *testing.T) {
 		if got := errors.As(err, &ue); got != c.unsupported {
 			t.Errorf("%s with QEMU %s: unsupported %v (%v), want %v", c.arch, c.version, got, err, c.unsupported)
 		}
-		if c.unsupported && !strings.Contains(err.Error(), "riscv64 virt machine with QEMU") {
+		if c.unsupported && !strings.Contains(err.Error(), c.arch+" "+name+" machine with QEMU") {
 			t.Errorf("%s with QEMU %s: error does not name the machine: %v", c.arch, c.version, err)
 		}
 	}
