@@ -49,17 +49,17 @@ const (
 	OptS3Endpoint    = "s3-endpoint"
 	OptSubnet        = "subnet"
 	OptSecurityGroup = "security-group"
-	OptIngressCIDR   = "ingress-cidr"
+	OptIngressCIDR   = cloud.OptIngressCIDR
 	OptAddress       = "address"
-	OptMaxInstances  = "max-instances"
-	OptLifetime      = "lifetime"
-	OptImageTTL      = "image-ttl"
-	OptPoll          = "poll"
+	OptMaxInstances  = cloud.OptMaxInstances
+	OptLifetime      = cloud.OptLifetime
+	OptImageTTL      = cloud.OptImageTTL
+	OptPoll          = cloud.OptPoll
 	OptMaxBackoff    = "max-backoff"
 	OptMaxAttempts   = "max-attempts"
 	OptImportTimeout = "import-timeout"
 	OptEmulatedNIC   = "emulated-nic"
-	OptKeepImage     = "keep-image"
+	OptKeepImage     = cloud.OptKeepImage
 )
 
 var optionKeys = []string{OptRegion, OptInstanceType, OptBucket, OptEndpoint, OptEC2Endpoint, OptS3Endpoint,
@@ -77,29 +77,15 @@ type Config struct {
 	// SecurityGroup is used as it is; otherwise a machine that publishes
 	// ports gets a group of its own opening them to IngressCIDR.
 	SecurityGroup string
-	IngressCIDR   string
 	// Address is "public" (default; the private one when there is none)
 	// or "private": where Endpoint points.
 	Address string
-	// MaxInstances: Start refuses to run more than this many kitrun
-	// instances (of any run) in the region at once.
-	MaxInstances int
-	// Lifetime: an instance is terminated this long after its start, by
-	// this process if it still runs, else by the next sweep (its
-	// kitrun:expires tag).
-	Lifetime time.Duration
-	// ImageTTL: how long an uploaded image is kept for reuse (its
-	// kitrun:expires tag, renewed by every reuse).
-	ImageTTL      time.Duration
-	Poll          time.Duration
+	// Common: ingress-cidr, max-instances, lifetime (the kitrun:expires
+	// tag), image-ttl, poll and keep-image (the AMI and its snapshot).
+	cloud.Common
 	MaxBackoff    time.Duration
 	MaxAttempts   int
 	ImportTimeout time.Duration
-	// KeepImage (default): the AMI and its snapshot stay for reuse until
-	// ImageTTL, then sweep deletes them. false: they are deleted when the
-	// last machine of this process that uses them ends (another process
-	// starting from the same AMI at that moment may fail).
-	KeepImage bool
 	// EmulatedNIC "virtio": the instances' NIC is virtio-net behind QEMU
 	// user networking, as under the fake EC2 of the tests — not ENA. The
 	// platform then also loads virtio's modules.
@@ -111,16 +97,16 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 	if err := o.Check(Name, optionKeys...); err != nil {
 		return Config{}, err
 	}
+	common, err := cloud.ParseCommon(Name, o)
+	if err != nil {
+		return Config{}, err
+	}
 	c := Config{
 		Region: o[OptRegion], InstanceType: o[OptInstanceType], Bucket: o[OptBucket],
 		EC2Endpoint: o[OptEC2Endpoint], S3Endpoint: o[OptS3Endpoint], Subnet: o[OptSubnet],
-		SecurityGroup: o[OptSecurityGroup], IngressCIDR: o[OptIngressCIDR], Address: o[OptAddress],
-		MaxInstances: 4, Lifetime: time.Hour, ImageTTL: 24 * time.Hour, Poll: time.Second,
+		SecurityGroup: o[OptSecurityGroup], Address: o[OptAddress], Common: common,
 		MaxBackoff: 20 * time.Second, MaxAttempts: 8, ImportTimeout: 30 * time.Minute,
-		EmulatedNIC: o[OptEmulatedNIC], KeepImage: true,
-	}
-	if err := cloud.ParseBools(Name, o, cloud.BoolOption{Key: OptKeepImage, Dst: &c.KeepImage}); err != nil {
-		return Config{}, err
+		EmulatedNIC: o[OptEmulatedNIC],
 	}
 	if e := o[OptEndpoint]; e != "" {
 		if c.EC2Endpoint == "" {
@@ -144,18 +130,8 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 		return Config{}, fmt.Errorf("aws: emulated-nic=%q; valid: virtio (for the fake EC2 that boots instances with QEMU)", c.EmulatedNIC)
 	}
 	if err := cloud.ParseOptions(Name, o,
-		[]cloud.DurationOption{
-			{Key: OptLifetime, Dst: &c.Lifetime},
-			{Key: OptImageTTL, Dst: &c.ImageTTL},
-			{Key: OptPoll, Dst: &c.Poll},
-			{Key: OptMaxBackoff, Dst: &c.MaxBackoff},
-			{Key: OptImportTimeout, Dst: &c.ImportTimeout},
-		},
-		[]cloud.CountOption{
-			{Key: OptMaxInstances, Dst: &c.MaxInstances},
-			{Key: OptMaxAttempts, Dst: &c.MaxAttempts},
-		},
-		c.IngressCIDR); err != nil {
+		[]cloud.DurationOption{{Key: OptMaxBackoff, Dst: &c.MaxBackoff}, {Key: OptImportTimeout, Dst: &c.ImportTimeout}},
+		[]cloud.CountOption{{Key: OptMaxAttempts, Dst: &c.MaxAttempts}}); err != nil {
 		return Config{}, err
 	}
 	return c, nil

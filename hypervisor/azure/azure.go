@@ -58,17 +58,17 @@ const (
 	OptStorageAccount = "storage-account"
 	OptContainer      = "container"
 	OptSubnet         = "subnet"
-	OptIngressCIDR    = "ingress-cidr"
+	OptIngressCIDR    = cloud.OptIngressCIDR
 	OptARMEndpoint    = "arm-endpoint"
 	OptBlobEndpoint   = "blob-endpoint"
 	OptBlobCA         = "blob-ca"
 	OptFakeCredential = "fake-credential"
-	OptMaxInstances   = "max-instances"
-	OptLifetime       = "lifetime"
-	OptImageTTL       = "image-ttl"
-	OptPoll           = "poll"
+	OptMaxInstances   = cloud.OptMaxInstances
+	OptLifetime       = cloud.OptLifetime
+	OptImageTTL       = cloud.OptImageTTL
+	OptPoll           = cloud.OptPoll
 	OptMaxRetries     = "max-retries"
-	OptKeepImage      = "keep-image"
+	OptKeepImage      = cloud.OptKeepImage
 	OptHardware       = "hardware"
 )
 
@@ -84,8 +84,7 @@ type Config struct {
 	// blob, deleted once the managed disk is imported).
 	StorageAccount, Container string
 	// Subnet is the resource ID of the subnet NICs are put in.
-	Subnet      string
-	IngressCIDR string
+	Subnet string
 	// ARMEndpoint and BlobEndpoint override Azure Resource Manager's URL
 	// and the storage account's blob URL.
 	ARMEndpoint, BlobEndpoint string
@@ -98,12 +97,10 @@ type Config struct {
 	// accepts) instead of DefaultAzureCredential: only with both
 	// endpoints overridden (the tests' fakes).
 	FakeCredential bool
-	MaxInstances   int
-	Lifetime       time.Duration
-	ImageTTL       time.Duration
-	Poll           time.Duration
-	MaxRetries     int
-	KeepImage      bool
+	// Common: ingress-cidr (the network security group's source range),
+	// max-instances, lifetime, image-ttl, poll and keep-image.
+	cloud.Common
+	MaxRetries int
 	// Hardware "qemu": the VMs are QEMU's q35 (virtio NIC, ACPI button),
 	// not Hyper-V's, as under the fake ARM of the tests.
 	Hardware string
@@ -114,12 +111,15 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 	if err := o.Check(Name, optionKeys...); err != nil {
 		return Config{}, err
 	}
+	common, err := cloud.ParseCommon(Name, o)
+	if err != nil {
+		return Config{}, err
+	}
 	c := Config{
 		Subscription: o[OptSubscription], ResourceGroup: o[OptResourceGroup], Location: o[OptLocation],
 		VMSize: o[OptVMSize], StorageAccount: o[OptStorageAccount], Container: o[OptContainer],
-		Subnet: o[OptSubnet], IngressCIDR: o[OptIngressCIDR], ARMEndpoint: o[OptARMEndpoint],
-		BlobEndpoint: o[OptBlobEndpoint], BlobCA: o[OptBlobCA], MaxInstances: 4, Lifetime: time.Hour, ImageTTL: 24 * time.Hour,
-		Poll: time.Second, MaxRetries: 6, KeepImage: true, Hardware: o[OptHardware],
+		Subnet: o[OptSubnet], ARMEndpoint: o[OptARMEndpoint], BlobEndpoint: o[OptBlobEndpoint],
+		BlobCA: o[OptBlobCA], Common: common, MaxRetries: 6, Hardware: o[OptHardware],
 	}
 	if c.VMSize == "" {
 		c.VMSize = "Standard_B1s"
@@ -127,9 +127,7 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 	if c.Container == "" {
 		c.Container = "kitrun"
 	}
-	if err := cloud.ParseBools(Name, o,
-		cloud.BoolOption{Key: OptKeepImage, Dst: &c.KeepImage},
-		cloud.BoolOption{Key: OptFakeCredential, Dst: &c.FakeCredential}); err != nil {
+	if err := cloud.ParseBools(Name, o, cloud.BoolOption{Key: OptFakeCredential, Dst: &c.FakeCredential}); err != nil {
 		return Config{}, err
 	}
 	if err := cloud.CheckEndpoints(Name, c.ARMEndpoint, c.BlobEndpoint); err != nil {
@@ -146,17 +144,7 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 	default:
 		return Config{}, fmt.Errorf("azure: hardware=%q; valid: qemu (for the fake ARM that boots VMs with QEMU)", c.Hardware)
 	}
-	if err := cloud.ParseOptions(Name, o,
-		[]cloud.DurationOption{
-			{Key: OptLifetime, Dst: &c.Lifetime},
-			{Key: OptImageTTL, Dst: &c.ImageTTL},
-			{Key: OptPoll, Dst: &c.Poll},
-		},
-		[]cloud.CountOption{
-			{Key: OptMaxInstances, Dst: &c.MaxInstances},
-			{Key: OptMaxRetries, Dst: &c.MaxRetries},
-		},
-		c.IngressCIDR); err != nil {
+	if err := cloud.ParseOptions(Name, o, nil, []cloud.CountOption{{Key: OptMaxRetries, Dst: &c.MaxRetries}}); err != nil {
 		return Config{}, err
 	}
 	return c, nil

@@ -10,6 +10,62 @@ import (
 	"github.com/kitrun/kitrun/hypervisor"
 )
 
+// Option keys every cloud backend takes, with one meaning and one default
+// (Common).
+const (
+	OptIngressCIDR  = "ingress-cidr"
+	OptMaxInstances = "max-instances"
+	OptLifetime     = "lifetime"
+	OptImageTTL     = "image-ttl"
+	OptPoll         = "poll"
+	OptKeepImage    = "keep-image"
+)
+
+// Common is the settings every cloud backend takes alike, embedded in each
+// backend's Config; ParseCommon reads them.
+type Common struct {
+	// IngressCIDR: who may reach published ports (the security group's,
+	// firewall rule's or network security group's source range).
+	IngressCIDR string
+	// MaxInstances: Start refuses to run more than this many kitrun
+	// machines (of any run) in the region, zone or resource group at once.
+	MaxInstances int
+	// Lifetime: a machine is deleted this long after its start, by this
+	// process if it still runs, else by the next sweep (its expiry tag or
+	// label; on Compute Engine also the instance's maxRunDuration).
+	Lifetime time.Duration
+	// ImageTTL: how long an uploaded image is kept for reuse (its expiry
+	// tag, renewed by every reuse).
+	ImageTTL time.Duration
+	// Poll is the interval between polls of the platform's API.
+	Poll time.Duration
+	// KeepImage (default): images stay for reuse until ImageTTL, then
+	// sweep deletes them. false: they are deleted when the last machine of
+	// this process that uses them ends (another process starting from the
+	// same image at that moment may fail).
+	KeepImage bool
+}
+
+// ParseCommon reads the Common settings from o: each option given, else
+// its default. Errors start with backend ("aws: ").
+func ParseCommon(backend string, o map[string]string) (Common, error) {
+	c := Common{IngressCIDR: o[OptIngressCIDR], MaxInstances: 4, Lifetime: time.Hour,
+		ImageTTL: 24 * time.Hour, Poll: time.Second, KeepImage: true}
+	if c.IngressCIDR != "" && !strings.Contains(c.IngressCIDR, "/") {
+		return Common{}, fmt.Errorf("%s: %s=%q is not a CIDR (e.g. 203.0.113.7/32)", backend, OptIngressCIDR, c.IngressCIDR)
+	}
+	if err := ParseBools(backend, o, BoolOption{Key: OptKeepImage, Dst: &c.KeepImage}); err != nil {
+		return Common{}, err
+	}
+	err := ParseOptions(backend, o,
+		[]DurationOption{{Key: OptLifetime, Dst: &c.Lifetime}, {Key: OptImageTTL, Dst: &c.ImageTTL}, {Key: OptPoll, Dst: &c.Poll}},
+		[]CountOption{{Key: OptMaxInstances, Dst: &c.MaxInstances}})
+	if err != nil {
+		return Common{}, err
+	}
+	return c, nil
+}
+
 // DurationOption is a backend option holding a duration, and where its
 // value goes.
 type DurationOption struct {
@@ -25,10 +81,9 @@ type CountOption struct {
 }
 
 // ParseOptions sets each duration and count from its option in o, when
-// given (a positive duration, a positive number), and checks that
-// ingressCIDR, when given, is a CIDR: the option checks every cloud
-// backend makes alike. Errors start with backend ("aws: ").
-func ParseOptions(backend string, o map[string]string, durations []DurationOption, counts []CountOption, ingressCIDR string) error {
+// given (a positive duration, a positive number). Errors start with
+// backend ("aws: ").
+func ParseOptions(backend string, o map[string]string, durations []DurationOption, counts []CountOption) error {
 	for _, d := range durations {
 		if s := o[d.Key]; s != "" {
 			v, err := time.ParseDuration(s)
@@ -46,9 +101,6 @@ func ParseOptions(backend string, o map[string]string, durations []DurationOptio
 			}
 			*n.Dst = v
 		}
-	}
-	if ingressCIDR != "" && !strings.Contains(ingressCIDR, "/") {
-		return fmt.Errorf("%s: ingress-cidr=%q is not a CIDR (e.g. 203.0.113.7/32)", backend, ingressCIDR)
 	}
 	return nil
 }

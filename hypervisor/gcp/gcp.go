@@ -55,16 +55,16 @@ const (
 	OptEndpoint        = "endpoint"
 	OptStorageEndpoint = "storage-endpoint"
 	OptNetwork         = "network"
-	OptIngressCIDR     = "ingress-cidr"
+	OptIngressCIDR     = cloud.OptIngressCIDR
 	OptAddress         = "address"
-	OptMaxInstances    = "max-instances"
-	OptLifetime        = "lifetime"
-	OptImageTTL        = "image-ttl"
-	OptPoll            = "poll"
+	OptMaxInstances    = cloud.OptMaxInstances
+	OptLifetime        = cloud.OptLifetime
+	OptImageTTL        = cloud.OptImageTTL
+	OptPoll            = cloud.OptPoll
 	OptMaxBackoff      = "max-backoff"
 	OptMaxAttempts     = "max-attempts"
 	OptGVNIC           = "gvnic"
-	OptKeepImage       = "keep-image"
+	OptKeepImage       = cloud.OptKeepImage
 )
 
 var optionKeys = []string{OptProject, OptZone, OptMachineType, OptBucket, OptEndpoint, OptStorageEndpoint,
@@ -81,25 +81,19 @@ type Config struct {
 	// StorageEndpoint Cloud Storage's JSON API base (…/storage/v1/).
 	Endpoint, StorageEndpoint string
 	Network                   string // default "default"
-	// IngressCIDR: who may reach published ports (the firewall rule's
-	// source range).
-	IngressCIDR string
 	// Address is "external" (default; the internal one when there is
 	// none) or "internal".
-	Address      string
-	MaxInstances int
-	// Lifetime: the instance's scheduling.maxRunDuration (Compute Engine
-	// deletes it then), enforced by this process too and by sweep (its
-	// kitrun-expires label).
-	Lifetime    time.Duration
-	ImageTTL    time.Duration
-	Poll        time.Duration
+	Address string
+	// Common: ingress-cidr (the firewall rule's source range),
+	// max-instances, lifetime (also the instance's
+	// scheduling.maxRunDuration: Compute Engine deletes it then), image-ttl,
+	// poll and keep-image.
+	cloud.Common
 	MaxBackoff  time.Duration
 	MaxAttempts int
 	// GVNIC: the image says it supports gVNIC, and instances ask for it
 	// (the platform then loads the gve module too). Default: virtio-net.
-	GVNIC     bool
-	KeepImage bool
+	GVNIC bool
 }
 
 // ParseConfig reads the backend's options.
@@ -107,16 +101,16 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 	if err := o.Check(Name, optionKeys...); err != nil {
 		return Config{}, err
 	}
+	common, err := cloud.ParseCommon(Name, o)
+	if err != nil {
+		return Config{}, err
+	}
 	c := Config{
 		Project: o[OptProject], Zone: o[OptZone], MachineType: o[OptMachineType], Bucket: o[OptBucket],
 		Endpoint: o[OptEndpoint], StorageEndpoint: o[OptStorageEndpoint], Network: o[OptNetwork],
-		IngressCIDR: o[OptIngressCIDR], Address: o[OptAddress],
-		MaxInstances: 4, Lifetime: time.Hour, ImageTTL: 24 * time.Hour, Poll: time.Second,
-		MaxBackoff: 20 * time.Second, MaxAttempts: 8, KeepImage: true,
+		Address: o[OptAddress], Common: common, MaxBackoff: 20 * time.Second, MaxAttempts: 8,
 	}
-	if err := cloud.ParseBools(Name, o,
-		cloud.BoolOption{Key: OptKeepImage, Dst: &c.KeepImage},
-		cloud.BoolOption{Key: OptGVNIC, Dst: &c.GVNIC}); err != nil {
+	if err := cloud.ParseBools(Name, o, cloud.BoolOption{Key: OptGVNIC, Dst: &c.GVNIC}); err != nil {
 		return Config{}, err
 	}
 	if c.Network == "" {
@@ -131,17 +125,8 @@ func ParseConfig(o hypervisor.Options) (Config, error) {
 		return Config{}, fmt.Errorf("gcp: address=%q; valid: external, internal", c.Address)
 	}
 	if err := cloud.ParseOptions(Name, o,
-		[]cloud.DurationOption{
-			{Key: OptLifetime, Dst: &c.Lifetime},
-			{Key: OptImageTTL, Dst: &c.ImageTTL},
-			{Key: OptPoll, Dst: &c.Poll},
-			{Key: OptMaxBackoff, Dst: &c.MaxBackoff},
-		},
-		[]cloud.CountOption{
-			{Key: OptMaxInstances, Dst: &c.MaxInstances},
-			{Key: OptMaxAttempts, Dst: &c.MaxAttempts},
-		},
-		c.IngressCIDR); err != nil {
+		[]cloud.DurationOption{{Key: OptMaxBackoff, Dst: &c.MaxBackoff}},
+		[]cloud.CountOption{{Key: OptMaxAttempts, Dst: &c.MaxAttempts}}); err != nil {
 		return Config{}, err
 	}
 	return c, nil
