@@ -172,17 +172,21 @@ if ($SkipRun) { exit 0 }
 
 # The run
 # ($args is PowerShell's own variable: not used.)
-$runArgs = @('run', $Spec, '--backend', 'hyperv', '--format', 'vhdx', '--until-ready')
-foreach ($o in $BackendOpts) { $runArgs += @('--backend-opt', $o) }
-$cmd = @($Kitrun -split ' ' | Where-Object { $_ })
-$all = @()
-if ($cmd.Count -gt 1) { $all += $cmd[1..($cmd.Count - 1)] }
-$all += $runArgs
-Write-Host "running: $($cmd[0]) $($all -join ' ')"
-$started = Get-Date
-& $cmd[0] @all
-$status = $LASTEXITCODE
-$took = ((Get-Date) - $started).TotalSeconds
+# Invoke-Kitrun runs $Kitrun (a command, possibly with its own arguments)
+# with KitrunArgs and the backend options, and returns its exit status and
+# how many seconds it took.
+function Invoke-Kitrun([string[]]$KitrunArgs) {
+    $cmd = @($Kitrun -split ' ' | Where-Object { $_ })
+    $all = @()
+    if ($cmd.Count -gt 1) { $all += $cmd[1..($cmd.Count - 1)] }
+    $all += $KitrunArgs
+    foreach ($o in $BackendOpts) { $all += @('--backend-opt', $o) }
+    Write-Host "running: $($cmd[0]) $($all -join ' ')"
+    $started = Get-Date
+    & $cmd[0] @all | Out-Host
+    return @($LASTEXITCODE, ((Get-Date) - $started).TotalSeconds)
+}
+$status, $took = Invoke-Kitrun @('run', $Spec, '--backend', 'hyperv', '--format', 'vhdx', '--until-ready')
 if ($status -ne 0) {
     Fail "kitrun run --backend hyperv (exit status $status after $([int]$took)s)" 'see its output above: it names the step of the script that failed, or the boot stage reached and the console'
 } else {
@@ -200,16 +204,7 @@ Test-NoneLeft
 
 # The SSH case: per-boot keys on the seed disk, the host key pinned.
 if (-not $SkipSSH) {
-    $testArgs = @('test', 'testcases', '--run', 'ssh/exec', '--backend', 'hyperv', '--format', 'vhdx')
-    foreach ($o in $BackendOpts) { $testArgs += @('--backend-opt', $o) }
-    $all = @()
-    if ($cmd.Count -gt 1) { $all += $cmd[1..($cmd.Count - 1)] }
-    $all += $testArgs
-    Write-Host "running: $($cmd[0]) $($all -join ' ')"
-    $started = Get-Date
-    & $cmd[0] @all
-    $status = $LASTEXITCODE
-    $took = ((Get-Date) - $started).TotalSeconds
+    $status, $took = Invoke-Kitrun @('test', 'testcases', '--run', 'ssh/exec', '--backend', 'hyperv', '--format', 'vhdx')
     if ($status -ne 0) {
         Fail "kitrun test --run ssh/exec --backend hyperv (exit status $status after $([int]$took)s)" 'see its output: a boot that stops at service-started sshd with "host key: no such file" means kitinit found no seed disk (is hv_storvsc loaded? lsblk in the guest)'
     } else {
