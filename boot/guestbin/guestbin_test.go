@@ -390,3 +390,47 @@ func goVersion(t *testing.T) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// TestKitinitLeavesOutHostCode: under TCG every function the guest runs
+// for the first time is translated before it runs, so kitinit reads and
+// writes its protocol with initproto's small codec and leaves the host's
+// encoding/json out (0.33 MB on x86_64, and a slower start). The
+// package's init stays (initproto imports it for the host); its decoder
+// and encoder must not be linked in.
+func TestKitinitLeavesOutHostCode(t *testing.T) {
+	goTool(t)
+	if testing.Short() {
+		t.Skip("builds kitinit")
+	}
+	out := filepath.Join(t.TempDir(), "kitinit")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", out, "./boot/kitinit/cmd/kitinit")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	f, err := elf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	banned := []string{"encoding/json.Unmarshal", "encoding/json.Marshal", "encoding/json.(*decodeState).value", "encoding/json.(*encodeState).marshal"}
+	found := 0
+	for _, s := range syms {
+		for _, b := range banned {
+			if s.Name == b {
+				t.Errorf("kitinit links %s: something the guest runs reaches encoding/json (go build -ldflags=-dumpdep shows what)", b)
+			}
+		}
+		if s.Name == "github.com/kitrun/kitrun/boot/initproto.ParseConfig" {
+			found++
+		}
+	}
+	if found == 0 {
+		t.Error("no initproto.ParseConfig among kitinit's symbols: the check reads the wrong binary")
+	}
+}

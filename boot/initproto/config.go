@@ -1,6 +1,7 @@
 package initproto
 
 import (
+	"encoding/base64"
 	"errors"
 	"strconv"
 	"time"
@@ -134,15 +135,34 @@ func ParseConfig(data []byte) (*Config, error) {
 		return d.skip()
 	})
 	if err == nil {
-		d.ws()
-		if d.i != len(d.s) {
-			err = d.errorf("data after the configuration")
-		}
+		err = d.end("the configuration")
 	}
 	if err != nil {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// parseReseed reads a Reseed as Reseed.Command writes it (json.Marshal),
+// with the same rules as ParseConfig.
+func parseReseed(data []byte) (Reseed, error) {
+	d := &decoder{s: data}
+	var r Reseed
+	err := d.object(func(key string) error {
+		switch foldKey(key) {
+		case "time":
+			return d.int64(&r.UnixNano)
+		case "entropy":
+			return d.bytes(&r.Entropy)
+		case "files":
+			return d.bytes(&r.Files)
+		}
+		return d.skip()
+	})
+	if err == nil {
+		err = d.end("the reseed")
+	}
+	return r, err
 }
 
 // decoder is a small JSON reader: each method reads one value at the
@@ -400,7 +420,30 @@ func (d *decoder) number() (string, error) {
 	return string(d.s[start:d.i]), nil
 }
 
+// end checks that nothing but white space follows the value just read.
+func (d *decoder) end(what string) error {
+	d.ws()
+	if d.i != len(d.s) {
+		return d.errorf("data after " + what)
+	}
+	return nil
+}
+
 func (d *decoder) int(out *int) error {
+	var v int64
+	if err := d.intBits(&v, strconv.IntSize); err != nil {
+		return err
+	}
+	*out = int(v)
+	return nil
+}
+
+func (d *decoder) int64(out *int64) error {
+	return d.intBits(out, 64)
+}
+
+// intBits reads an integer that fits in bits; null leaves out as it was.
+func (d *decoder) intBits(out *int64, bits int) error {
 	if d.null() {
 		return nil
 	}
@@ -408,11 +451,30 @@ func (d *decoder) int(out *int) error {
 	if err != nil {
 		return err
 	}
-	v, err := strconv.ParseInt(n, 10, strconv.IntSize)
+	v, err := strconv.ParseInt(n, 10, bits)
 	if err != nil {
 		return d.errorf("bad integer " + strconv.Quote(n))
 	}
-	*out = int(v)
+	*out = v
+	return nil
+}
+
+// bytes reads a []byte as encoding/json writes it: a string in standard,
+// padded base64. null makes it nil.
+func (d *decoder) bytes(out *[]byte) error {
+	if d.null() {
+		*out = nil
+		return nil
+	}
+	var s string
+	if err := d.str(&s); err != nil {
+		return err
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return d.errorf("bad base64 (" + err.Error() + ")")
+	}
+	*out = b
 	return nil
 }
 

@@ -31,6 +31,12 @@ const (
 	// it opens the channel. The image holds the union for every machine of
 	// its arch; only the booted machine's share is loaded.
 	ParamChannelModules = "kitrun.chanmods"
+	// ParamLateModules names the machine's modules (comma separated) that
+	// nothing before all-ready needs, e.g. pvpanic_mmio: kitinit loads
+	// them, dependencies first, once the boot has settled, beside
+	// Config.LateModules. Under TCG a module's load costs tens of
+	// milliseconds of the one vCPU the services start on.
+	ParamLateModules = "kitrun.latemods"
 	// ParamSeed says where kitinit finds this boot's own files (per-boot
 	// SSH keys) when the boot cannot append them to the initramfs (a disk
 	// image): SeedFwCfg reads them from QEMU's fw_cfg. kitinit unpacks
@@ -376,7 +382,9 @@ func ParseReseed(arg string) (Reseed, error) {
 	if err != nil {
 		return r, fmt.Errorf("reseed: %w", err)
 	}
-	if err := json.Unmarshal(b, &r); err != nil {
+	// Not json.Unmarshal: this runs in kitinit, which is kept free of
+	// encoding/json (see wire.go).
+	if r, err = parseReseed(b); err != nil {
 		return r, fmt.Errorf("reseed: %w", err)
 	}
 	if r.UnixNano <= 0 {

@@ -135,3 +135,75 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestParseReseedMatchesEncodingJSON: the guest reads a reseed command as
+// encoding/json reads what Reseed.Command writes.
+func TestParseReseedMatchesEncodingJSON(t *testing.T) {
+	entropy := make([]byte, 64)
+	for i := range entropy {
+		entropy[i] = byte(i * 7)
+	}
+	for _, r := range []Reseed{
+		{UnixNano: 1_700_000_000_123_456_789, Entropy: entropy},
+		{UnixNano: 1, Entropy: entropy, Files: []byte("070701 newc\x00\xff")},
+		{UnixNano: math.MaxInt64, Entropy: entropy[:32], Files: make([]byte, 3000)},
+	} {
+		line, err := r.Command()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ParseReseed(strings.TrimPrefix(line, CmdReseed+" "))
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		if !reflect.DeepEqual(got, r) {
+			t.Errorf("got %+v\nwant %+v", got, r)
+		}
+	}
+	for _, in := range []string{
+		`{"time":5,"entropy":"AAEC","files":null,"x":[1,{"y":2}]}`,
+		`{"TIME":5,"Entropy":""}`,
+		` {"entropy":null} `,
+	} {
+		var want Reseed
+		if err := json.Unmarshal([]byte(in), &want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := parseReseed([]byte(in))
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: got %#v\nwant %#v", in, got, want)
+		}
+	}
+	for _, bad := range []string{``, `{"time":"5"}`, `{"time":1e3}`, `{"time":99999999999999999999}`, `{"entropy":"!!"}`, `{"entropy":5}`, `{"time":1}x`} {
+		var want Reseed
+		if json.Unmarshal([]byte(bad), &want) == nil {
+			t.Errorf("%q: encoding/json accepts it; the case is wrong", bad)
+		}
+		if _, err := parseReseed([]byte(bad)); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// FuzzParseReseed: what both the guest's decoder and encoding/json accept,
+// they read alike.
+func FuzzParseReseed(f *testing.F) {
+	f.Add(`{"time":1700000000000000000,"entropy":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=","files":"MDcwNzAx"}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		defer watchdog("parseReseed", len(in))()
+		if strings.ContainsAny(in, "\u212a\u017f") {
+			return // encoding/json folds these into k and s in member names
+		}
+		got, err := parseReseed([]byte(in))
+		var want Reseed
+		if json.Unmarshal([]byte(in), &want) != nil || err != nil {
+			return
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("got %#v\nwant %#v", got, want)
+		}
+	})
+}

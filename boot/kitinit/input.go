@@ -11,6 +11,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/kitrun/kitrun/boot/initproto"
 )
 
 const (
@@ -34,6 +36,9 @@ func (k *kitinit) late() {
 		if err := k.sys.LoadModule(m); err != nil {
 			k.ev.errorf("late module %s: %v", m, err)
 		}
+	}
+	for _, name := range k.lateMods {
+		k.loadAvailable(name, initproto.ParamLateModules, 0)
 	}
 	if k.inputDir == "" {
 		return

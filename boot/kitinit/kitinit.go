@@ -72,6 +72,12 @@ type kitinit struct {
 	readyMu  sync.Mutex
 	notReady int
 
+	// loadedMods are the modules of Config.Available loaded or tried (see
+	// loadAvailable); lateMods those the command line leaves until the
+	// boot has settled.
+	loadedMods map[string]bool
+	lateMods   []string
+
 	settleOnce sync.Once
 	shutOnce   sync.Once
 	shutdownCh chan shutdownRequest
@@ -137,6 +143,7 @@ func Run(o Options) error {
 		devnull:     -1,
 		private:     make(chan struct{}),
 		netDone:     make(chan struct{}),
+		loadedMods:  map[string]bool{},
 	}
 	if k.con.w == nil {
 		k.con.w = os.Stdout
@@ -186,7 +193,8 @@ func Run(o Options) error {
 		k.ev.errorf("log directory: %v", err)
 		k.logDir = ""
 	}
-	channel, chanmods, seed := parseCmdline(o.CmdlinePath)
+	cmd := parseCmdline(o.CmdlinePath)
+	k.lateMods = cmd.lateMods
 
 	cfg, cfgErr := o.Config, error(nil)
 	if cfg == nil {
@@ -223,12 +231,11 @@ func Run(o Options) error {
 
 	// The machine's modules (channel, NIC), each after its dependencies,
 	// then the channel.
-	loaded := map[string]bool{}
-	for _, name := range chanmods {
-		k.loadAvailable(name, loaded, 0)
+	for _, name := range cmd.chanMods {
+		k.loadAvailable(name, initproto.ParamChannelModules, 0)
 	}
 	var ch io.ReadWriter
-	switch channel {
+	switch channel := cmd.channel; channel {
 	case "":
 	case initproto.ChannelConsole:
 		// Events go among the console's lines, framed; nothing comes back.
@@ -243,7 +250,7 @@ func Run(o Options) error {
 	if err := k.sys.LockConsole(); err != nil {
 		k.ev.errorf("locking the console: %v", err)
 	}
-	if seed != "" {
+	if seed := cmd.seed; seed != "" {
 		if initproto.SeedOverNetwork(seed) {
 			// Fetched over the network: wait until boot has configured it
 			// (DHCP has its own deadline).
@@ -306,14 +313,18 @@ func (k *kitinit) boot(modules []string) {
 
 // loadAvailable loads a module named on the kernel command line from
 // Config.Available, dependencies first, each once.
-func (k *kitinit) loadAvailable(name string, loaded map[string]bool, depth int) {
-	if loaded[name] {
+// loadAvailable loads a module of Config.Available that the command line
+// names (in param), dependencies first, unless it is loaded already. Only
+// one goroutine at a time calls it: Run's, before the channel is private,
+// then late's.
+func (k *kitinit) loadAvailable(name, param string, depth int) {
+	if k.loadedMods[name] {
 		return
 	}
-	loaded[name] = true
+	k.loadedMods[name] = true
 	m, ok := k.cfg.Available[name]
 	if !ok {
-		k.ev.errorf("module %s: named by %s but not in the image", name, initproto.ParamChannelModules)
+		k.ev.errorf("module %s: named by %s but not in the image", name, param)
 		return
 	}
 	if depth > 32 {
@@ -321,7 +332,7 @@ func (k *kitinit) loadAvailable(name string, loaded map[string]bool, depth int) 
 		return
 	}
 	for _, d := range m.Depends {
-		k.loadAvailable(d, loaded, depth+1)
+		k.loadAvailable(d, param, depth+1)
 	}
 	k.loadModule(m.Path)
 }
@@ -403,32 +414,47 @@ func (k *kitinit) recoverGo(where string) {
 	}
 }
 
-// parseCmdline reads the channel device and the set of channel module
-// names from the kernel command line.
-func parseCmdline(path string) (channel string, mods []string, seed string) {
+// parseCmdline reads kitrun's parameters from the kernel command line.
+func parseCmdline(path string) cmdline {
+	var c cmdline
 	if path == "" {
 		path = "/proc/cmdline"
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", mods, ""
+		return c
+	}
+	modules := func(v string) []string {
+		var mods []string
+		for _, m := range strings.Split(v, ",") {
+			if m != "" {
+				mods = append(mods, strings.ReplaceAll(m, "-", "_"))
+			}
+		}
+		return mods
 	}
 	for _, f := range strings.Fields(string(b)) {
 		k, v, _ := strings.Cut(f, "=")
 		switch k {
 		case initproto.ParamSeed:
-			seed = v
+			c.seed = v
 		case initproto.ParamChannel:
-			channel = v
+			c.channel = v
 		case initproto.ParamChannelModules:
-			for _, m := range strings.Split(v, ",") {
-				if m != "" {
-					mods = append(mods, strings.ReplaceAll(m, "-", "_"))
-				}
-			}
+			c.chanMods = modules(v)
+		case initproto.ParamLateModules:
+			c.lateMods = modules(v)
 		}
 	}
-	return channel, mods, seed
+	return c
+}
+
+// cmdline is what the hypervisor told kitinit on the kernel command line.
+type cmdline struct {
+	channel  string   // initproto.ParamChannel
+	chanMods []string // initproto.ParamChannelModules: loaded before the channel opens
+	lateMods []string // initproto.ParamLateModules: loaded once the boot has settled
+	seed     string   // initproto.ParamSeed
 }
 
 func readConfig(path string) (*initproto.Config, error) {

@@ -28,6 +28,8 @@ func TestBootEventOrder(t *testing.T) {
 			"virtio_console": {Path: "/m/virtio_console.ko.xz", Depends: []string{"virtio_ring"}},
 			"e1000":          {Path: "/m/e1000.ko"},
 			"af_packet":      {Path: "/m/af_packet.ko"},
+			"pvpanic":        {Path: "/m/pvpanic.ko"},
+			"pvpanic_mmio":   {Path: "/m/pvpanic-mmio.ko", Depends: []string{"pvpanic", "virtio_console"}},
 		},
 		LateModules: []string{"/m/evdev.ko", "/m/button.ko"},
 		Network:     &initproto.Network{Mode: initproto.NetworkStatic, Address: "10.0.2.15/24", Gateway: "10.0.2.2", DNS: "10.0.2.3"},
@@ -66,13 +68,23 @@ func TestBootEventOrder(t *testing.T) {
 	// dependencies, then the channel) and the boot path (the image's
 	// modules in order, loopback, network) run side by side; each keeps
 	// its own order, and the late modules come last.
-	eventually(t, "late modules", func() bool { return slices.Contains(h.sys.Calls(), "module /m/button.ko") })
+	// The command line's late modules (kitrun.latemods) come after the
+	// channel too, dependencies first, and what the channel's modules
+	// loaded already is not loaded again.
+	eventually(t, "late modules", func() bool {
+		c := h.sys.Calls()
+		return slices.Contains(c, "module /m/button.ko") && slices.Contains(c, "module /m/pvpanic-mmio.ko")
+	})
 	got := h.sys.Calls()
+	if i := slices.Index(got, "module /m/virtio_console.ko.xz"); i < 0 || slices.Contains(got[i+1:], got[i]) {
+		t.Errorf("virtio_console not loaded exactly once: %q", got)
+	}
 	for _, order := range [][]string{
 		{"mount", "hostname guest", "module /m/virtio_ring.ko", "module /m/virtio_console.ko.xz", "module /m/virtio-pci.ko", "channel /dev/ttyS1"},
 		{"mount", "hostname guest", "module /m/e1000.ko", "module /m/af_packet.ko", "lo", "network 10.0.2.15/24"},
 		{"channel /dev/ttyS1", "module /m/evdev.ko", "module /m/button.ko"},
 		{"network 10.0.2.15/24", "module /m/evdev.ko"},
+		{"channel /dev/ttyS1", "module /m/pvpanic.ko", "module /m/pvpanic-mmio.ko"},
 	} {
 		if !inOrder(got, order) {
 			t.Errorf("system calls %q do not hold %q in order", got, order)

@@ -201,7 +201,7 @@ func start(t *testing.T, cfg *initproto.Config, opt ...func(*Options)) *harness 
 	cmdline := filepath.Join(h.dir, "cmdline")
 	line := "console=ttyS0 kitrun.channel=/dev/ttyS1 quiet\n"
 	if cfg != nil && len(cfg.Available) > 0 {
-		line = "console=ttyS0 kitrun.channel=/dev/ttyS1 kitrun.chanmods=virtio_console,virtio-pci quiet\n"
+		line = "console=ttyS0 kitrun.channel=/dev/ttyS1 kitrun.chanmods=virtio_console,virtio-pci kitrun.latemods=pvpanic-mmio quiet\n"
 	}
 	os.WriteFile(cmdline, []byte(line), 0o644)
 	o := Options{

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -34,13 +35,14 @@ func TestModuleName(t *testing.T) {
 
 func TestParseCmdline(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "cmdline")
-	os.WriteFile(p, []byte("BOOT_IMAGE=/vmlinuz console=ttyS0 kitrun.channel=/dev/hvc1 kitrun.chanmods=virtio-pci,virtio_console, panic=-1 kitrun.seed=fwcfg\n"), 0o644)
-	ch, mods, seed := parseCmdline(p)
-	if ch != "/dev/hvc1" || strings.Join(mods, ",") != "virtio_pci,virtio_console" || seed != "fwcfg" {
-		t.Errorf("channel %q mods %v seed %q", ch, mods, seed)
+	os.WriteFile(p, []byte("BOOT_IMAGE=/vmlinuz console=ttyS0 kitrun.channel=/dev/hvc1 kitrun.chanmods=virtio-pci,virtio_console, panic=-1 kitrun.latemods=pvpanic-mmio kitrun.seed=fwcfg\n"), 0o644)
+	got := parseCmdline(p)
+	want := cmdline{channel: "/dev/hvc1", chanMods: []string{"virtio_pci", "virtio_console"}, lateMods: []string{"pvpanic_mmio"}, seed: "fwcfg"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
 	}
-	if ch, mods, _ := parseCmdline(filepath.Join(t.TempDir(), "none")); ch != "" || len(mods) != 0 {
-		t.Errorf("missing cmdline: %q %v", ch, mods)
+	if got := parseCmdline(filepath.Join(t.TempDir(), "none")); !reflect.DeepEqual(got, cmdline{}) {
+		t.Errorf("missing cmdline: %+v", got)
 	}
 }
 

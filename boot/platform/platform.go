@@ -47,11 +47,13 @@ type Hardware struct {
 	NICModules []string
 	// PanicModules drive a paravirtual panic device, through which the
 	// kernel tells the hypervisor it panicked (a report no guest program
-	// can fake).
+	// can fake). kitinit loads them once the boot has settled
+	// (initproto.ParamLateModules), or earlier as another module's
+	// dependency.
 	PanicModules []string
 	// PowerModules drive the platform's power button where it is not
 	// ACPI's (on Hyper-V, Ctrl+Alt+Del on the synthetic keyboard:
-	// hyperv_keyboard); loaded at every boot, like PanicModules.
+	// hyperv_keyboard); loaded at every boot, before the channel opens.
 	PowerModules []string
 	// KernelArgs are added to every command line on this machine (for
 	// example what the platform's emulated timers need).
@@ -148,12 +150,7 @@ func (h Hardware) Cmdline(image string, w Wiring) string {
 		// Guest programs may not write into the kernel's log: a line
 		// there would reach the console looking like the kernel's own.
 		"printk.devkmsg=off")
-	mods := append([]string(nil), h.PanicModules...)
-	for _, m := range h.PowerModules {
-		if !slices.Contains(mods, m) {
-			mods = append(mods, m)
-		}
-	}
+	mods := append([]string(nil), h.PowerModules...)
 	if !w.NoChannel {
 		channel := h.Channel
 		if channel == "" {
@@ -179,6 +176,12 @@ func (h Hardware) Cmdline(image string, w Wiring) string {
 	}
 	if len(mods) > 0 {
 		parts = append(parts, initproto.ParamChannelModules+"="+strings.Join(mods, ","))
+	}
+	// Nothing before all-ready needs the panic device: a panic in the
+	// boot is still seen, on the console and as the guest's reset
+	// (panic=-1), and its module's load would delay the services.
+	if len(h.PanicModules) > 0 {
+		parts = append(parts, initproto.ParamLateModules+"="+strings.Join(h.PanicModules, ","))
 	}
 	parts = append(parts, h.KernelArgs...)
 	return strings.Join(parts, " ")

@@ -31,3 +31,28 @@ func TestCmdlineSeed(t *testing.T) {
 		}
 	}
 }
+
+// The channel's, power button's, NIC's and seed's modules load before the
+// channel opens; the panic device's only once the boot has settled.
+func TestCmdlineModules(t *testing.T) {
+	h := Hardware{
+		Console: "ttyS0", Channel: "/dev/hvc0",
+		ChannelModules: []string{"virtio_mmio", "virtio_console"},
+		NICModules:     []string{"virtio_mmio", "virtio_net"},
+		PanicModules:   []string{"pvpanic_mmio"},
+		PowerModules:   []string{"hyperv_keyboard"},
+		DiskSeed:       initproto.SeedFwCfg, SeedModules: []string{"qemu_fw_cfg"},
+	}
+	for _, c := range []struct {
+		w    Wiring
+		want string
+	}{
+		{Wiring{}, "quiet console=ttyS0 panic=-1 printk.devkmsg=off kitrun.channel=/dev/hvc0 kitrun.chanmods=hyperv_keyboard,virtio_mmio,virtio_console kitrun.latemods=pvpanic_mmio"},
+		{Wiring{Network: true, Disk: true}, "quiet console=ttyS0 panic=-1 printk.devkmsg=off kitrun.channel=/dev/hvc0 kitrun.seed=fwcfg kitrun.chanmods=hyperv_keyboard,virtio_mmio,virtio_console,virtio_net,qemu_fw_cfg kitrun.latemods=pvpanic_mmio"},
+		{Wiring{NoChannel: true}, "quiet console=ttyS0 panic=-1 printk.devkmsg=off kitrun.chanmods=hyperv_keyboard kitrun.latemods=pvpanic_mmio"},
+	} {
+		if got := h.Cmdline("quiet", c.w); got != c.want {
+			t.Errorf("%+v:\n got %s\nwant %s", c.w, got, c.want)
+		}
+	}
+}

@@ -32,7 +32,9 @@ const (
 //     memory over it.
 //   - hv_vmbus is the bus every synthetic device hangs on. It is loaded at
 //     every boot as the panic module: it reports a guest kernel panic to
-//     Hyper-V through the crash MSRs (the VM's event log shows it).
+//     Hyper-V through the crash MSRs (the VM's event log shows it). As a
+//     panic module it could wait until all-ready, but hyperv_keyboard
+//     (below) needs it before the channel opens.
 //   - The power button is Ctrl+Alt+Del on the synthetic keyboard
 //     (hyperv_keyboard, a serio port for the built-in atkbd; the VT layer
 //     is built in): kitinit turns Ctrl+Alt+Del into SIGINT to itself
