@@ -259,7 +259,10 @@ const Prefix = "@kitrun "
 // The checksum catches lines that other output interleaved with (a kernel
 // message printed in the middle of an event on a shared console) and lines
 // cut short; such lines are reported, never half-believed.
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
+//
+// castagnoli is CRC-32C's table (the polynomial of iSCSI and ext4's
+// metadata checksums), for event lines and the seed disk alike.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // MaxLine bounds an event line, newline included. kitinit keeps its
 // events far below it (service logs are cut to a few short lines); the
@@ -277,7 +280,7 @@ func (e Event) Encode() []byte {
 	line := make([]byte, 0, 128)
 	line = append(line, Prefix+"01234567 "...)
 	line = appendEventJSON(line, e)
-	sum := crc32.Checksum(line[len(Prefix)+9:], crcTable)
+	sum := crc32.Checksum(line[len(Prefix)+9:], castagnoli)
 	for i := range 8 {
 		line[len(Prefix)+i] = hexDigits[sum>>(28-4*i)&0xf]
 	}
@@ -310,7 +313,7 @@ func DecodeEvent(line string) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("event line with a malformed checksum: %q", clip(line))
 	}
-	if got := crc32.Checksum([]byte(js), crcTable); uint32(want) != got {
+	if got := crc32.Checksum([]byte(js), castagnoli); uint32(want) != got {
 		return Event{}, fmt.Errorf("event line damaged (checksum %08x, content %08x): %q", want, got, clip(line))
 	}
 	var e Event

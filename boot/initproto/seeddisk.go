@@ -22,10 +22,6 @@ const (
 	SeedDiskHeaderSize = 512
 )
 
-// seedDiskCRC is the CRC-32C table (Castagnoli: the polynomial of iSCSI
-// and ext4's metadata checksums).
-var seedDiskCRC = crc32.MakeTable(crc32.Castagnoli)
-
 // ErrNotSeedDisk: the disk does not start with SeedDiskMagic.
 var ErrNotSeedDisk = errors.New("not a kitrun seed disk")
 
@@ -37,7 +33,7 @@ func SeedDiskImage(payload []byte) ([]byte, error) {
 	b := make([]byte, SeedDiskHeaderSize, SeedDiskHeaderSize+len(payload))
 	copy(b, SeedDiskMagic)
 	binary.LittleEndian.PutUint64(b[16:], uint64(len(payload)))
-	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(payload, seedDiskCRC))
+	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(payload, castagnoli))
 	return append(b, payload...), nil
 }
 
@@ -65,7 +61,7 @@ func SeedDiskPayload(header, payload []byte) ([]byte, error) {
 	if len(payload) != n {
 		return nil, fmt.Errorf("the seed disk holds %d of its %d bytes", len(payload), n)
 	}
-	if crc32.Checksum(payload, seedDiskCRC) != binary.LittleEndian.Uint32(header[24:]) {
+	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(header[24:]) {
 		return nil, errors.New("the seed disk's payload does not match its CRC-32C")
 	}
 	return payload, nil
