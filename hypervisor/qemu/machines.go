@@ -59,6 +59,12 @@ type machineType struct {
 	snapshotSince qemuRelease
 	// snapshotGap says what older releases leave out of the stream.
 	snapshotGap string
+	// snapshotStalledOn is the newest release on which restored guests of
+	// this machine were seen to stall, with no QEMU change known to fix
+	// it (snapshotStall says how): it and older releases get no
+	// snapshots; newer ones, untried, do.
+	snapshotStalledOn qemuRelease
+	snapshotStall     string
 }
 
 func secondSerial(chardev string) []string { return []string{"-serial", "chardev:" + chardev} }
@@ -237,6 +243,13 @@ var machines = map[string]map[string]machineType{
 			channel: virtconsoleCCW,
 			nic:     nicCCW,
 			bios:    "none",
+			// Seen in make test on 7.2 (TCG): some saved states restore a
+			// guest whose SSH server never sends its banner, every time
+			// that state is restored, while kitinit still answers on the
+			// channel; other states of the same image restore fine.
+			// Not pinned to a QEMU change.
+			snapshotStalledOn: qemuRelease{7, 2},
+			snapshotStall:     "some saved states restore a guest whose SSH server never answers",
 		},
 	},
 	"ppc64le": {

@@ -58,17 +58,21 @@ func snapshotUnsupported(spec hypervisor.Spec, boot *bootMedia) error {
 // snapshotReleaseUnsupported says why QEMU version cannot snapshot
 // machines of type mt (a's machineName), or nil.
 func snapshotReleaseUnsupported(mt *machineType, a arch.Arch, machineName, version string) error {
-	if mt.snapshotSince == (qemuRelease{}) {
+	if mt.snapshotSince == (qemuRelease{}) && mt.snapshotStalledOn == (qemuRelease{}) {
 		return nil
 	}
 	r, err := parseRelease(version)
 	if err != nil {
 		return err
 	}
+	what := fmt.Sprintf("snapshot a %s %s machine with QEMU %s", a.Name, machineName, r)
 	if r.before(mt.snapshotSince) {
-		return &hypervisor.UnsupportedError{Backend: "qemu",
-			What: fmt.Sprintf("snapshot a %s %s machine with QEMU %s", a.Name, machineName, r),
+		return &hypervisor.UnsupportedError{Backend: "qemu", What: what,
 			Hint: fmt.Sprintf("QEMU before %s leaves %s out of the saved state, so a restored guest can stall; it boots cold instead", mt.snapshotSince, mt.snapshotGap)}
+	}
+	if mt.snapshotStalledOn != (qemuRelease{}) && !mt.snapshotStalledOn.before(r) {
+		return &hypervisor.UnsupportedError{Backend: "qemu", What: what,
+			Hint: fmt.Sprintf("on QEMU %s and older %s; it boots cold instead", mt.snapshotStalledOn, mt.snapshotStall)}
 	}
 	return nil
 }

@@ -39,7 +39,9 @@ func TestSnapshotRelease(t *testing.T) {
 		{"riscv64", "11.0.0", false},
 		{"ppc64le", "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)", true},
 		{"ppc64le", "8.2.0", false},
-		{"s390x", "7.2.22", false},
+		{"s390x", "7.2.22", true},
+		{"s390x", "7.1.0", true},
+		{"s390x", "8.0.0", false},
 		{"x86_64", "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)", false},
 		{"aarch64", "7.2.22", false},
 	} {
