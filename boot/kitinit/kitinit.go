@@ -311,8 +311,6 @@ func (k *kitinit) boot(modules []string) {
 	k.startServices()
 }
 
-// loadAvailable loads a module named on the kernel command line from
-// Config.Available, dependencies first, each once.
 // loadAvailable loads a module of Config.Available that the command line
 // names (in param), dependencies first, unless it is loaded already. Only
 // one goroutine at a time calls it: Run's, before the channel is private,
