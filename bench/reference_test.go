@@ -1,0 +1,52 @@
+package bench
+
+import (
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/kitrun/kitrun/boot/image"
+	"github.com/kitrun/kitrun/hypervisor/qemu/qemutest"
+)
+
+// The reference specs that README § The floor benches beside the floor and
+// examples/minimal.yml build, and differ from the example only as they say:
+// kitinit-only has no service; listener's is a Go program a fraction of the
+// size of the example's, behind the same TCP probe.
+func TestReferenceSpecs(t *testing.T) {
+	a := qemutest.Require(t, "x86_64")
+	root := qemutest.RepoRoot(t)
+	build := func(rel string) *image.Image {
+		return qemutest.BuildSpec(t, a, filepath.Join(root, filepath.FromSlash(rel)))
+	}
+	minimal := build("examples/minimal.yml")
+	only := build("bench/reference/kitinit-only.yml")
+	listener := build("bench/reference/listener.yml")
+
+	if len(only.Manifest.Services) != 0 {
+		t.Errorf("kitinit-only has services %v", only.Manifest.Services)
+	}
+	if !slices.Equal(listener.Manifest.Services, []string{"listener"}) {
+		t.Errorf("listener's services: %v", listener.Manifest.Services)
+	}
+	for _, img := range []*image.Image{only, listener} {
+		if img.Manifest.KernelVersion != minimal.Manifest.KernelVersion || img.Cmdline != minimal.Cmdline {
+			t.Errorf("%s: kernel %s, command line %q; the example has %s, %q",
+				img.Manifest.Name, img.Manifest.KernelVersion, img.Cmdline, minimal.Manifest.KernelVersion, minimal.Cmdline)
+		}
+	}
+	size := func(img *image.Image, path string) int64 {
+		for _, e := range img.Manifest.Files {
+			if e.Path == path {
+				return e.Size
+			}
+		}
+		t.Fatalf("%s has no %s", img.Manifest.Name, path)
+		return 0
+	}
+	hello, small := size(minimal, "/usr/bin/hello"), size(listener, "/usr/bin/listener")
+	if small*3 > hello*2 {
+		t.Errorf("listener is %d bytes, hello %d: not the small service it stands for", small, hello)
+	}
+	t.Logf("service binaries: hello %d bytes, listener %d", hello, small)
+}
